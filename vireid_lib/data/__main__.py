@@ -1,0 +1,73 @@
+"""Print a dataset's exact split as JSON, or a summary table of its splits.
+
+    python -m vireid_lib.data splits {sysu,regdb,vcm} ROOT [--mode all|indoor] [--trial N]
+        [--shot 1|10] [--direction ir2rgb|rgb2ir|v2t|t2v] [--seq-len S]
+    python -m vireid_lib.data summary {sysu,regdb,vcm} ROOT
+
+The JSON is ``{"query": [...], "gallery": [...]}``, each item ``{"paths": [...], "pid": int,
+"camid": int}`` with paths relative to ROOT in protocol order (the sampled test frames for a
+tracklet), so it can be diffed against any other implementation of the protocols.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+from pathlib import Path
+
+from . import open_dataset
+from .errors import DatasetError
+from .splits import split_to_json
+from .summary import summarise
+from .vcm import sample_test_frames
+
+
+def _split(args: argparse.Namespace) -> dict:
+    dataset = open_dataset(args.dataset, args.root)
+    frames = None
+    if args.dataset == "sysu":
+        split = dataset.split(args.mode, 0 if args.trial is None else args.trial, args.shot)
+    elif args.dataset == "regdb":
+        split = dataset.split(1 if args.trial is None else args.trial, args.direction or "v2t")
+    else:
+        split = dataset.split(args.direction or "ir2rgb")
+        frames = functools.partial(sample_test_frames, seq_len=args.seq_len)
+    return split_to_json(split, dataset.root, frames)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vireid_lib.data", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    splits = commands.add_parser("splits", help="print the exact query / gallery split as JSON")
+    summary = commands.add_parser("summary", help="print a table of the dataset's splits")
+    for sub in (splits, summary):
+        sub.add_argument("dataset", choices=["sysu", "regdb", "vcm"])
+        sub.add_argument("root", type=Path)
+        sub.add_argument("--trial", type=int, help="sysu: 0..9 (default 0); regdb: 1..10 (default 1)")
+    splits.add_argument("--mode", choices=["all", "indoor"], default="all", help="sysu search mode")
+    splits.add_argument("--shot", type=int, choices=[1, 10], default=1, help="sysu gallery images per identity and camera")
+    splits.add_argument("--direction", choices=["ir2rgb", "rgb2ir", "v2t", "t2v"],
+                        help="vcm: ir2rgb (default) or rgb2ir; regdb: v2t (default) or t2v")
+    splits.add_argument("--seq-len", type=int, default=6, help="vcm: test frames sampled per tracklet (default 6)")
+    args = parser.parse_args(argv)
+    valid = {"sysu": (), "vcm": ("ir2rgb", "rgb2ir"), "regdb": ("v2t", "t2v")}[args.dataset]
+    if getattr(args, "direction", None) and args.direction not in valid:
+        parser.error(f"--direction {args.direction} does not apply to {args.dataset}; "
+                     + (f"use one of {valid}" if valid else "sysu queries are infrared and its gallery visible"))
+    try:
+        if args.command == "splits":
+            json.dump(_split(args), sys.stdout)
+            sys.stdout.write("\n")
+        else:
+            print(summarise(args.dataset, args.root, args.trial).to_string(index=False))
+    except DatasetError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

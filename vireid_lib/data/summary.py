@@ -1,0 +1,66 @@
+"""Tables that describe a dataset's splits: what a notebook shows before training."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import open_dataset
+from .records import INFRARED, VISIBLE, Split
+from .regdb import DIRECTIONS as REGDB_DIRECTIONS
+from .sysu import SEARCH_MODES
+from .vcm import DIRECTIONS as VCM_DIRECTIONS
+
+
+def _row(subset: str, records: list, **extra: object) -> dict:
+    lengths = [len(r) for r in records] if records and hasattr(records[0], "frames") else None
+    row = {
+        "subset": subset,
+        "identities": len({r.pid for r in records}),
+        "visible": sum(r.modality == VISIBLE for r in records),
+        "infrared": sum(r.modality == INFRARED for r in records),
+        "cameras": len({r.camid for r in records}),
+        **extra,
+    }
+    if lengths:
+        row["frames"] = int(np.sum(lengths))
+        row["min_len"], row["max_len"] = int(np.min(lengths)), int(np.max(lengths))
+    return row
+
+
+def _split_rows(split: Split, protocol: str) -> list[dict]:
+    unmatched = len(split.description.get("query_ids_without_gallery_match", []))
+    return [_row("query", split.query, protocol=protocol, ids_without_match=unmatched),
+            _row("gallery", split.gallery, protocol=protocol)]
+
+
+def summarise(kind: str, root: Path | str, trial: int | None = None) -> pd.DataFrame:
+    """One row per subset (train, and query / gallery of every protocol): counts per modality.
+
+    Images for SYSU-MM01 and RegDB, tracklets (with frame counts and lengths) for HITSZ-VCM.
+    """
+    dataset = open_dataset(kind, root)
+    rows = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the table itself reports unmatched query identities
+        if kind == "sysu":
+            visible, infrared = dataset.train()
+            rows.append(_row("train", visible + infrared, protocol="-"))
+            for mode in SEARCH_MODES:
+                rows += _split_rows(dataset.split(mode, trial or 0, 1), f"{mode}-search, trial {trial or 0}")
+        elif kind == "regdb":
+            visible, infrared = dataset.train(trial or 1)
+            rows.append(_row("train", visible + infrared, protocol=f"trial {trial or 1}"))
+            for direction in REGDB_DIRECTIONS:
+                rows += _split_rows(dataset.split(trial or 1, direction), f"{direction}, trial {trial or 1}")
+        else:
+            visible, infrared = dataset.train()
+            rows.append(_row("train", visible + infrared, protocol="-"))
+            for direction in VCM_DIRECTIONS:
+                rows += _split_rows(dataset.split(direction), direction)
+    columns = ["protocol", "subset", "identities", "visible", "infrared", "cameras"]
+    frame = pd.DataFrame(rows)
+    return frame[columns + [c for c in frame.columns if c not in columns]].fillna("")
