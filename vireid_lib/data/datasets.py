@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 
 from .io import read_image
 from .records import ImageRecord, TrackletRecord
+from .transforms import apply_per_frame
 from .vcm import sample_test_frames, sample_train_frames
 
 Transform = Callable[[Any], Any]
@@ -84,8 +85,8 @@ class TrackletDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
         record = self.records[index]
-        frames = [self.transform(read_image(record.frames[i])) for i in self.frame_indices(index)]
-        return torch.stack(frames), record.pid, record.camid
+        frames = [read_image(record.frames[i]) for i in self.frame_indices(index)]
+        return apply_per_frame(self.transform, frames), record.pid, record.camid
 
 
 class PairedTrackletDataset(PairedImageDataset):
