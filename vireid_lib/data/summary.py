@@ -62,5 +62,6 @@ def summarise(kind: str, root: Path | str, trial: int | None = None) -> pd.DataF
             for direction in VCM_DIRECTIONS:
                 rows += _split_rows(dataset.split(direction), direction)
     columns = ["protocol", "subset", "identities", "visible", "infrared", "cameras"]
-    frame = pd.DataFrame(rows)
-    return frame[columns + [c for c in frame.columns if c not in columns]].fillna("")
+    frame = pd.DataFrame(rows).convert_dtypes()  # integer columns stay integers beside blanks
+    frame = frame[columns + [c for c in frame.columns if c not in columns]]
+    return frame.astype(object).where(frame.notna(), "")
