@@ -34,6 +34,9 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from ..records import INFRARED, VISIBLE
+from ..skeletons import COCO17_NAMES
+
 __all__ = [
     "COCO17_LIMBS",
     "COCO17_NAMES",
@@ -58,7 +61,6 @@ COCO17_LIMBS: tuple[tuple[int, int], ...] = (
 )
 FACINGS: tuple[str, ...] = ("left", "right", "front", "back")
 
-VISIBLE, INFRARED = 0, 1
 
 RGB = tuple[int, int, int]
 
@@ -430,11 +432,12 @@ def _pose_body(ident: Identity, phase: float) -> _Body:
         arms.append((shoulder, elbow, wrist))
     head = (0.0, head_y, 0.02)
     face = (
-        (0.0, head_y - 0.15 * r, 0.02 + 0.95 * r),  # nose
-        (0.38 * r, head_y + 0.12 * r, 0.02 + 0.82 * r),  # left eye
-        (-0.38 * r, head_y + 0.12 * r, 0.02 + 0.82 * r),
-        (0.97 * r, head_y, 0.02 - 0.05 * r),  # left ear
-        (-0.97 * r, head_y, 0.02 - 0.05 * r),
+        # The head disc includes the hair volume, so the face sits in its lower half.
+        (0.0, head_y - 0.5 * r, 0.02 + 0.95 * r),  # nose
+        (0.38 * r, head_y - 0.3 * r, 0.02 + 0.82 * r),  # left eye
+        (-0.38 * r, head_y - 0.3 * r, 0.02 + 0.82 * r),
+        (0.97 * r, head_y - 0.25 * r, 0.02 - 0.05 * r),  # left ear
+        (-0.97 * r, head_y - 0.25 * r, 0.02 - 0.05 * r),
     )
     (lh, lk, la, lt), (rh, rk, ra, rt) = legs
     (ls, le, lw), (rs, re, rw) = arms
@@ -676,7 +679,7 @@ def _draw_person(draw: ImageDraw.ImageDraw, ident: Identity, body: _Body, facing
             if ident.hair == "short":
                 draw.chord(box, 55, 125, fill=paint.skin)  # bare nape under short hair
         elif facing == "front":
-            spread = {"short": 12, "medium": -12, "long": -30}[ident.hair]
+            spread = {"short": 15, "medium": 0, "long": -12}[ident.hair]  # fringe stays above the eyes
             draw.chord((box[0] - 0.05 * r, box[1] - 0.08 * r, box[2] + 0.05 * r, box[3]), 180 + spread, 360 - spread,
                        fill=paint.hair)
         else:
