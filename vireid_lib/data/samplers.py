@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import Union
+from typing import Any, Union
 
 import numpy as np
 import torch.distributed as dist
@@ -262,29 +262,9 @@ class TrackletSampler(CrossModalityIdentitySampler):
     tracklet-level pids (one per tracklet, e.g. ``[t.pid for t in tracklets]``).
     """
 
-    def __init__(
-        self,
-        visible_pids: Sequence[int],
-        infrared_pids: Sequence[int],
-        num_ids: int = 8,
-        num_per_modality: int = 2,
-        replace: bool = True,
-        seed: int = 0,
-        num_replicas: int | None = None,
-        rank: int | None = None,
-        epoch_length: EpochLength = "official",
-    ) -> None:
-        super().__init__(
-            visible_pids,
-            infrared_pids,
-            num_ids=num_ids,
-            num_per_modality=num_per_modality,
-            replace=replace,
-            seed=seed,
-            num_replicas=num_replicas,
-            rank=rank,
-            epoch_length=epoch_length,
-        )
+    def __init__(self, visible_pids: Sequence[int], infrared_pids: Sequence[int], num_per_modality: int = 2,
+                 **kwargs: Any) -> None:
+        super().__init__(visible_pids, infrared_pids, num_per_modality=num_per_modality, **kwargs)
 
 
 def _preview(ids: np.ndarray) -> str:

@@ -39,8 +39,12 @@ class SyntheticConfig:
         return (self.width, self.height)
 
 
-def _identities(n: int, rng: np.random.Generator) -> list[Identity]:
-    return [sample_identity(rng) for _ in range(n)]
+def _start(config: SyntheticConfig, minimum: int, dataset: str) -> tuple[np.random.Generator, list[Identity]]:
+    """The writer's generator and its crowd of ``config.ids`` people, after checking the count."""
+    if config.ids < minimum:
+        raise ValueError(f"ids={config.ids} is too few for a synthetic {dataset}; use at least {minimum}.")
+    rng = np.random.default_rng(config.seed)
+    return rng, [sample_identity(rng) for _ in range(config.ids)]
 
 
 def _write_marker(root: Path, kind: str, config: SyntheticConfig, extra: dict) -> None:
@@ -57,10 +61,8 @@ def write_sysu(root: Path | str, config: SyntheticConfig = SyntheticConfig()) ->
     data), and folder sizes straddle 10 so the 10-shot gallery meets both cases.
     """
     root = Path(root)
-    rng = np.random.default_rng(config.seed)
+    rng, crowd = _start(config, 6, "SYSU-MM01")
     n = config.ids
-    if n < 6:
-        raise ValueError(f"ids={n} is too few for SYSU-MM01's train/val/test split; use at least 6.")
     pids = np.sort(rng.choice(np.arange(1, 534), size=n, replace=False))
     n_test = max(2, round(0.3 * n))
     n_val = max(1, round(0.1 * n))
@@ -68,7 +70,7 @@ def write_sysu(root: Path | str, config: SyntheticConfig = SyntheticConfig()) ->
     test = sorted(int(p) for p in pids[order[:n_test]])
     val = sorted(int(p) for p in pids[order[n_test:n_test + n_val]])
     train = sorted(int(p) for p in pids[order[n_test + n_val:]])
-    people = dict(zip((int(p) for p in pids), _identities(n, rng)))
+    people = dict(zip((int(p) for p in pids), crowd))
     counts = {"images": 0}
     for pid in sorted(people):
         visible = [c for c in (1, 2, 4, 5) if rng.random() < 0.75] or [int(rng.choice([1, 2, 4, 5]))]
@@ -105,11 +107,8 @@ def write_regdb(root: Path | str, config: SyntheticConfig = SyntheticConfig(), i
     at random; train labels are 0..N/2-1, test labels the identity number minus one.
     """
     root = Path(root)
-    rng = np.random.default_rng(config.seed)
+    rng, people = _start(config, 4, "RegDB")
     n = config.ids
-    if n < 4:
-        raise ValueError(f"ids={n} is too few for RegDB's half/half split; use at least 4.")
-    people = _identities(n, rng)
     files: dict[int, dict[int, list[str]]] = {VISIBLE: {}, INFRARED: {}}
     for pid, person in enumerate(people, start=1):
         gender = "male" if rng.random() < 0.5 else "female"
@@ -162,11 +161,8 @@ def write_vcm(
     if tree not in ("merged", "split") or info not in ("info", "root"):
         raise ValueError(f"tree={tree!r} must be 'merged' or 'split' and info={info!r} 'info' or 'root'.")
     root = Path(root)
-    rng = np.random.default_rng(config.seed)
+    rng, people = _start(config, 4, "HITSZ-VCM")
     n = config.ids
-    if n < 4:
-        raise ValueError(f"ids={n} is too few for HITSZ-VCM's train/test split; use at least 4.")
-    people = _identities(n, rng)
     n_train = max(2, min(n - 2, round(train_fraction * n)))
     skeletons: dict[str, list[tuple[str, np.ndarray]]] = defaultdict(list)
     frame_counter: dict[tuple[int, int, int], int] = defaultdict(int)
