@@ -37,6 +37,15 @@ def test_read_image_decodes_to_rgb(images: list[ImageRecord]) -> None:
     assert np.abs(np.asarray(image)[40, 20].astype(int) - (200, 30, 30)).max() < 6
 
 
+def test_single_channel_infrared_decodes_to_three_equal_channels(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    Image.new("L", (20, 40), 90).save(buffer, format="JPEG")
+    image = np.asarray(read_image(touch(tmp_path / "ir.jpg", buffer.getvalue())))
+    assert image.shape == (40, 20, 3)
+    assert (image[..., 0] == image[..., 1]).all() and (image[..., 1] == image[..., 2]).all()
+    assert abs(int(image[20, 10, 0]) - 90) <= 2
+
+
 def test_corrupt_and_truncated_images_are_named(tmp_path: Path) -> None:
     garbage = touch(tmp_path / "garbage.jpg", b"not an image at all")
     with pytest.raises(DatasetError, match=r"cannot decode image .*garbage.jpg.*corrupt or truncated"):
