@@ -1,0 +1,170 @@
+"""Protocol runners: every official test setting of a dataset, scored into one tidy table.
+
+A runner takes a dataset reader and an ``extract`` callable (records -> one feature row per
+record, e.g. a trained model's test features) and returns an :class:`Evaluation`:
+
+* SYSU-MM01: all / indoor search x single / 10-shot, trials 0-9; the query features are
+  extracted once, and every gallery image that any trial draws is extracted once.
+* RegDB: visible-to-thermal and thermal-to-visible for each trial; every trial is its own
+  trained model, so ``extract`` is asked for per trial.
+* HITSZ-VCM: infrared-to-visible and visible-to-infrared, from one extraction of the two
+  tracklet sets (the second direction is the first with the roles swapped).
+
+The summary has one row per dataset / protocol / direction with R1, R5, R10, R20, mAP and
+mINP as percentages, their mean and standard deviation over trials, and the numbers of
+trials and valid queries. Re-ranked results are marked in a column of their own: no paper
+reproduced here uses re-ranking.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..data.regdb import RegDB
+from ..data.sysu import SYSUMM01
+from ..data.vcm import HITSZVCM
+from .distance import pairwise_distance
+from .rerank import k_reciprocal_rerank
+from .scoring import EvaluationError, evaluate
+
+Extract = Callable[[Sequence], object]
+RANKS = (1, 5, 10, 20)
+METRIC_COLUMNS = [f"R{k}" for k in RANKS] + ["mAP", "mINP"]
+DATASET_NAMES = {"sysu": "SYSU-MM01", "regdb": "RegDB", "vcm": "HITSZ-VCM"}
+SHOT_NAMES = {1: "single-shot", 10: "multi-shot (10)"}
+
+
+@dataclass
+class Evaluation:
+    """Scores of one model (or one model per trial) on every protocol that was run.
+
+    ``summary``: one row per dataset / protocol / direction, percentages, mean and std over
+    trials. ``per_trial``: one row per trial. ``cmc``: the mean CMC curve (fractions, ranks
+    1..max_rank) per ``(protocol, direction)``, for plots.
+    """
+
+    summary: pd.DataFrame
+    per_trial: pd.DataFrame
+    cmc: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+
+
+def score(query_features: object, gallery_features: object, query: Sequence, gallery: Sequence, rule: str,
+          metric: str = "cosine", rerank: bool = False, max_rank: int = 20) -> dict:
+    """Distances from features (or k-reciprocal re-ranked ones), then the official scoring."""
+    distmat = k_reciprocal_rerank(query_features, gallery_features) if rerank else \
+        pairwise_distance(query_features, gallery_features, metric)
+    return evaluate(distmat, [r.pid for r in query], [r.pid for r in gallery],
+                    [r.camid for r in query], [r.camid for r in gallery], rule=rule, max_rank=max_rank)
+
+
+def _features(extract: Extract, records: Sequence, what: str) -> np.ndarray:
+    features = extract(records)
+    array = features.detach().cpu().numpy() if hasattr(features, "detach") else np.asarray(features)
+    if array.ndim != 2 or array.shape[0] != len(records):
+        raise EvaluationError(
+            f"extract returned features of shape {tuple(array.shape)} for {len(records)} {what}; "
+            "it must return one feature row per record, in order."
+        )
+    return array
+
+
+def _trial_row(dataset: str, protocol: str, direction: str, trial: int, result: dict, rerank: bool,
+               num_query: int, num_gallery: int) -> dict:
+    row = {"dataset": DATASET_NAMES[dataset], "protocol": protocol, "direction": direction, "trial": trial,
+           "reranked": rerank, "queries": num_query, "gallery": num_gallery,
+           "valid_queries": result["num_valid_queries"]}
+    cmc = result["cmc"]
+    for k in RANKS:
+        row[f"R{k}"] = 100.0 * float(cmc[min(k, len(cmc)) - 1])
+    row["mAP"] = 100.0 * result["mAP"]
+    row["mINP"] = 100.0 * result["mINP"]
+    return row
+
+
+def summarise(per_trial: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard deviation (over trials, ddof=1; NaN for a single trial) per protocol."""
+    keys = ["dataset", "protocol", "direction", "reranked"]
+    grouped = per_trial.groupby(keys, sort=False)
+    summary = grouped[METRIC_COLUMNS].mean()
+    spread = grouped[METRIC_COLUMNS].std(ddof=1).add_suffix("_std")
+    counts = grouped.agg(trials=("trial", "count"), valid_queries=("valid_queries", "mean"))
+    table = pd.concat([summary, spread, counts], axis=1).reset_index()
+    ordered = keys + ["trials", "valid_queries"] + [c for m in METRIC_COLUMNS for c in (m, f"{m}_std")]
+    return table[ordered]
+
+
+def _evaluation(rows: list[dict], curves: dict[tuple[str, str], list[np.ndarray]]) -> Evaluation:
+    per_trial = pd.DataFrame(rows)
+    return Evaluation(summarise(per_trial), per_trial, {key: np.mean(c, axis=0) for key, c in curves.items()})
+
+
+def run_sysu(dataset: SYSUMM01, extract: Extract, modes: Iterable[str] = ("all", "indoor"),
+             shots: Iterable[int] = (1,), trials: Iterable[int] = range(10), metric: str = "cosine",
+             rerank: bool = False, max_rank: int = 20) -> Evaluation:
+    """SYSU-MM01: queries extracted once, each gallery image once, scored per mode, shot, trial."""
+    modes, shots, trials = list(modes), list(shots), list(trials)
+    query = dataset.query()
+    query_features = _features(extract, query, "query images")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # short 10-shot folders: reported by the reader's own split
+        galleries = {(mode, shot, t): dataset.gallery(mode, t, shot) for mode in modes for shot in shots for t in trials}
+    pool = sorted({r.path: r for g in galleries.values() for r in g}.values(), key=lambda r: str(r.path))
+    pool_features = _features(extract, pool, "gallery images")
+    row_of = {r.path: i for i, r in enumerate(pool)}
+    rows, curves = [], {}
+    for (mode, shot, t), gallery in galleries.items():
+        features = pool_features[[row_of[r.path] for r in gallery]]
+        result = score(query_features, features, query, gallery, "sysu", metric, rerank, max_rank)
+        protocol = f"{mode}-search, {SHOT_NAMES[shot]}"
+        rows.append(_trial_row("sysu", protocol, "ir2rgb", t, result, rerank, len(query), len(gallery)))
+        curves.setdefault((protocol, "ir2rgb"), []).append(result["cmc"])
+    return _evaluation(rows, curves)
+
+
+def run_regdb(dataset: RegDB, extract_for_trial: Callable[[int], Extract], trials: Iterable[int] = range(1, 11),
+              directions: Iterable[str] = ("v2t", "t2v"), metric: str = "cosine", rerank: bool = False,
+              max_rank: int = 20) -> Evaluation:
+    """RegDB: each trial's test lists scored with that trial's model, in both directions."""
+    rows, curves = [], {}
+    directions = list(directions)
+    for t in trials:
+        extract = extract_for_trial(t)
+        split = dataset.split(t, "v2t")  # visible query, thermal gallery; t2v swaps them
+        visible = _features(extract, split.query, "visible images")
+        thermal = _features(extract, split.gallery, "thermal images")
+        for direction in directions:
+            if direction == "v2t":
+                q, g, qf, gf = split.query, split.gallery, visible, thermal
+            elif direction == "t2v":
+                q, g, qf, gf = split.gallery, split.query, thermal, visible
+            else:
+                raise EvaluationError(f"direction={direction!r} is not a RegDB direction; use 'v2t' or 't2v'.")
+            result = score(qf, gf, q, g, "regdb", metric, rerank, max_rank)
+            rows.append(_trial_row("regdb", "standard", direction, t, result, rerank, len(q), len(g)))
+            curves.setdefault(("standard", direction), []).append(result["cmc"])
+    return _evaluation(rows, curves)
+
+
+def run_vcm(dataset: HITSZVCM, extract: Extract, directions: Iterable[str] = ("ir2rgb", "rgb2ir"),
+            metric: str = "cosine", rerank: bool = False, max_rank: int = 20) -> Evaluation:
+    """HITSZ-VCM: the query_IDX tracklets and the others, extracted once, scored both ways."""
+    split = dataset.split("ir2rgb")
+    chosen = _features(extract, split.query, "query tracklets")
+    others = _features(extract, split.gallery, "gallery tracklets")
+    rows, curves = [], {}
+    for direction in directions:
+        if direction == "ir2rgb":
+            q, g, qf, gf = split.query, split.gallery, chosen, others
+        elif direction == "rgb2ir":
+            q, g, qf, gf = split.gallery, split.query, others, chosen
+        else:
+            raise EvaluationError(f"direction={direction!r} is not a HITSZ-VCM direction; use 'ir2rgb' or 'rgb2ir'.")
+        result = score(qf, gf, q, g, "vcm", metric, rerank, max_rank)
+        rows.append(_trial_row("vcm", "standard", direction, 0, result, rerank, len(q), len(g)))
+        curves.setdefault(("standard", direction), []).append(result["cmc"])
+    return _evaluation(rows, curves)
