@@ -140,3 +140,10 @@ def test_rerank_arguments_and_shape() -> None:
 def test_extractor_returning_the_wrong_shape(synthetic_vcm: Path) -> None:
     with pytest.raises(EvaluationError, match=r"extract returned features of shape \(3, 64\) for .* query tracklets"):
         run_vcm(HITSZVCM(synthetic_vcm), lambda records: np.zeros((3, DIM)))
+
+
+def test_unknown_direction_lists_the_valid_ones(synthetic_vcm: Path, synthetic_regdb: Path) -> None:
+    with pytest.raises(EvaluationError, match=r"direction='v2t' is not a HITSZ-VCM direction; use one of \('ir2rgb', 'rgb2ir'\)"):
+        run_vcm(HITSZVCM(synthetic_vcm), noisy_identity_features(1.0), directions=["v2t"])
+    with pytest.raises(EvaluationError, match="not a RegDB direction"):
+        run_regdb(RegDB(synthetic_regdb), lambda t: noisy_identity_features(1.0), trials=[1], directions=["ir2rgb"])

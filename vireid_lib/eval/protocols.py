@@ -98,6 +98,16 @@ def summarise(per_trial: pd.DataFrame) -> pd.DataFrame:
     return table[ordered]
 
 
+def _orient(direction: str, names: tuple[str, str], query: Sequence, gallery: Sequence, query_features: np.ndarray,
+            gallery_features: np.ndarray, dataset: str) -> tuple[Sequence, Sequence, np.ndarray, np.ndarray]:
+    """The split as given for ``names[0]``, with query and gallery swapped for ``names[1]``."""
+    if direction == names[0]:
+        return query, gallery, query_features, gallery_features
+    if direction == names[1]:
+        return gallery, query, gallery_features, query_features
+    raise EvaluationError(f"direction={direction!r} is not a {dataset} direction; use one of {names}.")
+
+
 def _evaluation(rows: list[dict], curves: dict[tuple[str, str], list[np.ndarray]]) -> Evaluation:
     per_trial = pd.DataFrame(rows)
     return Evaluation(summarise(per_trial), per_trial, {key: np.mean(c, axis=0) for key, c in curves.items()})
@@ -138,12 +148,7 @@ def run_regdb(dataset: RegDB, extract_for_trial: Callable[[int], Extract], trial
         visible = _features(extract, split.query, "visible images")
         thermal = _features(extract, split.gallery, "thermal images")
         for direction in directions:
-            if direction == "v2t":
-                q, g, qf, gf = split.query, split.gallery, visible, thermal
-            elif direction == "t2v":
-                q, g, qf, gf = split.gallery, split.query, thermal, visible
-            else:
-                raise EvaluationError(f"direction={direction!r} is not a RegDB direction; use 'v2t' or 't2v'.")
+            q, g, qf, gf = _orient(direction, ("v2t", "t2v"), split.query, split.gallery, visible, thermal, "RegDB")
             result = score(qf, gf, q, g, "regdb", metric, rerank, max_rank)
             rows.append(_trial_row("regdb", "standard", direction, t, result, rerank, len(q), len(g)))
             curves.setdefault(("standard", direction), []).append(result["cmc"])
@@ -158,12 +163,7 @@ def run_vcm(dataset: HITSZVCM, extract: Extract, directions: Iterable[str] = ("i
     others = _features(extract, split.gallery, "gallery tracklets")
     rows, curves = [], {}
     for direction in directions:
-        if direction == "ir2rgb":
-            q, g, qf, gf = split.query, split.gallery, chosen, others
-        elif direction == "rgb2ir":
-            q, g, qf, gf = split.gallery, split.query, others, chosen
-        else:
-            raise EvaluationError(f"direction={direction!r} is not a HITSZ-VCM direction; use 'ir2rgb' or 'rgb2ir'.")
+        q, g, qf, gf = _orient(direction, ("ir2rgb", "rgb2ir"), split.query, split.gallery, chosen, others, "HITSZ-VCM")
         result = score(qf, gf, q, g, "vcm", metric, rerank, max_rank)
         rows.append(_trial_row("vcm", "standard", direction, 0, result, rerank, len(q), len(g)))
         curves.setdefault(("standard", direction), []).append(result["cmc"])
