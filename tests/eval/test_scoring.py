@@ -147,6 +147,7 @@ def test_blocks_of_queries_give_the_same_result(monkeypatch: pytest.MonkeyPatch)
     (np.zeros((0, 3)), "must both be non-empty"),
     (np.zeros((2, 0)), "must both be non-empty"),
     (np.zeros(3), "2-D query x gallery"),
+    (np.array([[1e39, 0.0]]), "beyond float32's range"),
 ])
 def test_bad_distances(bad: np.ndarray, message: str) -> None:
     q = np.zeros(bad.shape[0] if bad.ndim == 2 else 1, int)

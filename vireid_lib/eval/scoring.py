@@ -45,6 +45,8 @@ RULES = ("sysu", "regdb", "vcm")
 BLOCK_ENTRIES = 1 << 23
 # Threads scoring blocks of queries at once (at most this many, and no more than the cores).
 MAX_THREADS = 8
+# Ranking runs in float32 (see above); larger distances would overflow to +inf there.
+FLOAT32_LIMIT = float(np.finfo(np.float32).max)
 
 
 class EvaluationError(ValueError):
@@ -85,6 +87,11 @@ def check_distances(distmat: object) -> np.ndarray:
         raise EvaluationError(
             f"distmat holds {int(np.count_nonzero(~np.isfinite(d)))} NaN or infinite values (first at query {q}, "
             f"gallery {g}); the features or the model producing them are broken (check the training loss for NaN)."
+        )
+    if max(abs(float(d.min())), abs(float(d.max()))) > FLOAT32_LIMIT:
+        raise EvaluationError(
+            f"distmat holds values up to {max(abs(float(d.min())), abs(float(d.max()))):.3g}, beyond float32's range, in "
+            "which the evaluator ranks; divide the matrix by a constant (ranking is unchanged) and score it again."
         )
     return d
 
