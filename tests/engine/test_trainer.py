@@ -1,0 +1,201 @@
+"""The training loop: schedule, resume that ends bit-for-bit where an uninterrupted run does,
+NaN stops, atomic checkpoints, strict loading and best-versus-last bookkeeping."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from vireid_lib.data.samplers import CrossModalityIdentitySampler
+from vireid_lib.engine import (
+    CheckpointError, ConfigError, TrainConfig, TrainingDiverged, load_checkpoint, load_model_state, save_atomic, train,
+)
+
+IDS, PER_ID, DIM = 6, 5, 12
+
+
+class TinyReID(nn.Module):
+    """A two-stream model that follows the engine's contract, small enough for the CPU."""
+
+    def __init__(self, classes: int = IDS) -> None:
+        super().__init__()
+        self.visible = nn.Linear(DIM, 16)
+        self.infrared = nn.Linear(DIM, 16)
+        self.drop = nn.Dropout(0.2)  # exercises the RNG inside a step
+        self.head = nn.Linear(16, classes)
+
+    def forward(self, visible, infrared):
+        parts = []
+        if visible is not None:
+            parts.append(self.visible(visible))
+        if infrared is not None:
+            parts.append(self.infrared(infrared))
+        features = torch.cat(parts)
+        out = {"pooled": features, "embedding": features}
+        if self.training:
+            out["logits"] = self.head(self.drop(features))
+        return out
+
+    def param_groups(self, lr: float) -> list[dict]:
+        return [{"params": [*self.visible.parameters(), *self.infrared.parameters()], "lr": 0.1 * lr},
+                {"params": self.head.parameters(), "lr": lr}]
+
+
+class CrossEntropy(nn.Module):
+    def __init__(self, poison_epoch: int | None = None) -> None:
+        super().__init__()
+        self.poison_epoch, self.epoch = poison_epoch, 0
+
+    def forward(self, outputs, labels):
+        loss = nn.functional.cross_entropy(outputs["logits"], labels)
+        if self.poison_epoch is not None and self.epoch >= self.poison_epoch:
+            loss = loss * float("nan")
+        return {"loss": loss, "ce": loss.detach()}
+
+
+class Pairs(Dataset):
+    """Identity prototypes plus fresh noise per draw (drawn from torch's RNG, like augmentation)."""
+
+    def __init__(self) -> None:
+        generator = torch.Generator().manual_seed(0)
+        self.centres = torch.randn(IDS, DIM, generator=generator)
+        self.pids = [i // PER_ID for i in range(IDS * PER_ID)]
+
+    def __len__(self) -> int:
+        return len(self.pids)
+
+    def __getitem__(self, pair):
+        v, i = pair
+        return (self.centres[self.pids[v]] + 0.5 * torch.randn(DIM),
+                self.centres[self.pids[i]] + 0.5 * torch.randn(DIM) + 1.0, self.pids[v], self.pids[i])
+
+
+def loader(seed: int = 0) -> DataLoader:
+    data = Pairs()
+    sampler = CrossModalityIdentitySampler(data.pids, data.pids, num_ids=3, num_per_modality=2, seed=seed)
+    return DataLoader(data, batch_size=sampler.batch_size, sampler=sampler)
+
+
+def fresh_model() -> TinyReID:
+    torch.manual_seed(123)
+    return TinyReID()
+
+
+def config(tmp_path: Path, **changes) -> TrainConfig:
+    defaults = dict(epochs=4, lr=0.5, warmup_epochs=1, milestones=(3,), out_dir=str(tmp_path), progress=False)
+    return TrainConfig(**{**defaults, **changes})
+
+
+def test_agw_schedule() -> None:
+    agw = TrainConfig()
+    factors = [agw.lr_factor(e) for e in range(81)]
+    assert factors[:10] == pytest.approx([(e + 1) / 10 for e in range(10)])
+    assert factors[10:20] == [1.0] * 10 and factors[20:50] == pytest.approx([0.1] * 30)
+    assert factors[50:] == pytest.approx([0.01] * 31)
+    assert TrainConfig(schedule="constant").lr_factor(70) == 1.0
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"epochs": 0}, "epochs=0"), ({"optimizer": "rmsprop"}, "optimizer='rmsprop'.*'sgd', 'adam'"),
+    ({"amp": "fp8"}, "amp='fp8'"), ({"lr": float("nan")}, "lr=nan"), ({"milestones": (50, 20)}, "milestones"),
+])
+def test_bad_config(changes: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**changes)
+
+
+def test_training_learns_writes_checkpoint_and_log(tmp_path: Path) -> None:
+    result = train(fresh_model(), CrossEntropy(), loader(), config(tmp_path, epochs=6))
+    losses = [row["loss"] for row in result.history]
+    assert losses[-1] < 0.5 * losses[0]
+    rows = list(csv.DictReader(open(tmp_path / "log.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert float(rows[0]["lr"]) == pytest.approx(0.5) and float(rows[3]["lr"]) == pytest.approx(0.05)
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert state["epoch"] == 5 and len(state["history"]) == 6
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_interrupted_and_resumed_run_ends_exactly_like_an_uninterrupted_one(tmp_path: Path) -> None:
+    whole = fresh_model()
+    train(whole, CrossEntropy(), loader(), config(tmp_path / "whole"))
+
+    def stop_mid_epoch(epoch: int, step: int) -> None:
+        if epoch == 2 and step == 1:
+            raise Interrupt  # as abrupt as a kill: epoch 3 is half done and never saved
+
+    with pytest.raises(Interrupt):
+        train(fresh_model(), CrossEntropy(), loader(), config(tmp_path / "split"), on_step=stop_mid_epoch)
+    assert load_checkpoint(tmp_path / "split/last.pt")["epoch"] == 1
+    resumed_model = fresh_model()
+    resumed = train(resumed_model, CrossEntropy(), loader(), config(tmp_path / "split"))
+    assert resumed.resumed_from == 2
+    for name, tensor in whole.state_dict().items():
+        assert torch.equal(tensor, resumed_model.state_dict()[name]), name
+    assert [r["loss"] for r in resumed.history] == [r["loss"] for r in load_checkpoint(tmp_path / "whole/last.pt")["history"]]
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
+    criterion = CrossEntropy(poison_epoch=2)
+
+    def track(epoch: int, step: int) -> None:
+        criterion.epoch = epoch
+
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 3, step 1 .*last.pt holds epoch 2.*Lower lr"):
+        train(fresh_model(), criterion, loader(), config(tmp_path), on_step=track)
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path: Path) -> None:
+    train(fresh_model(), CrossEntropy(), loader(), config(tmp_path, epochs=1))
+    with pytest.raises(CheckpointError, match=r"other settings \(lr: 0.5 -> 0.1\)"):
+        train(fresh_model(), CrossEntropy(), loader(), config(tmp_path, epochs=2, lr=0.1))
+
+
+def test_evaluation_keeps_last_and_best_on_test(tmp_path: Path) -> None:
+    scores = iter([0.3, 0.7, 0.5])
+    result = train(fresh_model(), CrossEntropy(), loader(), config(tmp_path, epochs=3, eval_every=1),
+                   evaluate_fn=lambda model: {"mAP": next(scores), "R1": 1.0})
+    assert result.last_metrics == {"mAP": 0.5, "R1": 1.0}
+    assert result.best_metrics["mAP"] == 0.7 and result.best_epoch == 2
+    assert load_checkpoint(tmp_path / "best.pt")["epoch"] == 1
+    assert [row["test_mAP"] for row in result.history] == [0.3, 0.7, 0.5]
+
+
+def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = save_atomic({"epoch": 1}, tmp_path / "last.pt")
+
+    def broken_save(obj, file):
+        Path(file).write_bytes(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_atomic({"epoch": 2}, path)
+    monkeypatch.undo()
+    assert load_checkpoint(path) == {"epoch": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_strict_loading_names_keys_and_files(tmp_path: Path) -> None:
+    model = TinyReID()
+    state = model.state_dict()
+    state["extra.weight"] = torch.zeros(1)
+    del state["head.bias"]
+    with pytest.raises(CheckpointError, match=r"missing keys \['head.bias'\], unexpected keys \['extra.weight'\]"):
+        load_model_state(model, state, "run/last.pt")
+    with pytest.raises(CheckpointError, match="does not fit TinyReID"):
+        load_model_state(TinyReID(classes=3), TinyReID(classes=4).state_dict(), "x.pt")
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot read checkpoint .*bad.pt"):
+        load_checkpoint(tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="absent.pt does not exist"):
+        load_checkpoint(tmp_path / "absent.pt")

@@ -1,0 +1,234 @@
+"""One training loop for every paper, driven by a :class:`TrainConfig`.
+
+What it guarantees:
+
+* Reproducible and resumable. At the start of every epoch the RNGs are seeded from
+  ``(seed, epoch)`` and the sampler is told the epoch, so an epoch's batches, augmentations
+  and dropout depend on nothing that happened before it. A checkpoint is written atomically
+  after every epoch; with ``resume=True`` an interrupted run continues from the last one and
+  ends bit-for-bit where an uninterrupted run would (on the CPU; CUDA kernels may not be
+  deterministic).
+* Nothing is lost. A NaN or infinite loss stops training at once with a message naming the
+  epoch and step; the last checkpoint on disk is the last good epoch.
+* Honest model selection. ``evaluate_fn`` runs every ``eval_every`` epochs and after the
+  last; the last epoch's numbers are the result, the best epoch's (by mAP) are kept beside
+  them, labelled best-on-test, as the official scripts report them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import random
+import time
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .checkpoint import CheckpointError, load_checkpoint, load_model_state, save_atomic
+from .config import TrainConfig
+
+LAST = "last.pt"
+BEST = "best.pt"
+LOG = "log.csv"
+# Config fields that may change between an interrupted run and its resumption.
+RESUMABLE_CHANGES = {"epochs", "out_dir", "resume", "progress", "device", "eval_every"}
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the message says where and what to try."""
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced: its per-epoch history and where its checkpoints are."""
+
+    history: list[dict]
+    checkpoint: Path
+    last_metrics: dict | None = None
+    best_metrics: dict | None = None
+    best_epoch: int | None = None
+    best_checkpoint: Path | None = None
+    resumed_from: int | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch (CPU and CUDA), Python's ``random`` and NumPy's global generator."""
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch: a fixed function of the run's seed and the epoch number."""
+    return (seed * 1_000_003 + epoch * 7919) % 2**31
+
+
+def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """The paper's optimiser over the model's parameter groups (each with its own base lr)."""
+    if hasattr(model, "param_groups"):
+        groups = [dict(g) for g in model.param_groups(config.lr)]
+    else:
+        groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": config.lr}]
+    for group in groups:
+        group["base_lr"] = group["lr"]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+                               nesterov=config.nesterov and config.momentum > 0)
+    return torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _to_device(value: object, device: torch.device, channels_last: bool) -> object:
+    if isinstance(value, torch.Tensor):
+        value = value.to(device, non_blocking=True)
+        if channels_last and value.ndim == 4 and value.is_floating_point():
+            value = value.contiguous(memory_format=torch.channels_last)
+        return value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_device(v, device, channels_last) for v in value)
+    return value
+
+
+def _autocast(config: TrainConfig, device: torch.device):
+    if device.type != "cuda" or config.amp == "off":
+        return torch.autocast(device.type, enabled=False)
+    return torch.autocast("cuda", dtype=torch.bfloat16 if config.amp == "bf16" else torch.float16)
+
+
+def _write_log(path: Path, history: list[dict]) -> None:
+    columns: list[str] = []
+    for row in history:
+        columns += [k for k in row if k not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(history)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(buffer.getvalue())
+    os.replace(tmp, path)
+
+
+def train(
+    model: nn.Module,
+    criterion: nn.Module,
+    loader: Iterable,
+    config: TrainConfig,
+    evaluate_fn: Callable[[nn.Module], dict] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> TrainResult:
+    """Train ``model`` with ``criterion`` on ``loader``'s batches ``(visible, infrared, visible_pids, infrared_pids)``.
+
+    ``loader.sampler`` (if it has ``set_epoch``) is told the epoch. ``on_step(epoch, step)``
+    is called before every step (progress hooks, tests that interrupt a run).
+    """
+    device = torch.device(config.device)
+    out_dir = Path(config.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.to(device)
+    criterion.to(device)
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(model, config)
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and config.amp == "fp16")
+    history: list[dict] = []
+    best: dict = {"metrics": None, "epoch": None}
+    start_epoch, resumed_from = 0, None
+    last_path = out_dir / LAST
+    if config.resume and last_path.is_file():
+        state = load_checkpoint(last_path)
+        _check_resumable(state.get("config", {}), config, last_path)
+        load_model_state(model, state["model"], str(last_path))
+        optimizer.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
+        history = list(state["history"])
+        best = dict(state["best"])
+        start_epoch = resumed_from = int(state["epoch"]) + 1
+    sampler = getattr(loader, "sampler", None)
+
+    last_metrics = history[-1].get("metrics") if history else None
+    for epoch in range(start_epoch, config.epochs):
+        seed_everything(epoch_seed(config.seed, epoch))
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+        factor = config.lr_factor(epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = group["base_lr"] * factor
+        model.train()
+        criterion.train()
+        sums: dict[str, float] = {}
+        steps, images, start = 0, 0, time.perf_counter()
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not config.progress, leave=False)
+        for step, (visible, infrared, visible_pids, infrared_pids) in enumerate(bar):
+            if on_step is not None:
+                on_step(epoch, step)
+            visible = _to_device(visible, device, config.channels_last)
+            infrared = _to_device(infrared, device, config.channels_last)
+            labels = torch.cat([visible_pids, infrared_pids]).to(device)
+            with _autocast(config, device):
+                outputs = model(visible, infrared)
+                losses = criterion(outputs, labels)
+            loss = losses["loss"]
+            if not torch.isfinite(loss.detach()):
+                kept = f"{last_path} holds epoch {history[-1]['epoch']}" if history else "no checkpoint was written yet"
+                raise TrainingDiverged(
+                    f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1} ({', '.join(f'{k}={v.item():.4g}' for k, v in losses.items())}); "
+                    f"training stopped and {kept}. Lower lr (now {config.lr}), use amp='bf16' or 'off', or check the "
+                    "data for corrupt images, then resume."
+                )
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            for name, value in losses.items():
+                sums[name] = sums.get(name, 0.0) + float(value.detach())
+            steps += 1
+            images += len(labels)
+            if config.progress:
+                bar.set_postfix(loss=f"{float(loss):.4f}", lr=f"{config.lr * factor:.2e}")
+        if steps == 0:
+            raise TrainingDiverged(f"epoch {epoch + 1} had no batches: the training loader is empty; check the sampler.")
+        seconds = time.perf_counter() - start
+        row = {"epoch": epoch + 1, "lr": config.lr * factor,  # the base rate; groups scale it "seconds": round(seconds, 3),
+               "images_per_s": round(images / seconds, 1), **{k: v / steps for k, v in sums.items()}}
+        evaluate_now = evaluate_fn is not None and (
+            epoch + 1 == config.epochs or (config.eval_every and (epoch + 1) % config.eval_every == 0))
+        if evaluate_now:
+            # Only numbers go into checkpoints: weights_only loading accepts nothing else.
+            last_metrics = {k: float(v) for k, v in dict(evaluate_fn(model)).items() if isinstance(v, (int, float))}
+            model.train()
+            row.update({f"test_{k}": v for k, v in last_metrics.items()})
+            key = "mAP" if "mAP" in last_metrics else next(iter(last_metrics))
+            if best["metrics"] is None or last_metrics[key] > best["metrics"][key]:
+                best = {"metrics": last_metrics, "epoch": epoch + 1}
+                save_atomic({"model": model.state_dict(), "epoch": epoch, "metrics": last_metrics,
+                             "config": config.to_dict()}, out_dir / BEST)
+        history.append(row)
+        save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                     "epoch": epoch, "history": history, "best": best, "config": config.to_dict()}, last_path)
+        _write_log(out_dir / LOG, history)
+    return TrainResult(history=history, checkpoint=last_path, last_metrics=last_metrics,
+                       best_metrics=best["metrics"], best_epoch=best["epoch"],
+                       best_checkpoint=out_dir / BEST if best["epoch"] is not None else None,
+                       resumed_from=resumed_from)
+
+
+def _check_resumable(saved: dict, config: TrainConfig, path: Path) -> None:
+    current = config.to_dict()
+    changed = sorted(k for k in current if k not in RESUMABLE_CHANGES and saved.get(k, current[k]) != current[k])
+    if changed:
+        details = ", ".join(f"{k}: {saved[k]!r} -> {current[k]!r}" for k in changed)
+        raise CheckpointError(
+            f"{path} was written by a run with other settings ({details}). Resuming would mix two "
+            "experiments: use a new out_dir, or resume=False to start over there."
+        )
+    if saved.get("epochs", config.epochs) != config.epochs:
+        warnings.warn(f"resuming {path} with epochs={config.epochs} (it was started with {saved['epochs']}).", stacklevel=3)
+
