@@ -1,0 +1,30 @@
+"""``python -m vireid_lib.results readme [--readme README.md] [--results results]``: regenerate the tables."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .readme import update_readme
+from .records import RecordError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vireid_lib.results", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    readme = commands.add_parser("readme", help="regenerate the README's results tables from results/")
+    readme.add_argument("--readme", type=Path, default=Path("README.md"))
+    readme.add_argument("--results", type=Path, default=Path("results"))
+    args = parser.parse_args(argv)
+    try:
+        changed = update_readme(args.readme, args.results)
+    except RecordError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"{args.readme}: {'tables regenerated' if changed else 'already up to date'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
