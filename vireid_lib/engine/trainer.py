@@ -29,7 +29,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from .checkpoint import CheckpointError, load_checkpoint, load_model_state, save_atomic
@@ -58,6 +60,13 @@ class TrainResult:
     best_checkpoint: Path | None = None
     resumed_from: int | None = None
     extra: dict = field(default_factory=dict)
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size) of an initialised process group, else (0, 1)."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
 
 
 def seed_everything(seed: int) -> None:
@@ -130,6 +139,7 @@ def train(
     is called before every step (progress hooks, tests that interrupt a run).
     """
     device = torch.device(config.device)
+    rank, world = _distributed()
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.to(device)
@@ -137,6 +147,10 @@ def train(
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, config)
+    # Under torchrun every process trains a replica on its own share of the batches; DDP
+    # averages the gradients, so the replicas stay identical. Only rank 0 writes files.
+    network = model if world == 1 else DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and config.amp == "fp16")
     history: list[dict] = []
     best: dict = {"metrics": None, "epoch": None}
@@ -155,7 +169,7 @@ def train(
 
     last_metrics = history[-1].get("metrics") if history else None
     for epoch in range(start_epoch, config.epochs):
-        seed_everything(epoch_seed(config.seed, epoch))
+        seed_everything(epoch_seed(config.seed, epoch) + rank)
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)
         factor = config.lr_factor(epoch)
@@ -165,7 +179,7 @@ def train(
         criterion.train()
         sums: dict[str, float] = {}
         steps, images, start = 0, 0, time.perf_counter()
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not config.progress, leave=False)
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not config.progress or rank > 0, leave=False)
         for step, (visible, infrared, visible_pids, infrared_pids) in enumerate(bar):
             if on_step is not None:
                 on_step(epoch, step)
@@ -173,10 +187,13 @@ def train(
             infrared = _to_device(infrared, device, config.channels_last)
             labels = torch.cat([visible_pids, infrared_pids]).to(device)
             with _autocast(config, device):
-                outputs = model(visible, infrared)
+                outputs = network(visible, infrared)
                 losses = criterion(outputs, labels)
             loss = losses["loss"]
-            if not torch.isfinite(loss.detach()):
+            finite = torch.isfinite(loss.detach()).float()
+            if world > 1:  # every rank must stop together, or the others wait forever in backward
+                dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+            if not finite:
                 kept = f"{last_path} holds epoch {history[-1]['epoch']}" if history else "no checkpoint was written yet"
                 raise TrainingDiverged(
                     f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1} ({', '.join(f'{k}={v.item():.4g}' for k, v in losses.items())}); "
@@ -202,18 +219,27 @@ def train(
             epoch + 1 == config.epochs or (config.eval_every and (epoch + 1) % config.eval_every == 0))
         if evaluate_now:
             # Only numbers go into checkpoints: weights_only loading accepts nothing else.
-            last_metrics = {k: float(v) for k, v in dict(evaluate_fn(model)).items() if isinstance(v, (int, float))}
+            scores = [None]
+            if rank == 0:
+                scores[0] = {k: float(v) for k, v in dict(evaluate_fn(model)).items() if isinstance(v, (int, float))}
+            if world > 1:
+                dist.broadcast_object_list(scores, src=0)
+            last_metrics = scores[0]
             model.train()
             row.update({f"test_{k}": v for k, v in last_metrics.items()})
             key = "mAP" if "mAP" in last_metrics else next(iter(last_metrics))
             if best["metrics"] is None or last_metrics[key] > best["metrics"][key]:
                 best = {"metrics": last_metrics, "epoch": epoch + 1}
-                save_atomic({"model": model.state_dict(), "epoch": epoch, "metrics": last_metrics,
-                             "config": config.to_dict()}, out_dir / BEST)
+                if rank == 0:
+                    save_atomic({"model": model.state_dict(), "epoch": epoch, "metrics": last_metrics,
+                                 "config": config.to_dict()}, out_dir / BEST)
         history.append(row)
-        save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-                     "epoch": epoch, "history": history, "best": best, "config": config.to_dict()}, last_path)
-        _write_log(out_dir / LOG, history)
+        if rank == 0:
+            save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                         "epoch": epoch, "history": history, "best": best, "config": config.to_dict()}, last_path)
+            _write_log(out_dir / LOG, history)
+        if world > 1:
+            dist.barrier()  # no rank starts the next epoch before the checkpoint is on disk
     return TrainResult(history=history, checkpoint=last_path, last_metrics=last_metrics,
                        best_metrics=best["metrics"], best_epoch=best["epoch"],
                        best_checkpoint=out_dir / BEST if best["epoch"] is not None else None,
