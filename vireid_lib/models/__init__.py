@@ -1,0 +1,34 @@
+"""Per-paper models (one file each) and the layers and backbone they share.
+
+Every model follows :mod:`vireid_lib.models.contract`: ``forward(visible, infrared)`` returns a
+dict of tensors (training: over ``[visible; infrared]``; evaluation: at least ``"embedding"``)
+and ``param_groups(base_lr)`` gives the optimiser groups with their own learning rates.
+"""
+
+from .agw import AGW, AGWCriterion, AGWRecipe, build_agw
+from .backbone import AGW_NON_LOCAL_COUNTS, ResNetStem, TwoStreamResNet50, WeightsError
+from .contract import Criterion, Outputs, ParamGroups
+from .ivreid import IVReID, IVReIDCriterion, IVReIDRecipe, ModalityHead, build_ivreid
+from .layers import BNNeck, GeM, NonLocal
+
+__all__ = [
+    "AGW",
+    "AGWCriterion",
+    "AGWRecipe",
+    "AGW_NON_LOCAL_COUNTS",
+    "BNNeck",
+    "Criterion",
+    "GeM",
+    "IVReID",
+    "IVReIDCriterion",
+    "IVReIDRecipe",
+    "ModalityHead",
+    "NonLocal",
+    "Outputs",
+    "ParamGroups",
+    "ResNetStem",
+    "TwoStreamResNet50",
+    "WeightsError",
+    "build_agw",
+    "build_ivreid",
+]

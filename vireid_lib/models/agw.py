@@ -1,0 +1,144 @@
+"""AGW: the cross-modality baseline of Ye et al., "Deep Learning for Person Re-identification:
+A Survey and Outlook" (TPAMI 2021), official code mangye16/Cross-Modal-Re-ID-baseline.
+
+Model: two-stream ResNet-50 (modality-specific stems, shared layer1-4, last stride 1) with
+non-local attention blocks after layer2 blocks 2-3 and layer3 blocks 3-5, GeM pooling with a
+fixed p = 3, and a BNNeck (BatchNorm1d with a frozen zero bias, bias-free classifier).
+Training: cross-entropy on the logits plus the weighted regularised triplet (WRT) on the
+pre-BN pooled feature (the criterion lives in ``vireid_lib.losses``). Test feature: the
+post-BN feature, L2-normalised by the evaluator.
+
+Recipe (:class:`AGWRecipe`): SGD with Nesterov momentum 0.9 and weight decay 5e-4; base lr 0.1
+for the BNNeck and classifier and 0.1x for the backbone; linear warm-up ``lr * (e + 1) / 10``
+for epochs 0-9, lr until epoch 19, 0.1 lr until 49, 0.01 lr after; 81 epochs; 288x144
+inputs; batches of 8 identities x 4 visible + 4 infrared images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..losses.identity import CrossEntropyLabelSmooth
+from ..losses.metric import WeightedRegularizedTriplet
+from .backbone import TwoStreamResNet50
+from .contract import Outputs
+from .layers import BNNeck, GeM
+
+
+@dataclass(frozen=True)
+class AGWRecipe:
+    """AGW's published training recipe, read by the engine (official ``train.py`` defaults)."""
+
+    optimizer: str = "sgd"
+    lr: float = 0.1  # BNNeck + classifier; the backbone gets backbone_lr_factor * lr
+    backbone_lr_factor: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = True
+    warmup_epochs: int = 10  # lr * (epoch + 1) / warmup_epochs during epochs 0..9
+    milestones: tuple[int, ...] = (20, 50)  # x gamma from epoch 20, x gamma^2 from epoch 50
+    gamma: float = 0.1
+    epochs: int = 81
+    height: int = 288
+    width: int = 144
+    num_ids: int = 8
+    num_per_modality: int = 4
+
+
+class AGW(nn.Module):
+    """AGW model following :mod:`vireid_lib.models.contract`.
+
+    ``forward(visible, infrared)``:
+
+    * training: ``{"pooled": [N, 2048] GeM feature before the BNNeck (WRT triplet input),
+      "bn": [N, 2048] post-BN feature, "logits": [N, C]}`` over ``[visible; infrared]``;
+    * evaluation (typically one modality, the other ``None``): ``{"embedding": [N, 2048]
+      post-BN feature, "pooled": [N, 2048] pre-BN feature}``.
+    """
+
+    def __init__(
+        self, backbone: TwoStreamResNet50, pool: GeM, neck: BNNeck, backbone_lr_factor: float = 0.1
+    ) -> None:
+        super().__init__()
+        self.backbone_lr_factor = backbone_lr_factor
+        self.backbone = backbone
+        self.pool = pool
+        self.neck = neck
+
+    @property
+    def num_classes(self) -> int:
+        return self.neck.classifier.out_features
+
+    def forward(self, visible: torch.Tensor | None = None, infrared: torch.Tensor | None = None) -> Outputs:
+        pooled = self.pool(self.backbone(visible, infrared))
+        if self.training:
+            bn, logits = self.neck(pooled)
+            return {"pooled": pooled, "bn": bn, "logits": logits}
+        return {"embedding": self.neck.bn(pooled), "pooled": pooled}
+
+    def param_groups(self, base_lr: float) -> list[dict]:
+        """Backbone (stems, layers, non-local blocks) at ``0.1 * base_lr``; BNNeck and
+        classifier at ``base_lr``, as the official optimiser splits them. Frozen parameters
+        (the BNNeck bias) are left out; GeM's p is fixed, so the pooling has none."""
+        backbone = [p for p in self.backbone.parameters() if p.requires_grad]
+        head = [p for p in list(self.pool.parameters()) + list(self.neck.parameters()) if p.requires_grad]
+        return [
+            {"params": backbone, "lr": self.backbone_lr_factor * base_lr},
+            {"params": head, "lr": base_lr},
+        ]
+
+
+def build_agw(
+    num_classes: int,
+    pretrained: bool = True,
+    weights_file: str | Path | None = None,
+    last_stride: int = 1,
+    non_local: bool = True,
+    official_one_channel: bool = True,
+    gem_p: float = 3.0,
+) -> AGW:
+    """AGW with the paper's defaults.
+
+    ``official_one_channel=True`` keeps the official 1-channel non-local blocks (the open
+    PR #28 defect, see :class:`~vireid_lib.models.layers.NonLocal`); ``False`` gives them the
+    intended ``in_channels // 2`` inner width. ``weights_file`` (a torchvision ResNet-50 state
+    dict) overrides ``pretrained``.
+    """
+    backbone = TwoStreamResNet50(
+        pretrained=pretrained,
+        weights_file=weights_file,
+        last_stride=last_stride,
+        non_local=non_local,
+        official_one_channel=official_one_channel,
+        shared_stem=False,
+    )
+    # Official BNNeck init: weights_init_kaiming draws the BatchNorm1d weight from N(1, 0.01);
+    # the classifier gets N(0, 0.001) and no bias; the BN bias is frozen at zero ("no shift").
+    neck = BNNeck(
+        backbone.out_channels,
+        num_classes,
+        bias_trainable=False,
+        classifier_bias=False,
+        bn_weight_std=0.01,
+        classifier_init="normal",
+    )
+    return AGW(backbone, GeM(p=gem_p, learnable=False), neck, backbone_lr_factor=AGWRecipe.backbone_lr_factor)
+
+
+class AGWCriterion(nn.Module):
+    """AGW's training objective: identity cross-entropy on the BNNeck logits plus the weighted
+    regularised triplet (WRT) on the pre-BN pooled feature, with unit weights."""
+
+    def __init__(self, num_classes: int, label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        self.identity = CrossEntropyLabelSmooth(num_classes, epsilon=label_smoothing)
+        self.wrt = WeightedRegularizedTriplet()
+
+    def forward(self, outputs: dict[str, torch.Tensor], labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        identity = self.identity(outputs["logits"], labels)
+        wrt, precision = self.wrt.loss_and_precision(outputs["pooled"], labels)
+        return {"loss": identity + wrt, "id": identity.detach(), "wrt": wrt.detach(), "triplet_precision": precision}

@@ -1,0 +1,231 @@
+"""IV-ReID strong baseline (seed 003), official code linyq17/IV-REID, built on Luo et al.'s
+reid-strong-baseline.
+
+Model: ONE ResNet-50 shared by both modalities (stem included, last stride 1, no non-local),
+global average pooling, a BatchNorm1d neck with a trainable bias and a shared identity
+classifier with a bias. On top, two modality-specific identity heads, one "visible" and one
+"infrared" (official ``IDENet``). Each head is exactly
+
+    BatchNorm1d(2048) -> Linear(2048, 512) -> Linear(512, num_classes)
+
+with NO activation between the two linear layers, as in the official code (and PAPERS.md:
+"BN, FC 512, FC classes"); the pair is therefore a rank-512 linear map. Heads read the
+post-BN feature (the official loop feeds them the neck output, not the GAP feature), and
+gradients from the heads flow back into the backbone (nothing is detached in the model).
+
+Training (the criterion lives in ``vireid_lib.losses``): cross-entropy on the shared logits
+over all samples; each head trained with cross-entropy on its own modality's samples plus a
+KL term ``KL(softmax(other head's logits on the same samples).detach() || head's)``, i.e. the
+visible head on the visible half is pulled toward the infrared head's detached prediction on
+that half, and vice versa; batch-hard triplet on the post-BN feature (margin 0.3 SYSU, 0.2
+RegDB). No centre loss, no label smoothing.
+
+Recipe (:class:`IVReIDRecipe`): Adam, lr 1e-4 (heads 1e-3), weight decay 5e-4, 100 epochs,
+constant lr (the configured step schedule is never applied in the official code), 384x128
+inputs, 8 identities x (4 visible + 4 infrared) without replacement, seed 2019.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..losses.identity import CrossEntropyLabelSmooth, MutualKL
+from ..losses.metric import BatchHardTriplet
+from .backbone import TwoStreamResNet50
+from .contract import Outputs
+from .layers import BNNeck, init_linear_kaiming
+
+
+@dataclass(frozen=True)
+class IVReIDRecipe:
+    """IV-ReID's training recipe (official ``configs/res50_*.ini`` and ``train_*.py``)."""
+
+    optimizer: str = "adam"
+    lr: float = 1e-4
+    head_lr: float = 1e-3  # official make_optimizer(..., 'head'): 10 x BASE_LR
+    weight_decay: float = 5e-4  # on every parameter, biases included (bias overrides are commented out)
+    epochs: int = 100
+    schedule: str = "constant"  # WarmupMultiStepLR is built in slover.py but never stepped
+    margin_sysu: float = 0.3
+    margin_regdb: float = 0.2
+    height: int = 384
+    width: int = 128
+    num_ids: int = 8
+    num_per_modality: int = 4
+    replace: bool = False
+    seed: int = 2019
+
+    def margin(self, dataset: str) -> float:
+        """Triplet margin for ``dataset`` ("sysu" or "regdb")."""
+        key = dataset.lower()
+        if key.startswith("sysu"):
+            return self.margin_sysu
+        if key.startswith("regdb"):
+            return self.margin_regdb
+        raise ValueError(f"IV-ReID defines margins for SYSU-MM01 and RegDB only, not {dataset!r}.")
+
+
+class ModalityHead(nn.Module):
+    """One IV-ReID identity head: BatchNorm1d -> Linear(in, hidden) -> Linear(hidden, classes).
+
+    No activation between the linear layers (official ``IDENet``). The BN keeps PyTorch's
+    default init (weight 1, bias 0, trainable); both linear layers use reid-strong-baseline's
+    kaiming ``fan_out`` init with zero bias.
+    """
+
+    def __init__(self, in_dim: int, hidden_dim: int, num_classes: int) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm1d(in_dim)
+        self.fc1 = nn.Linear(in_dim, hidden_dim)
+        self.fc2 = nn.Linear(hidden_dim, num_classes)
+        init_linear_kaiming(self.fc1)
+        init_linear_kaiming(self.fc2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.fc1(self.bn(x)))
+
+
+class IVReID(nn.Module):
+    """IV-ReID strong baseline following :mod:`vireid_lib.models.contract`.
+
+    ``forward(visible, infrared)`` in training needs both batches (``B_v`` visible, ``B_i``
+    infrared) and returns, over the concatenation ``[visible; infrared]`` (``N = B_v + B_i``):
+
+    ========================================  ==========  =============================================
+    key                                       shape       meaning
+    ========================================  ==========  =============================================
+    ``pooled``                                [N, 2048]   GAP feature, before the neck
+    ``bn``                                    [N, 2048]   post-BN feature (triplet input, head input)
+    ``logits``                                [N, C]      shared classifier on ``bn``
+    ``visible_logits``                        [B_v, C]    visible head on the visible half (its CE)
+    ``infrared_logits``                       [B_i, C]    infrared head on the infrared half (its CE)
+    ``infrared_logits_on_visible``            [B_v, C]    infrared head on the visible half: the KL
+                                                          target of ``visible_logits`` (detach it)
+    ``visible_logits_on_infrared``            [B_i, C]    visible head on the infrared half: the KL
+                                                          target of ``infrared_logits`` (detach it)
+    ========================================  ==========  =============================================
+
+    Nothing is detached here; the criterion detaches the KL targets, as the official loop does.
+    As in the official code each head runs on the whole batch and is then split, so the
+    heads' BatchNorm statistics in training come from both modalities (like every shared BN).
+
+    In evaluation mode (typically one modality): ``{"embedding": post-BN feature, "pooled": GAP
+    feature}``; the official test feature is the post-BN feature.
+    """
+
+    def __init__(
+        self,
+        backbone: TwoStreamResNet50,
+        neck: BNNeck,
+        visible_head: ModalityHead,
+        infrared_head: ModalityHead,
+        head_lr_factor: float = 10.0,
+    ) -> None:
+        super().__init__()
+        self.head_lr_factor = head_lr_factor
+        self.backbone = backbone
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.neck = neck
+        self.visible_head = visible_head
+        self.infrared_head = infrared_head
+
+    @property
+    def num_classes(self) -> int:
+        return self.neck.classifier.out_features
+
+    def forward(self, visible: torch.Tensor | None = None, infrared: torch.Tensor | None = None) -> Outputs:
+        if self.training and (visible is None or infrared is None):
+            raise ValueError(
+                "IVReID needs both a visible and an infrared batch in training mode (its modality heads are "
+                "trained on their own halves); call model.eval() to embed a single modality."
+            )
+        pooled = self.pool(self.backbone(visible, infrared)).flatten(1)
+        if not self.training:
+            return {"embedding": self.neck.bn(pooled), "pooled": pooled}
+        bn, logits = self.neck(pooled)
+        num_visible = visible.shape[0]
+        by_visible_head = self.visible_head(bn)
+        by_infrared_head = self.infrared_head(bn)
+        return {
+            "pooled": pooled,
+            "bn": bn,
+            "logits": logits,
+            "visible_logits": by_visible_head[:num_visible],
+            "infrared_logits": by_infrared_head[num_visible:],
+            "infrared_logits_on_visible": by_infrared_head[:num_visible],
+            "visible_logits_on_infrared": by_visible_head[num_visible:],
+        }
+
+    def param_groups(self, base_lr: float) -> list[dict]:
+        """Backbone, neck and shared classifier at ``base_lr``; both modality heads at
+        ``head_lr_factor * base_lr`` (10x: the official separate head optimiser)."""
+        heads = list(self.visible_head.parameters()) + list(self.infrared_head.parameters())
+        head_ids = {id(p) for p in heads}
+        base = [p for p in self.parameters() if p.requires_grad and id(p) not in head_ids]
+        return [
+            {"params": base, "lr": base_lr},
+            {"params": [p for p in heads if p.requires_grad], "lr": self.head_lr_factor * base_lr},
+        ]
+
+
+def build_ivreid(
+    num_classes: int,
+    pretrained: bool = True,
+    weights_file: str | Path | None = None,
+    last_stride: int = 1,
+    head_dim: int = 512,
+    head_lr_factor: float = 10.0,
+) -> IVReID:
+    """IV-ReID strong baseline with the official defaults.
+
+    ``weights_file`` (a torchvision ResNet-50 state dict) overrides ``pretrained``.
+    """
+    backbone = TwoStreamResNet50(
+        pretrained=pretrained,
+        weights_file=weights_file,
+        last_stride=last_stride,
+        non_local=False,
+        shared_stem=True,
+    )
+    dim = backbone.out_channels
+    # Official Baseline with FC_BIAS = yes: default BatchNorm1d (weight 1, bias 0, bias trained)
+    # and a classifier with bias, initialised by weights_init_kaiming (fan_out), not N(0, 0.001).
+    neck = BNNeck(dim, num_classes, bias_trainable=True, classifier_bias=True, classifier_init="kaiming")
+    return IVReID(
+        backbone,
+        neck,
+        ModalityHead(dim, head_dim, num_classes),
+        ModalityHead(dim, head_dim, num_classes),
+        head_lr_factor=head_lr_factor,
+    )
+
+
+class IVReIDCriterion(nn.Module):
+    """The IV-ReID baseline's objective, as its official training loop sums it (unit weights).
+
+    Cross-entropy of the shared classifier on the whole batch and of each modality head on
+    its own half; a KL term pulling each head toward the other head's detached prediction on
+    the same samples; batch-hard triplet (margin 0.3 SYSU-MM01, 0.2 RegDB) on the post-BN
+    feature.
+    """
+
+    def __init__(self, num_classes: int, margin: float = 0.3) -> None:
+        super().__init__()
+        self.identity = CrossEntropyLabelSmooth(num_classes)
+        self.triplet = BatchHardTriplet(margin=margin)
+        self.kl = MutualKL()
+
+    def forward(self, outputs: dict[str, torch.Tensor], labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        half = len(labels) // 2
+        visible, infrared = labels[:half], labels[half:]
+        identity = (self.identity(outputs["logits"], labels) + self.identity(outputs["visible_logits"], visible)
+                    + self.identity(outputs["infrared_logits"], infrared))
+        kl = (self.kl(outputs["visible_logits"], outputs["infrared_logits_on_visible"])
+              + self.kl(outputs["infrared_logits"], outputs["visible_logits_on_infrared"]))
+        triplet, precision = self.triplet.loss_and_precision(outputs["bn"], labels)
+        return {"loss": identity + kl + triplet, "id": identity.detach(), "kl": kl.detach(),
+                "triplet": triplet.detach(), "triplet_precision": precision}
