@@ -199,3 +199,21 @@ def test_strict_loading_names_keys_and_files(tmp_path: Path) -> None:
         load_checkpoint(tmp_path / "bad.pt")
     with pytest.raises(CheckpointError, match="absent.pt does not exist"):
         load_checkpoint(tmp_path / "absent.pt")
+
+
+class BlowsUpBatchNorm(TinyReID):
+    """A finite loss, but statistics that become infinite: caught at the end of the epoch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("running_var", torch.ones(1))
+
+    def forward(self, visible, infrared):
+        self.running_var.fill_(float("inf"))
+        return super().forward(visible, infrared)
+
+
+def test_non_finite_statistics_stop_training(tmp_path: Path) -> None:
+    torch.manual_seed(123)
+    with pytest.raises(TrainingDiverged, match=r"after epoch 1 the model holds NaN or infinite values in \['running_var'\]"):
+        train(BlowsUpBatchNorm(), CrossEntropy(), loader(), config(tmp_path))

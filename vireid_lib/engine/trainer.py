@@ -205,11 +205,19 @@ def train(
             scaler.step(optimizer)
             scaler.update()
             for name, value in losses.items():
-                sums[name] = sums.get(name, 0.0) + float(value.detach())
+                sums[name] = sums.get(name, 0.0) + value.detach().item()
             steps += 1
             images += len(labels)
             if config.progress:
-                bar.set_postfix(loss=f"{float(loss):.4f}", lr=f"{config.lr * factor:.2e}")
+                bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{config.lr * factor:.2e}")
+        broken = [name for name, tensor in model.state_dict().items()
+                  if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+        if broken:  # a finite loss can hide blown-up BatchNorm statistics until test time
+            raise TrainingDiverged(
+                f"after epoch {epoch + 1} the model holds NaN or infinite values in {broken[:3]}; training stopped "
+                f"and {last_path if history else 'no checkpoint'} keeps the last good epoch. Lower lr (now {config.lr}) "
+                "or start from pretrained weights, then resume."
+            )
         if steps == 0:
             raise TrainingDiverged(f"epoch {epoch + 1} had no batches: the training loader is empty; check the sampler.")
         seconds = time.perf_counter() - start

@@ -1,26 +1,23 @@
 """Figures the notebooks show: CMC curves, training curves, samples, ranked lists, activation maps.
 
-Every function returns a matplotlib Figure (nothing is shown or saved here), so a notebook
-displays it and a test can inspect it.
+Every function returns a matplotlib Figure built without pyplot: nothing is shown, saved or
+kept in pyplot's global state, so a notebook displays exactly what a cell returns (once) and a
+test can inspect it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import torch
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
-matplotlib.use("Agg", force=False)  # headless by default; Jupyter's inline backend still wins there
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
-
-from ..data.io import read_image  # noqa: E402
-from ..data.records import INFRARED, MODALITY_NAMES  # noqa: E402
+from ..data.io import read_image
+from ..data.records import INFRARED, MODALITY_NAMES
 
 MATCH, MISMATCH = "#2ca02c", "#d62728"
 
@@ -29,7 +26,8 @@ def plot_cmc(curves: Mapping[tuple[str, str], np.ndarray], title: str = "CMC", m
     """Mean CMC curves (fractions) per (protocol, direction), ranks 1..max_rank, in percent."""
     rows = [{"rank": k + 1, "matching rate (%)": 100 * float(v), "setting": f"{protocol}, {direction}"}
             for (protocol, direction), curve in curves.items() for k, v in enumerate(curve[:max_rank])]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     sns.lineplot(data=pd.DataFrame(rows), x="rank", y="matching rate (%)", hue="setting", marker="o", ax=ax)
     ax.set(title=title, xlim=(1, max_rank), ylim=(0, 100.5))
     ax.grid(alpha=0.3)
@@ -41,8 +39,9 @@ def plot_training(history: Sequence[Mapping]) -> Figure:
     """Loss terms and the base learning rate per epoch, from the trainer's history (or log.csv)."""
     frame = pd.DataFrame(list(history))
     skip = {"epoch", "lr", "seconds", "images_per_s"}
-    losses = [c for c in frame.columns if c not in skip and not c.startswith("test_")]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
+    losses = [c for c in frame.columns if c not in skip and not c.startswith("test_") and "precision" not in c]
+    fig = Figure(figsize=(10, 3.5))
+    left, right = fig.subplots(1, 2)
     for column in losses:
         left.plot(frame["epoch"], frame[column], marker=".", label=column)
     left.set(xlabel="epoch", ylabel="loss", title="training losses")
@@ -56,7 +55,8 @@ def plot_training(history: Sequence[Mapping]) -> Figure:
 def show_samples(records: Sequence, columns: int = 8, title: str = "") -> Figure:
     """A grid of images with their identity, camera and modality."""
     rows = max(1, -(-len(records) // columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(1.4 * columns, 2.6 * rows), squeeze=False)
+    fig = Figure(figsize=(1.4 * columns, 2.6 * rows))
+    axes = fig.subplots(rows, columns, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, record in zip(axes.flat, records):
@@ -82,7 +82,8 @@ def plot_ranked_list(query, gallery: Sequence, distances: np.ndarray, top: int =
     distances = np.asarray(distances, dtype=np.float64)
     keep = np.ones(len(gallery), dtype=bool) if removed is None else ~np.asarray(removed)
     order = [i for i in np.argsort(distances, kind="stable") if keep[i]][:top]
-    fig, axes = plt.subplots(1, len(order) + 1, figsize=(1.3 * (len(order) + 1), 2.8))
+    fig = Figure(figsize=(1.3 * (len(order) + 1), 2.8))
+    axes = np.atleast_1d(fig.subplots(1, len(order) + 1))
     for ax in axes:
         ax.axis("off")
     query_path = query.frames[0] if hasattr(query, "frames") else query.path
@@ -106,16 +107,18 @@ def ranked_list_browser(queries: Sequence, gallery: Sequence, distmat: np.ndarra
     output = widgets.Output()
     slider = widgets.IntSlider(value=0, min=0, max=len(queries) - 1, description="query")
 
-    def draw(change=None) -> None:
-        q = slider.value
+    def figure(q: int) -> Figure:
+        return plot_ranked_list(queries[q], gallery, distmat[q], top, None if removed is None else removed[q])
+
+    def redraw(change: dict) -> None:
         with output:
             output.clear_output(wait=True)
-            fig = plot_ranked_list(queries[q], gallery, distmat[q], top, None if removed is None else removed[q])
-            display(fig)
-            plt.close(fig)
+            display(figure(change["new"]))
 
-    slider.observe(draw, names="value")
-    draw()
+    slider.observe(redraw, names="value")
+    # The first figure is appended directly: rendering inside the Output context before any
+    # front end is attached can stall a headless (papermill) kernel.
+    output.append_display_data(figure(0))
     return widgets.VBox([slider, output])
 
 
@@ -147,7 +150,8 @@ def plot_activation_maps(images: torch.Tensor, maps: np.ndarray, titles: Sequenc
                          mean: Sequence[float] = (0.485, 0.456, 0.406), std: Sequence[float] = (0.229, 0.224, 0.225)) -> Figure:
     """Normalised input images with their activation maps overlaid."""
     pictures = images.detach().cpu().float() * torch.tensor(std)[:, None, None] + torch.tensor(mean)[:, None, None]
-    fig, axes = plt.subplots(1, len(pictures), figsize=(1.5 * len(pictures), 3), squeeze=False)
+    fig = Figure(figsize=(1.5 * len(pictures), 3))
+    axes = fig.subplots(1, len(pictures), squeeze=False)
     for i, ax in enumerate(axes[0]):
         ax.imshow(pictures[i].permute(1, 2, 0).clamp(0, 1).numpy())
         ax.imshow(maps[i], cmap="jet", alpha=0.45)

@@ -1,0 +1,252 @@
+"""An image-based paper run (SYSU-MM01 or RegDB), assembled from a paper's recipe.
+
+The notebook of a paper calls :func:`prepare` with its parameters, then ``train()``,
+``evaluate()`` and ``record()`` on what comes back. Everything a parameter leaves as ``None``
+takes the paper's value from its recipe, and the resolved configuration is what the result
+record stores.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from ..data import RegDB, SYSUMM01
+from ..data.cache import load_image_cache
+from ..data.datasets import ImageDataset, PairedImageDataset
+from ..data.records import INFRARED, VISIBLE
+from ..data.samplers import CrossModalityIdentitySampler
+from ..data.summary import summarise
+from ..data.synthetic import SyntheticConfig, ensure_synthetic, is_synthetic
+from ..data.transforms import TransformConfig, build_test_transform, build_train_transform
+from ..engine import TrainConfig, TrainResult, make_extractor, train
+from ..engine.checkpoint import load_checkpoint, load_model_state
+from ..eval import Evaluation, run_regdb, run_sysu
+from ..models import AGWCriterion, AGWRecipe, IVReIDCriterion, IVReIDRecipe, build_agw, build_ivreid
+from ..results import RunInfo, make_record, reported_numbers, write_record
+
+
+class ExperimentError(ValueError):
+    """A notebook parameter is invalid; the message names it and the valid values."""
+
+
+@dataclass(frozen=True)
+class Method:
+    paper: str
+    build: object
+    recipe: object
+    criterion: object
+    # How the official code resizes training images: AGW caches Lanczos-resized arrays once;
+    # the IV-ReID baseline resizes every image on the fly with torchvision's bilinear Resize.
+    cache_resample: str
+    cache_training_images: bool
+
+
+METHODS = {
+    "ivreid": Method("IV-ReID baseline", build_ivreid, IVReIDRecipe(), IVReIDCriterion, "bilinear", False),
+    "agw": Method("AGW", build_agw, AGWRecipe(), AGWCriterion, "lanczos", True),
+}
+DATASETS = ("sysu", "regdb")
+
+
+@dataclass
+class ImageRun:
+    """Everything one run needs; built by :func:`prepare`."""
+
+    method: str
+    dataset: str
+    root: Path
+    data_kind: str
+    reader: object
+    trial: int
+    model: torch.nn.Module
+    criterion: torch.nn.Module
+    loader: DataLoader
+    train_config: TrainConfig
+    transform: TransformConfig
+    params: dict
+    train_result: TrainResult | None = None
+    evaluation: Evaluation | None = None
+    durations: dict = field(default_factory=dict)
+
+    @property
+    def paper(self) -> str:
+        return METHODS[self.method].paper
+
+    def summary(self) -> pd.DataFrame:
+        return summarise(self.dataset, self.root, self.trial if self.dataset == "regdb" else None)
+
+    def extractor(self):
+        return make_extractor(self.model, build_test_transform(self.transform), device=self.train_config.device,
+                              batch_size=64, workers=self.params["workers"])
+
+    def _protocols(self, quick: bool = False) -> Evaluation:
+        extract = self.extractor()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # unmatched indoor queries are part of the protocol
+            if self.dataset == "sysu":
+                if quick:
+                    return run_sysu(self.reader, extract, modes=("all",), shots=(1,), trials=[0])
+                return run_sysu(self.reader, extract, modes=("all", "indoor"), shots=(1, 10),
+                                trials=range(self.params["eval_trials"]))
+            return run_regdb(self.reader, lambda trial: extract, trials=[self.trial])
+
+    def train(self) -> TrainResult:
+        def quick_eval(model) -> dict:
+            row = self._protocols(quick=True).summary.iloc[0]
+            return {"mAP": row["mAP"], "R1": row["R1"]}
+
+        start = time.perf_counter()
+        self.train_result = train(self.model, self.criterion, self.loader, self.train_config,
+                                  evaluate_fn=quick_eval if self.train_config.eval_every else None)
+        self.durations["train_s"] = round(time.perf_counter() - start, 1)
+        return self.train_result
+
+    def load(self, checkpoint: str | Path) -> None:
+        """Evaluate a saved checkpoint instead of training (its model must match this run's)."""
+        state = load_checkpoint(checkpoint)
+        load_model_state(self.model, state["model"], str(checkpoint))
+        self.model.to(self.train_config.device)
+
+    def evaluate(self) -> Evaluation:
+        start = time.perf_counter()
+        self.evaluation = self._protocols()
+        self.durations["eval_s"] = round(time.perf_counter() - start, 1)
+        return self.evaluation
+
+    def compare_with_paper(self) -> pd.DataFrame:
+        """This run's summary beside the paper's reported numbers, with the differences."""
+        reported = pd.DataFrame([r for r in reported_numbers() if r["method"] == self.method and r["dataset"] == self.dataset])
+        ours = self.evaluation.summary
+        rows = []
+        for _, row in ours.iterrows():
+            match = reported[(reported["protocol"] == row["protocol"]) & (reported["direction"] == row["direction"])] \
+                if len(reported) else reported
+            entry = {"protocol": row["protocol"], "direction": row["direction"], "trials": row["trials"]}
+            for metric in ("R1", "R10", "R20", "mAP", "mINP"):
+                theirs = float(match.iloc[0][metric]) if len(match) and match.iloc[0].get(metric) not in ("", None) else None
+                entry[f"{metric} ours"] = round(row[metric], 2) if metric in row else None
+                entry[f"{metric} paper"] = theirs
+                entry[f"{metric} Δ"] = None if theirs is None or metric not in row else round(row[metric] - theirs, 2)
+            rows.append(entry)
+        table = pd.DataFrame(rows)
+        return table.dropna(axis=1, how="all")
+
+    def ranking_example(self):
+        """(queries, gallery, distances, removed) of the first test setting, for ranked lists."""
+        from ..eval import pairwise_distance
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            split = self.reader.split("all", 0) if self.dataset == "sysu" else self.reader.split(self.trial, "v2t")
+        extract = self.extractor()
+        distances = pairwise_distance(extract(split.query), extract(split.gallery)).numpy()
+        removed = None
+        if self.dataset == "sysu":  # what eval_sysu drops: camera 2 for camera-3 queries
+            removed = (np.array([q.camid for q in split.query])[:, None] == 3) & (np.array([g.camid for g in split.gallery])[None, :] == 2)
+        return split.query, split.gallery, distances, removed
+
+    def activation_examples(self, count: int = 4):
+        """Normalised test images (visible then infrared training images) and their maps."""
+        from ..data.io import read_image
+        from ..viz import activation_maps
+
+        transform = build_test_transform(self.transform)
+        visible, infrared = self.reader.train() if self.dataset == "sysu" else self.reader.train(self.trial)
+        picks = {VISIBLE: visible[:: max(1, len(visible) // count)][:count], INFRARED: infrared[:: max(1, len(infrared) // count)][:count]}
+        images, maps, titles = [], [], []
+        for modality, records in picks.items():
+            batch = torch.stack([transform(read_image(r.path)) for r in records]).to(self.train_config.device)
+            images.append(batch.cpu())
+            maps.append(activation_maps(self.model, batch, modality))
+            titles += [f"{'VIS' if modality == VISIBLE else 'IR'} id {r.pid}" for r in records]
+        return torch.cat(images), np.concatenate(maps), titles
+
+    def record(self, results_dir: str | Path = "results") -> Path:
+        best = None
+        if self.train_result is not None and self.train_result.best_epoch is not None:
+            best = {"epoch": self.train_result.best_epoch, "metrics": self.train_result.best_metrics,
+                    "note": "best-on-test, as the official scripts select it; the rows report the last epoch"}
+        checkpoint = self.train_result.checkpoint if self.train_result else self.params.get("checkpoint") or None
+        run = RunInfo(self.paper, self.method, self.dataset, self.data_kind,
+                      {"params": self.params, "train": self.train_config.to_dict(), "transform": asdict(self.transform)},
+                      device=self.train_config.device, durations=self.durations, checkpoint=checkpoint, best_on_test=best)
+        return write_record(make_record(run, self.evaluation), results_dir)
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ExperimentError(f"device={device!r} but no CUDA device is visible; use 'cpu' or 'auto'.")
+    return device
+
+
+def prepare(method: str = "ivreid", dataset: str = "sysu", data_root: str = "", trial: int = 1,
+            epochs: int | None = None, lr: float | None = None, num_ids: int | None = None,
+            num_per_modality: int | None = None, height: int | None = None, width: int | None = None,
+            pretrained: bool = True, weights_file: str = "", checkpoint: str = "", device: str = "auto",
+            amp: str = "off", seed: int | None = None, workers: int = 2, out_dir: str = "runs",
+            eval_every: int = 0, eval_trials: int = 10, synthetic_ids: int = 40, resume: bool = True,
+            progress: bool = True, batches_per_epoch: int | None = None) -> ImageRun:
+    """Build a run; ``None`` means the paper's value, an empty ``data_root`` the synthetic twin."""
+    if method not in METHODS:
+        raise ExperimentError(f"method={method!r} is not known; use one of {sorted(METHODS)}.")
+    if dataset not in DATASETS:
+        raise ExperimentError(f"dataset={dataset!r} is not an image dataset; use one of {DATASETS}.")
+    if not 1 <= eval_trials <= 10:
+        raise ExperimentError(f"eval_trials={eval_trials!r} must lie in 1..10 (SYSU-MM01 has ten gallery trials).")
+    paper = METHODS[method]
+    recipe = paper.recipe
+    root = Path(data_root) if data_root else ensure_synthetic(dataset, config=SyntheticConfig(ids=synthetic_ids))
+    data_kind = "synthetic" if is_synthetic(root) else "real"
+    reader = SYSUMM01(root) if dataset == "sysu" else RegDB(root)
+    visible, infrared = reader.train() if dataset == "sysu" else reader.train(trial)
+    num_classes = len({r.pid for r in visible} | {r.pid for r in infrared})
+
+    transform = TransformConfig(height=height or recipe.height, width=width or recipe.width, pad=10, flip=True)
+    size = (transform.width, transform.height)
+    if paper.cache_training_images:
+        tag = f"{dataset}_t{trial}" if dataset == "regdb" else dataset
+        cached = [load_image_cache(records, root, f"{tag}_{name}", size=size, resample=paper.cache_resample,
+                                   progress=progress) for records, name in ((visible, "visible"), (infrared, "infrared"))]
+    else:
+        cached = [None, None]
+    pairs = PairedImageDataset(
+        ImageDataset(visible, build_train_transform(transform, VISIBLE), cached[0]),
+        ImageDataset(infrared, build_train_transform(transform, INFRARED), cached[1]),
+    )
+    seed = recipe.seed if seed is None and hasattr(recipe, "seed") else (seed or 0)
+    sampler = CrossModalityIdentitySampler(
+        [r.pid for r in visible], [r.pid for r in infrared], num_ids=num_ids or recipe.num_ids,
+        num_per_modality=num_per_modality or recipe.num_per_modality, replace=getattr(recipe, "replace", True), seed=seed,
+        epoch_length=batches_per_epoch or "official")  # a short epoch is for smoke runs only
+    device = resolve_device(device)
+    loader = DataLoader(pairs, batch_size=sampler.batch_size, sampler=sampler, num_workers=workers,
+                        persistent_workers=workers > 0, pin_memory=device.startswith("cuda"))
+    model = paper.build(num_classes, pretrained=pretrained and not weights_file, weights_file=weights_file or None)
+    criterion = (paper.criterion(num_classes, margin=recipe.margin(dataset)) if method == "ivreid"
+                 else paper.criterion(num_classes))
+    constant = getattr(recipe, "schedule", "warmup_step") == "constant"
+    run_dir = Path(out_dir) / f"{method}_{dataset}" / (f"trial{trial}" if dataset == "regdb" else "all")
+    config = TrainConfig(
+        epochs=epochs or recipe.epochs, optimizer=recipe.optimizer, lr=lr or recipe.lr,
+        momentum=getattr(recipe, "momentum", 0.9), nesterov=getattr(recipe, "nesterov", False),
+        weight_decay=recipe.weight_decay, schedule="constant" if constant else "warmup_step",
+        warmup_epochs=getattr(recipe, "warmup_epochs", 0), milestones=tuple(getattr(recipe, "milestones", ())),
+        gamma=getattr(recipe, "gamma", 0.1), amp=amp, eval_every=eval_every, seed=seed, device=device,
+        out_dir=str(run_dir), resume=resume, progress=progress)
+    params = dict(method=method, dataset=dataset, data_root=str(root), trial=trial, pretrained=pretrained,
+                  weights_file=weights_file, checkpoint=checkpoint, workers=workers, eval_trials=eval_trials,
+                  synthetic_ids=synthetic_ids, num_classes=num_classes, batches_per_epoch=batches_per_epoch)
+    run = ImageRun(method, dataset, root, data_kind, reader, trial, model, criterion, loader, config, transform, params)
+    if checkpoint:
+        run.load(checkpoint)
+    return run
