@@ -51,3 +51,14 @@ def test_ivreid_notebook_runs_on_synthetic_data(dataset: str, tmp_path: Path) ->
     assert protocols == ({"all-search, single-shot", "all-search, multi-shot (10)", "indoor-search, single-shot",
                           "indoor-search, multi-shot (10)"} if dataset == "sysu" else {"standard"})
     assert record["checkpoint"]["sha256"] and record["config"]["train"]["epochs"] == 2
+
+
+def test_command_line_entry_trains_under_torchrun_with_two_cpu_processes(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+               "-m", "vireid_lib.experiments", "--method", "ivreid", "--dataset", "regdb", "--no-pretrained",
+               "--epochs", "1", "--height", "64", "--width", "32", "--batches-per-epoch", "2", "--num-ids", "4",
+               "--workers", "0", "--device", "cpu", "--out-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(list((tmp_path / "results").glob("regdb_ivreid_synthetic_*.json"))) == 1  # rank 0 alone wrote it
+    assert (tmp_path / "runs/ivreid_regdb/trial1/last.pt").is_file()

@@ -1,0 +1,82 @@
+"""Training speed: AGW images/s at 288x144 with AMP on and off, beside the data loader alone.
+
+    python benchmarks/train_bench.py [--device cuda] [--steps 20] [--batch-ids 8]
+
+The loader figure (synthetic SYSU-MM01, AGW's cached-array pipeline, the official 8 ids x
+(4 + 4) batch) is measured in the same run as the model steps, so the ratio shows which of
+the two limits training: if the loader delivers fewer images/s than a step consumes, the GPU
+waits. Random weights (pretrained=False): speed does not depend on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import time
+
+import torch
+
+from vireid_lib.experiments.image import prepare
+
+
+def images_per_second(run, steps: int, amp: str) -> tuple[float, float]:
+    """Training-step throughput on one fixed batch (no loader), and peak GPU memory in GiB."""
+    device = torch.device(run.train_config.device)
+    model, criterion = run.model.to(device).train(), run.criterion.to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    visible, infrared, v_pid, i_pid = next(iter(run.loader))
+    visible, infrared = visible.to(device), infrared.to(device)
+    labels = torch.cat([v_pid, i_pid]).to(device)
+    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    for step in range(steps + 2):  # two warm-up steps
+        if step == 2:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+        with torch.autocast(device.type, dtype=dtype, enabled=amp != "off" and device.type == "cuda"):
+            loss = criterion(model(visible, infrared), labels)["loss"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
+    return steps * len(labels) / seconds, peak
+
+
+def loader_rate(run, batches: int) -> float:
+    it = iter(run.loader)
+    next(it)
+    start = time.perf_counter()
+    count = sum(len(b[2]) + len(b[3]) for b in itertools.islice(it, batches))
+    return count / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--batch-ids", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    run = prepare(method="agw", dataset="sysu", pretrained=False, device=args.device, workers=args.workers,
+                  num_ids=args.batch_ids, progress=False, batches_per_epoch=1000)
+    device = run.train_config.device
+    batch = run.loader.batch_size * 2
+    print(f"torch {torch.__version__}, device {device}"
+          + (f" ({torch.cuda.get_device_name()})" if device.startswith("cuda") else "")
+          + f", AGW at {run.transform.height}x{run.transform.width}, batch {batch} images ({args.batch_ids} ids x 4 + 4)")
+    loader = loader_rate(run, 10)
+    print(f"data loader alone ({args.workers} workers): {loader:8.1f} images/s")
+    for amp in (("off", "bf16", "fp16") if device.startswith("cuda") else ("off",)):
+        rate, peak = images_per_second(run, args.steps, amp)
+        limit = "loader" if loader < rate else "model"
+        print(f"train step, amp={amp:<4}: {rate:8.1f} images/s  peak {peak:5.2f} GiB  "
+              f"(loader/step = {loader / rate:.2f}x; the {limit} limits)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Train and evaluate an image paper from the command line, on one or several GPUs.
+
+    python -m vireid_lib.experiments --method ivreid --dataset sysu --data-root /data/SYSU-MM01
+    torchrun --nproc_per_node=4 -m vireid_lib.experiments --method agw --dataset sysu --data-root /data/SYSU-MM01
+
+Under torchrun every process trains a replica on its share of each epoch's batches
+(DistributedDataParallel, the samplers split by rank); rank 0 writes the checkpoints,
+evaluates and writes the result record. The parameters are the notebook's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import torch
+import torch.distributed as dist
+
+from .image import prepare
+
+
+def _optional(kind):
+    return lambda text: None if text.lower() == "none" else kind(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vireid_lib.experiments", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--method", default="ivreid", choices=["ivreid", "agw"])
+    parser.add_argument("--dataset", default="sysu", choices=["sysu", "regdb"])
+    parser.add_argument("--data-root", default="", help="empty: the synthetic twin (not a reproduction)")
+    parser.add_argument("--trial", type=int, default=1)
+    for name, kind in (("epochs", int), ("lr", float), ("num-ids", int), ("num-per-modality", int), ("height", int),
+                       ("width", int), ("batches-per-epoch", int), ("seed", int)):
+        parser.add_argument(f"--{name}", type=_optional(kind), default=None, help="default: the paper's")
+    parser.add_argument("--no-pretrained", action="store_true", help="start from random weights")
+    parser.add_argument("--weights-file", default="")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--amp", default="off", choices=["off", "bf16", "fp16"])
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--eval-every", type=int, default=0)
+    parser.add_argument("--out-dir", default="runs")
+    parser.add_argument("--results-dir", default="results")
+    args = parser.parse_args(argv)
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = args.device
+    if world > 1:
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        use_cuda = torch.cuda.is_available() and args.device in ("auto", "cuda")
+        if use_cuda:
+            torch.cuda.set_device(local_rank)
+            device = f"cuda:{local_rank}"
+        else:
+            device = "cpu"
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    try:
+        run = prepare(method=args.method, dataset=args.dataset, data_root=args.data_root, trial=args.trial,
+                      epochs=args.epochs, lr=args.lr, num_ids=args.num_ids, num_per_modality=args.num_per_modality,
+                      height=args.height, width=args.width, batches_per_epoch=args.batches_per_epoch,
+                      pretrained=not args.no_pretrained, weights_file=args.weights_file, device=device, amp=args.amp,
+                      seed=args.seed, workers=args.workers, eval_every=args.eval_every, out_dir=args.out_dir)
+        run.train()
+        if not dist.is_initialized() or dist.get_rank() == 0:
+            print(run.evaluate().summary.round(2).to_string(index=False))
+            print("record:", run.record(args.results_dir))
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
