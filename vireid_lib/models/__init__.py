@@ -6,6 +6,7 @@ and ``param_groups(base_lr)`` gives the optimiser groups with their own learning
 """
 
 from .agw import AGW, AGWCriterion, AGWRecipe, build_agw
+from .base import GlobalFeatureReID
 from .backbone import AGW_NON_LOCAL_COUNTS, ResNetStem, TwoStreamResNet50, WeightsError
 from .contract import Criterion, Outputs, ParamGroups
 from .ivreid import IVReID, IVReIDCriterion, IVReIDRecipe, ModalityHead, build_ivreid
@@ -19,6 +20,7 @@ __all__ = [
     "BNNeck",
     "Criterion",
     "GeM",
+    "GlobalFeatureReID",
     "IVReID",
     "IVReIDCriterion",
     "IVReIDRecipe",

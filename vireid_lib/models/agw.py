@@ -24,6 +24,7 @@ from torch import nn
 
 from ..losses.identity import CrossEntropyLabelSmooth
 from ..losses.metric import WeightedRegularizedTriplet
+from .base import GlobalFeatureReID
 from .backbone import TwoStreamResNet50
 from .contract import Outputs
 from .layers import BNNeck, GeM
@@ -49,7 +50,7 @@ class AGWRecipe:
     num_per_modality: int = 4
 
 
-class AGW(nn.Module):
+class AGW(GlobalFeatureReID):
     """AGW model following :mod:`vireid_lib.models.contract`.
 
     ``forward(visible, infrared)``:
@@ -63,22 +64,15 @@ class AGW(nn.Module):
     def __init__(
         self, backbone: TwoStreamResNet50, pool: GeM, neck: BNNeck, backbone_lr_factor: float = 0.1
     ) -> None:
-        super().__init__()
+        super().__init__(backbone, pool, neck)
         self.backbone_lr_factor = backbone_lr_factor
-        self.backbone = backbone
-        self.pool = pool
-        self.neck = neck
-
-    @property
-    def num_classes(self) -> int:
-        return self.neck.classifier.out_features
 
     def forward(self, visible: torch.Tensor | None = None, infrared: torch.Tensor | None = None) -> Outputs:
-        pooled = self.pool(self.backbone(visible, infrared))
+        pooled = self.pooled_feature(visible, infrared)
         if self.training:
             bn, logits = self.neck(pooled)
             return {"pooled": pooled, "bn": bn, "logits": logits}
-        return {"embedding": self.neck.bn(pooled), "pooled": pooled}
+        return self.test_outputs(pooled)
 
     def param_groups(self, base_lr: float) -> list[dict]:
         """Backbone (stems, layers, non-local blocks) at ``0.1 * base_lr``; BNNeck and

@@ -35,6 +35,7 @@ from torch import nn
 
 from ..losses.identity import CrossEntropyLabelSmooth, MutualKL
 from ..losses.metric import BatchHardTriplet
+from .base import GlobalFeatureReID
 from .backbone import TwoStreamResNet50
 from .contract import Outputs
 from .layers import BNNeck, init_linear_kaiming
@@ -89,7 +90,7 @@ class ModalityHead(nn.Module):
         return self.fc2(self.fc1(self.bn(x)))
 
 
-class IVReID(nn.Module):
+class IVReID(GlobalFeatureReID):
     """IV-ReID strong baseline following :mod:`vireid_lib.models.contract`.
 
     ``forward(visible, infrared)`` in training needs both batches (``B_v`` visible, ``B_i``
@@ -125,17 +126,10 @@ class IVReID(nn.Module):
         infrared_head: ModalityHead,
         head_lr_factor: float = 10.0,
     ) -> None:
-        super().__init__()
+        super().__init__(backbone, nn.AdaptiveAvgPool2d(1), neck)
         self.head_lr_factor = head_lr_factor
-        self.backbone = backbone
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.neck = neck
         self.visible_head = visible_head
         self.infrared_head = infrared_head
-
-    @property
-    def num_classes(self) -> int:
-        return self.neck.classifier.out_features
 
     def forward(self, visible: torch.Tensor | None = None, infrared: torch.Tensor | None = None) -> Outputs:
         if self.training and (visible is None or infrared is None):
@@ -143,9 +137,9 @@ class IVReID(nn.Module):
                 "IVReID needs both a visible and an infrared batch in training mode (its modality heads are "
                 "trained on their own halves); call model.eval() to embed a single modality."
             )
-        pooled = self.pool(self.backbone(visible, infrared)).flatten(1)
+        pooled = self.pooled_feature(visible, infrared)
         if not self.training:
-            return {"embedding": self.neck.bn(pooled), "pooled": pooled}
+            return self.test_outputs(pooled)
         bn, logits = self.neck(pooled)
         num_visible = visible.shape[0]
         by_visible_head = self.visible_head(bn)
