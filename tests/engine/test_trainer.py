@@ -116,6 +116,7 @@ def test_training_learns_writes_checkpoint_and_log(tmp_path: Path) -> None:
     rows = list(csv.DictReader(open(tmp_path / "log.csv")))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4, 5, 6]
     assert float(rows[0]["lr"]) == pytest.approx(0.5) and float(rows[3]["lr"]) == pytest.approx(0.05)
+    assert all(float(r["seconds"]) > 0 and float(r["images_per_s"]) > 0 for r in rows)
     state = load_checkpoint(tmp_path / "last.pt")
     assert state["epoch"] == 5 and len(state["history"]) == 6
 

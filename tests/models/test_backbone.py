@@ -8,7 +8,7 @@ import pytest
 import torch
 import torchvision
 
-from vireid_lib.models.backbone import TwoStreamResNet50, WeightsError
+from vireid_lib.models.backbone import TwoStreamResNet50, WeightsError, feature_map_size
 
 
 @pytest.fixture(scope="module")
@@ -191,3 +191,30 @@ def test_non_state_dict_file_is_a_weights_error(tmp_path: Path, resnet_state: di
 def test_missing_file_is_a_weights_error(tmp_path: Path) -> None:
     with pytest.raises(WeightsError, match="nowhere.pth"):
         TwoStreamResNet50(pretrained=False, weights_file=tmp_path / "nowhere.pth")
+
+
+def test_resnet18_arch_gives_512_channels_at_sixteenth_resolution_with_clamped_non_local() -> None:
+    model = TwoStreamResNet50(pretrained=False, arch="resnet18", non_local=True).eval()
+    assert model.out_channels == 512
+    assert tuple(model(torch.zeros(1, 3, 64, 32)).shape) == (1, 512, 4, 2)
+    # AGW's (0, 2, 3, 0) placement, cut to ResNet-18's two blocks per stage
+    assert sorted(model.non_local_blocks) == ["layer2_0", "layer2_1", "layer3_0", "layer3_1"]
+    stride2 = TwoStreamResNet50(pretrained=False, arch="resnet18", last_stride=2).eval()
+    assert tuple(stride2(torch.zeros(1, 3, 64, 32)).shape[2:]) == (2, 1)
+
+
+def test_weights_of_another_arch_are_rejected_naming_the_arch(tmp_path: Path) -> None:
+    path = tmp_path / "r18.pth"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
+    TwoStreamResNet50(pretrained=False, weights_file=path, arch="resnet18")  # its own arch loads
+    with pytest.raises(WeightsError, match="resnet50"):
+        TwoStreamResNet50(pretrained=False, weights_file=path)
+    with pytest.raises(ValueError, match="arch='vgg16' is not supported"):
+        TwoStreamResNet50(pretrained=False, arch="vgg16")
+
+
+def test_feature_map_size_matches_the_backbone() -> None:
+    for height, width, stride in ((288, 144, 1), (70, 30, 1), (384, 128, 2)):
+        model = TwoStreamResNet50(pretrained=False, arch="resnet18", last_stride=stride).eval()
+        assert feature_map_size(height, width, stride) == tuple(model(torch.zeros(1, 3, height, width)).shape[2:])
+    assert feature_map_size(288, 144) == (18, 9)

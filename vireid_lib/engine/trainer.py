@@ -221,7 +221,8 @@ def train(
         if steps == 0:
             raise TrainingDiverged(f"epoch {epoch + 1} had no batches: the training loader is empty; check the sampler.")
         seconds = time.perf_counter() - start
-        row = {"epoch": epoch + 1, "lr": config.lr * factor,  # the base rate; groups scale it "seconds": round(seconds, 3),
+        # "lr" is the base rate; each parameter group scales it by its own factor.
+        row = {"epoch": epoch + 1, "lr": config.lr * factor, "seconds": round(seconds, 3),
                "images_per_s": round(images / seconds, 1), **{k: v / steps for k, v in sums.items()}}
         evaluate_now = evaluate_fn is not None and (
             epoch + 1 == config.epochs or (config.eval_every and (epoch + 1) % config.eval_every == 0))

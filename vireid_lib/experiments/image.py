@@ -181,6 +181,14 @@ class ImageRun:
         return write_record(make_record(run, self.evaluation), results_dir)
 
 
+def scaled_pad(width: int, paper_width: int, paper_pad: int = 10) -> int:
+    """The papers' 10-pixel crop padding, scaled with the input width (10 at the paper's size).
+
+    At a smoke-test size such as 32 pixels wide, 10 pixels would be a third of the image.
+    """
+    return max(1, round(paper_pad * width / paper_width))
+
+
 def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -195,8 +203,13 @@ def prepare(method: str = "ivreid", dataset: str = "sysu", data_root: str = "", 
             pretrained: bool = True, weights_file: str = "", checkpoint: str = "", device: str = "auto",
             amp: str = "off", seed: int | None = None, workers: int = 2, out_dir: str = "runs",
             eval_every: int = 0, eval_trials: int = 10, synthetic_ids: int = 40, resume: bool = True,
-            progress: bool = True, batches_per_epoch: int | None = None) -> ImageRun:
-    """Build a run; ``None`` means the paper's value, an empty ``data_root`` the synthetic twin."""
+            progress: bool = True, batches_per_epoch: int | None = None, arch: str = "resnet50",
+            optimizer: str | None = None) -> ImageRun:
+    """Build a run; ``None`` means the paper's value, an empty ``data_root`` the synthetic twin.
+
+    ``arch`` other than "resnet50" and ``optimizer`` other than the paper's ("sgd" or "adam",
+    with a constant lr when it is not the paper's) are for quick experiments, not reproductions.
+    """
     if method not in METHODS:
         raise ExperimentError(f"method={method!r} is not known; use one of {sorted(METHODS)}.")
     if dataset not in DATASETS:
@@ -211,7 +224,8 @@ def prepare(method: str = "ivreid", dataset: str = "sysu", data_root: str = "", 
     visible, infrared = reader.train() if dataset == "sysu" else reader.train(trial)
     num_classes = len({r.pid for r in visible} | {r.pid for r in infrared})
 
-    transform = TransformConfig(height=height or recipe.height, width=width or recipe.width, pad=10, flip=True)
+    transform = TransformConfig(height=height or recipe.height, width=width or recipe.width,
+                                pad=scaled_pad(width or recipe.width, recipe.width), flip=True)
     size = (transform.width, transform.height)
     if paper.cache_training_images:
         tag = f"{dataset}_t{trial}" if dataset == "regdb" else dataset
@@ -231,13 +245,15 @@ def prepare(method: str = "ivreid", dataset: str = "sysu", data_root: str = "", 
     device = resolve_device(device)
     loader = DataLoader(pairs, batch_size=sampler.batch_size, sampler=sampler, num_workers=workers,
                         persistent_workers=workers > 0, pin_memory=device.startswith("cuda"))
-    model = paper.build(num_classes, pretrained=pretrained and not weights_file, weights_file=weights_file or None)
+    torch.manual_seed(seed)  # the initial weights are part of the run: same seed, same model
+    model = paper.build(num_classes, pretrained=pretrained and not weights_file, weights_file=weights_file or None,
+                        arch=arch)
     criterion = (paper.criterion(num_classes, margin=recipe.margin(dataset)) if method == "ivreid"
                  else paper.criterion(num_classes))
-    constant = getattr(recipe, "schedule", "warmup_step") == "constant"
+    constant = getattr(recipe, "schedule", "warmup_step") == "constant" or optimizer not in (None, recipe.optimizer)
     run_dir = Path(out_dir) / f"{method}_{dataset}" / (f"trial{trial}" if dataset == "regdb" else "all")
     config = TrainConfig(
-        epochs=epochs or recipe.epochs, optimizer=recipe.optimizer, lr=lr or recipe.lr,
+        epochs=epochs or recipe.epochs, optimizer=optimizer or recipe.optimizer, lr=lr or recipe.lr,
         momentum=getattr(recipe, "momentum", 0.9), nesterov=getattr(recipe, "nesterov", False),
         weight_decay=recipe.weight_decay, schedule="constant" if constant else "warmup_step",
         warmup_epochs=getattr(recipe, "warmup_epochs", 0), milestones=tuple(getattr(recipe, "milestones", ())),
@@ -245,7 +261,7 @@ def prepare(method: str = "ivreid", dataset: str = "sysu", data_root: str = "", 
         out_dir=str(run_dir), resume=resume, progress=progress)
     params = dict(method=method, dataset=dataset, data_root=str(root), trial=trial, pretrained=pretrained,
                   weights_file=weights_file, checkpoint=checkpoint, workers=workers, eval_trials=eval_trials,
-                  synthetic_ids=synthetic_ids, num_classes=num_classes, batches_per_epoch=batches_per_epoch)
+                  synthetic_ids=synthetic_ids, num_classes=num_classes, batches_per_epoch=batches_per_epoch, arch=arch)
     run = ImageRun(method, dataset, root, data_kind, reader, trial, model, criterion, loader, config, transform, params)
     if checkpoint:
         run.load(checkpoint)

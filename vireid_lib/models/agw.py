@@ -94,15 +94,17 @@ def build_agw(
     non_local: bool = True,
     official_one_channel: bool = True,
     gem_p: float = 3.0,
+    arch: str = "resnet50",
 ) -> AGW:
     """AGW with the paper's defaults.
 
     ``official_one_channel=True`` keeps the official 1-channel non-local blocks (the open
     PR #28 defect, see :class:`~vireid_lib.models.layers.NonLocal`); ``False`` gives them the
     intended ``in_channels // 2`` inner width. ``weights_file`` (a torchvision ResNet-50 state
-    dict) overrides ``pretrained``.
+    dict) overrides ``pretrained``. ``arch`` other than "resnet50" is for quick experiments.
     """
     backbone = TwoStreamResNet50(
+        arch=arch,
         pretrained=pretrained,
         weights_file=weights_file,
         last_stride=last_stride,

@@ -9,6 +9,8 @@ IV-ReID and MCE share everything, including the stem (``shared_stem=True``).
 Weights come from torchvision's real API (``ResNet50_Weights.IMAGENET1K_V1``, the weights the
 official repositories download) or from a local ``weights_file`` in the plain torchvision
 ResNet-50 state-dict layout. Loading is strict: any key mismatch is a :class:`WeightsError`.
+``arch="resnet18"`` or ``"resnet34"`` swaps in a smaller torchvision ResNet (not a paper's
+choice: for quick experiments and the CPU learning tests).
 """
 
 from __future__ import annotations
@@ -29,7 +31,20 @@ from .layers import NonLocal
 AGW_NON_LOCAL_COUNTS: tuple[int, int, int, int] = (0, 2, 3, 0)
 
 _LAYERS = ("layer1", "layer2", "layer3", "layer4")
-_STAGE_CHANNELS = (256, 512, 1024, 2048)
+
+# The papers all use ResNet-50. The smaller torchvision ResNets are offered for quick
+# experiments (and the CPU learning tests): same stems, same stages, narrower maps.
+ARCHS: dict[str, tuple] = {
+    "resnet50": (torchvision.models.resnet50, torchvision.models.ResNet50_Weights.IMAGENET1K_V1, (256, 512, 1024, 2048)),
+    "resnet34": (torchvision.models.resnet34, torchvision.models.ResNet34_Weights.IMAGENET1K_V1, (64, 128, 256, 512)),
+    "resnet18": (torchvision.models.resnet18, torchvision.models.ResNet18_Weights.IMAGENET1K_V1, (64, 128, 256, 512)),
+}
+
+
+def _arch(arch: str) -> tuple:
+    if arch not in ARCHS:
+        raise ValueError(f"arch={arch!r} is not supported; use one of {sorted(ARCHS)} (the papers use 'resnet50').")
+    return ARCHS[arch]
 _SHOWN_KEYS = 5
 
 
@@ -75,7 +90,7 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise WeightsError(
             f"weights_file {str(path)!r} does not exist or is not a file; pass the path of a saved "
-            "ResNet-50 state dict."
+            "torchvision ResNet state dict (ResNet-50 for the papers)."
         )
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -104,24 +119,24 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return dict(obj)
 
 
-def _imagenet_state_dict() -> dict[str, torch.Tensor]:
-    """torchvision's ImageNet ResNet-50 weights (IMAGENET1K_V1, the file the official repositories use)."""
-    weights = torchvision.models.ResNet50_Weights.IMAGENET1K_V1
+def _imagenet_state_dict(arch: str = "resnet50") -> dict[str, torch.Tensor]:
+    """torchvision's ImageNet weights for ``arch`` (IMAGENET1K_V1: for ResNet-50 the file the official repositories use)."""
+    weights = _arch(arch)[1]
     try:
         return dict(weights.get_state_dict(progress=False))
     except (OSError, RuntimeError) as err:  # no network (URLError is an OSError) or a bad cached file
         raise WeightsError(
             f"could not fetch torchvision's {weights} ({type(err).__name__}: {err}). Without internet, put the "
             f"file {weights.url.rsplit('/', 1)[-1]!r} in the torch hub cache "
-            f"({torch.hub.get_dir()}/checkpoints), or pass weights_file=<path to a ResNet-50 state dict>, "
+            f"({torch.hub.get_dir()}/checkpoints), or pass weights_file=<path to a {arch} state dict>, "
             "or pretrained=False for random initialisation."
         ) from err
 
 
-def check_resnet50_state_dict(
-    state: Mapping[str, torch.Tensor], reference: nn.Module, source: str
+def check_resnet_state_dict(
+    state: Mapping[str, torch.Tensor], reference: nn.Module, source: str, arch: str = "resnet50"
 ) -> dict[str, torch.Tensor]:
-    """``state`` checked against a torchvision ResNet-50's keys and shapes, ready to load.
+    """``state`` checked against a torchvision ResNet's (``reference``, an ``arch``) keys and shapes, ready to load.
 
     The ``fc.`` classifier head is dropped (the models here replace it). BatchNorm
     ``num_batches_tracked`` counters may be absent (torchvision's own ImageNet files predate
@@ -143,8 +158,8 @@ def check_resnet50_state_dict(
         if missing and len(prefixes) == 1 and len(unexpected) >= len(missing) // 2:
             hint = f" The unexpected keys share the prefix {next(iter(prefixes))!r}: strip it before saving."
         raise WeightsError(
-            f"{source} does not match a torchvision ResNet-50 ({'; '.join(found)}).{hint} Provide the plain "
-            "torchvision layout, i.e. torch.save(torchvision.models.resnet50(...).state_dict(), path) "
+            f"{source} does not match a torchvision {arch} ({'; '.join(found)}).{hint} Provide the plain "
+            f"torchvision layout, i.e. torch.save(torchvision.models.{arch}(...).state_dict(), path) "
             "(an 'fc.' head is allowed and ignored)."
         )
     wrong = [k for k, v in expected.items() if k in given and tuple(given[k].shape) != tuple(v.shape)]
@@ -152,18 +167,18 @@ def check_resnet50_state_dict(
         k = wrong[0]
         raise WeightsError(
             f"{source} has {len(wrong)} tensor(s) of the wrong shape, first {k!r}: {tuple(given[k].shape)} "
-            f"instead of {tuple(expected[k].shape)}. It is not a ResNet-50 state dict; provide one."
+            f"instead of {tuple(expected[k].shape)}. It is not a {arch} state dict; provide one (or set arch to match it)."
         )
     return {k: given.get(k, v) for k, v in expected.items()}
 
 
-def load_resnet50_weights(pretrained: bool, weights_file: str | Path | None) -> dict[str, torch.Tensor] | None:
-    """The ResNet-50 state dict to start from: ``weights_file`` if given, else ImageNet if
-    ``pretrained``, else ``None`` (keep torchvision's random initialisation)."""
+def load_resnet_weights(pretrained: bool, weights_file: str | Path | None, arch: str = "resnet50") -> dict[str, torch.Tensor] | None:
+    """The state dict to start from: ``weights_file`` if given, else ``arch``'s ImageNet
+    weights if ``pretrained``, else ``None`` (keep torchvision's random initialisation)."""
     if weights_file is not None:
         return _read_state_dict(Path(weights_file))
     if pretrained:
-        return _imagenet_state_dict()
+        return _imagenet_state_dict(arch)
     return None
 
 
@@ -176,7 +191,9 @@ def set_last_stride(resnet: torchvision.models.ResNet, last_stride: int) -> None
     if last_stride not in (1, 2):
         raise ValueError(f"last_stride must be 1 or 2, got {last_stride}.")
     block = resnet.layer4[0]
-    block.conv2.stride = (last_stride, last_stride)
+    # Bottleneck (ResNet-50) strides in conv2, BasicBlock (ResNet-18/34) in conv1.
+    strided = block.conv2 if isinstance(block, torchvision.models.resnet.Bottleneck) else block.conv1
+    strided.stride = (last_stride, last_stride)
     if block.downsample is not None:
         block.downsample[0].stride = (last_stride, last_stride)
 
@@ -188,7 +205,8 @@ class TwoStreamResNet50(nn.Module):
     through its own stem (or the one shared stem); when both are given the stem outputs are
     concatenated as ``[visible; infrared]`` along the batch, so every shared BatchNorm sees
     both modalities in one batch, as in the official code. Returns the layer4 map
-    ``[N, 2048, H/16, W/16]`` (``H/32`` with ``last_stride=2``).
+    ``[N, out_channels, H/16, W/16]`` (``H/32`` with ``last_stride=2``); ``out_channels`` is
+    2048 for ResNet-50 (512 for ``arch="resnet18"``/``"resnet34"``).
 
     Both stems start from the same weights. ``non_local=True`` inserts AGW's non-local blocks
     (``non_local_counts`` per stage, after the last blocks of each stage); they are new,
@@ -207,21 +225,24 @@ class TwoStreamResNet50(nn.Module):
         non_local: bool = False,
         official_one_channel: bool = True,
         shared_stem: bool = False,
-        non_local_counts: Sequence[int] = AGW_NON_LOCAL_COUNTS,
+        non_local_counts: Sequence[int] | None = None,
+        arch: str = "resnet50",
     ) -> None:
         super().__init__()
-        resnet = torchvision.models.resnet50(weights=None)
-        state = load_resnet50_weights(pretrained, weights_file)
+        factory, _, stage_channels = _arch(arch)
+        resnet = factory(weights=None)
+        state = load_resnet_weights(pretrained, weights_file, arch)
         if state is not None:
-            source = "torchvision's IMAGENET1K_V1" if weights_file is None else f"weights_file {str(weights_file)!r}"
-            checked = check_resnet50_state_dict(state, resnet, source)
+            source = f"torchvision's {arch} IMAGENET1K_V1" if weights_file is None else f"weights_file {str(weights_file)!r}"
+            checked = check_resnet_state_dict(state, resnet, source, arch)
             # Every key except the dropped fc head was checked above, so this is strict for all we keep.
             result = resnet.load_state_dict(checked, strict=False)
             assert not result.unexpected_keys and all(k.startswith("fc.") for k in result.missing_keys)
         set_last_stride(resnet, last_stride)
         self.last_stride = last_stride
         self.shared_stem = shared_stem
-        self.out_channels = 2048
+        self.arch = arch
+        self.out_channels = stage_channels[-1]
 
         if shared_stem:
             self.stem = ResNetStem(resnet)
@@ -238,9 +259,12 @@ class TwoStreamResNet50(nn.Module):
 
         self.non_local_blocks = nn.ModuleDict()
         if non_local:
+            if non_local_counts is None:
+                # AGW's placement; a smaller ResNet (2 blocks in layer3) gets as many as its stages hold.
+                non_local_counts = [min(c, len(getattr(self, n))) for n, c in zip(_LAYERS, AGW_NON_LOCAL_COUNTS)]
             if len(non_local_counts) != 4:
                 raise ValueError(f"non_local_counts needs one count per stage (4), got {tuple(non_local_counts)}.")
-            for name, count, channels in zip(_LAYERS, non_local_counts, _STAGE_CHANNELS):
+            for name, count, channels in zip(_LAYERS, non_local_counts, stage_channels):
                 depth = len(getattr(self, name))
                 if not 0 <= count <= depth:
                     raise ValueError(f"{name} has {depth} blocks; cannot place {count} non-local blocks after them.")
@@ -290,3 +314,16 @@ class TwoStreamResNet50(nn.Module):
                 if key in self.non_local_blocks:
                     x = self.non_local_blocks[key](x)
         return x
+
+
+def feature_map_size(height: int, width: int, last_stride: int = 1) -> tuple[int, int]:
+    """(rows, cols) of the layer4 map for a ``height`` x ``width`` input: 18 x 9 at 288 x 144."""
+    def conv(size: int, kernel: int, stride: int, padding: int) -> int:
+        return (size + 2 * padding - kernel) // stride + 1
+
+    sizes = []
+    for size in (height, width):
+        size = conv(conv(size, 7, 2, 3), 3, 2, 1)  # conv1, maxpool
+        size = conv(conv(size, 3, 2, 1), 3, 2, 1)  # layer2, layer3
+        sizes.append(conv(size, 3, last_stride, 1))  # layer4
+    return sizes[0], sizes[1]

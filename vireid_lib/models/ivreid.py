@@ -173,12 +173,15 @@ def build_ivreid(
     last_stride: int = 1,
     head_dim: int = 512,
     head_lr_factor: float = 10.0,
+    arch: str = "resnet50",
 ) -> IVReID:
     """IV-ReID strong baseline with the official defaults.
 
-    ``weights_file`` (a torchvision ResNet-50 state dict) overrides ``pretrained``.
+    ``weights_file`` (a torchvision ResNet-50 state dict) overrides ``pretrained``; ``arch``
+    other than "resnet50" is for quick experiments.
     """
     backbone = TwoStreamResNet50(
+        arch=arch,
         pretrained=pretrained,
         weights_file=weights_file,
         last_stride=last_stride,
