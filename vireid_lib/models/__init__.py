@@ -9,8 +9,10 @@ from .agw import AGW, AGWCriterion, AGWRecipe, build_agw
 from .base import GlobalFeatureReID
 from .backbone import AGW_NON_LOCAL_COUNTS, ResNetStem, TwoStreamResNet50, WeightsError
 from .contract import Criterion, Outputs, ParamGroups
+from .cst import CST, CSTAttention, CSTCriterion, CSTRecipe, build_cst
 from .ivreid import IVReID, IVReIDCriterion, IVReIDRecipe, ModalityHead, build_ivreid
 from .layers import BNNeck, GeM, NonLocal
+from .video import ClipFeatureReID, VideoBaselineCriterion, VideoBaselineRecipe, build_video_baseline
 
 __all__ = [
     "AGW",
@@ -18,6 +20,11 @@ __all__ = [
     "AGWRecipe",
     "AGW_NON_LOCAL_COUNTS",
     "BNNeck",
+    "CST",
+    "CSTAttention",
+    "CSTCriterion",
+    "CSTRecipe",
+    "ClipFeatureReID",
     "Criterion",
     "GeM",
     "GlobalFeatureReID",
@@ -30,7 +37,11 @@ __all__ = [
     "ParamGroups",
     "ResNetStem",
     "TwoStreamResNet50",
+    "VideoBaselineCriterion",
+    "VideoBaselineRecipe",
     "WeightsError",
     "build_agw",
+    "build_cst",
     "build_ivreid",
+    "build_video_baseline",
 ]

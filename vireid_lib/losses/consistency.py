@@ -1,0 +1,81 @@
+"""CST's diversity-consistency (DC) loss, in the spirit of VICReg (Bardes et al., ICLR 2022).
+
+CST (Feng et al., IEEE TMM 2024) adds it to cross-entropy and triplet to keep the
+triplet-trained representation from collapsing. Its code is not public; this is written from
+the paper's description:
+
+* **variance** (diversity): every feature dimension keeps a standard deviation of at least
+  ``gamma`` over the batch, ``mean_d relu(gamma - sqrt(var_d + eps))``: zero spread costs
+  ``gamma`` per dimension;
+* **invariance** (consistency across modalities): for every identity present in both
+  modalities, the squared distance between its mean visible and mean infrared feature, per
+  dimension, averaged over those identities: identical cross-modal features cost nothing;
+* **covariance** (diversity): the squared off-diagonal entries of the batch covariance
+  matrix, summed and divided by the dimension, so dimensions decorrelate.
+
+The term weights are this workbook's choice (the paper's are not known here): VICReg's
+25 : 25 : 1 ratio, scaled to 1 : 1 : 0.04 so the sum sits next to cross-entropy.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def variance_term(features: torch.Tensor, gamma: float = 1.0, eps: float = 1e-4) -> torch.Tensor:
+    std = torch.sqrt(features.var(dim=0, unbiased=True) + eps)
+    return torch.relu(gamma - std).mean()
+
+
+def invariance_term(features: torch.Tensor, labels: torch.Tensor, modalities: torch.Tensor) -> torch.Tensor:
+    """Mean over identities seen in both modalities of ``mean_d (mean_vis - mean_ir)^2``; 0 if none."""
+    visible, infrared = modalities == 0, modalities == 1
+    pids = [p for p in labels.unique() if bool(((labels == p) & visible).any()) and bool(((labels == p) & infrared).any())]
+    if not pids:
+        return features.sum() * 0.0  # keeps the graph (and the device) without contributing
+    gaps = [features[(labels == p) & visible].mean(0) - features[(labels == p) & infrared].mean(0) for p in pids]
+    return torch.stack(gaps).pow(2).mean()
+
+
+def covariance_term(features: torch.Tensor) -> torch.Tensor:
+    n, d = features.shape
+    centred = features - features.mean(dim=0)
+    cov = centred.T @ centred / (n - 1)
+    off_diagonal = cov - torch.diag(torch.diagonal(cov))
+    return off_diagonal.pow(2).sum() / d
+
+
+class DiversityConsistencyLoss(nn.Module):
+    """``forward(features [N, D], labels [N], modalities [N]) -> {"dc", "dc_variance", "dc_invariance", "dc_covariance"}``.
+
+    ``modalities`` holds 0 for visible and 1 for infrared samples. ``"dc"`` is the weighted
+    sum; the terms are returned unweighted for logging. Computed in float32.
+    """
+
+    def __init__(self, variance_weight: float = 1.0, invariance_weight: float = 1.0, covariance_weight: float = 0.04,
+                 gamma: float = 1.0, eps: float = 1e-4) -> None:
+        super().__init__()
+        for name, value in (("variance_weight", variance_weight), ("invariance_weight", invariance_weight),
+                            ("covariance_weight", covariance_weight), ("gamma", gamma)):
+            if value < 0:
+                raise ValueError(f"{name}={value} must be non-negative.")
+        self.variance_weight = variance_weight
+        self.invariance_weight = invariance_weight
+        self.covariance_weight = covariance_weight
+        self.gamma = gamma
+        self.eps = eps
+
+    def forward(self, features: torch.Tensor, labels: torch.Tensor, modalities: torch.Tensor) -> dict[str, torch.Tensor]:
+        if features.dim() != 2 or features.shape[0] < 2:
+            raise ValueError(f"the DC loss needs a [N >= 2, D] feature batch, got shape {tuple(features.shape)}.")
+        if not (len(labels) == len(modalities) == features.shape[0]):
+            raise ValueError(f"features ({features.shape[0]}), labels ({len(labels)}) and modalities "
+                             f"({len(modalities)}) must have the same length.")
+        x = features.float()
+        terms = {"dc_variance": variance_term(x, self.gamma, self.eps),
+                 "dc_invariance": invariance_term(x, labels, modalities),
+                 "dc_covariance": covariance_term(x)}
+        total = (self.variance_weight * terms["dc_variance"] + self.invariance_weight * terms["dc_invariance"]
+                 + self.covariance_weight * terms["dc_covariance"])
+        return {"dc": total, **terms}

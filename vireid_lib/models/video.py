@@ -1,0 +1,148 @@
+"""The video baseline for HITSZ-VCM, MITML-style (Lin et al., CVPR 2022, ``VCM-project233/MITML``).
+
+Every frame of a clip goes through AGW's two-stream ResNet-50 (modality stems, shared
+layers 1-4, last stride 1); global average pooling gives one vector per frame, and the S
+frame vectors are aggregated over time: their mean plus an LSTM branch (the LSTM's output
+at the last frame). A BNNeck and a bias-free identity classifier follow; cross-entropy on
+the logits and batch-hard triplet (margin 0.3) on the aggregated pre-BN feature train it.
+The test feature is the post-BN feature.
+
+What is MITML's and what is this workbook's: the two-stream per-frame backbone, average
+pooling, the LSTM over frame features, the BNNeck, the losses, the sampler (8 identities x
+2 visible + 2 infrared tracklets) and the schedule (SGD, lr 0.1 for the head and 0.01 for the
+backbone, 10 warm-up epochs, x0.1 at 35 and x0.01 at 80, 200 epochs) are MITML's. Its
+temporal-memory module, the second layer4 copy and the per-frame SE gating are not
+reproduced (they are MITML's contribution, not the baseline's); the LSTM here has one layer
+of the feature width, added to the frame mean (MITML stacks two). Non-local blocks are off,
+as in MITML's model.
+
+Inputs are clips ``[B, S, 3, H, W]``; in training ``forward(visible, infrared)`` takes both
+halves of a batch, in evaluation one of them (see :mod:`vireid_lib.models.contract`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..losses.identity import CrossEntropyLabelSmooth
+from ..losses.metric import BatchHardTriplet
+from .backbone import TwoStreamResNet50
+from .base import GlobalFeatureReID
+from .contract import Outputs
+from .layers import BNNeck
+
+
+@dataclass(frozen=True)
+class VideoBaselineRecipe:
+    """MITML's training recipe (``train.py``)."""
+
+    optimizer: str = "sgd"
+    lr: float = 0.1  # head (BNNeck, classifier); the backbone trains at backbone_lr_factor x lr
+    backbone_lr_factor: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    schedule: str = "warmup_step"
+    warmup_epochs: int = 10
+    milestones: tuple[int, ...] = (35, 80)
+    gamma: float = 0.1
+    epochs: int = 200
+    margin: float = 0.3
+    seq_len: int = 6
+    height: int = 288
+    width: int = 144
+    num_ids: int = 8
+    num_per_modality: int = 2
+    replace: bool = True
+    seed: int = 0
+
+
+def split_clips(visible: torch.Tensor | None, infrared: torch.Tensor | None) -> tuple[int, int]:
+    """(clips, frames per clip) of the given halves, checking they are ``[B, S, 3, H, W]`` clips."""
+    given = [t for t in (visible, infrared) if t is not None]
+    if not given:
+        raise ValueError("a video model needs a visible or an infrared clip batch (both were None).")
+    for t in given:
+        if t.dim() != 5:
+            raise ValueError(f"video models take clips [B, S, 3, H, W]; got a tensor of shape {tuple(t.shape)}.")
+    lengths = {t.shape[1] for t in given}
+    if len(lengths) != 1:
+        raise ValueError(f"visible and infrared clips must have the same length S, got {sorted(lengths)}.")
+    return sum(t.shape[0] for t in given), given[0].shape[1]
+
+
+def frames_of(clips: torch.Tensor | None) -> torch.Tensor | None:
+    """``[B, S, 3, H, W]`` -> ``[B*S, 3, H, W]`` (clip-major: the S frames of clip 0 first)."""
+    return None if clips is None else clips.flatten(0, 1)
+
+
+class ClipFeatureReID(GlobalFeatureReID):
+    """Backbone per frame, pooling per frame, a temporal aggregation to one vector per clip, BNNeck."""
+
+    def __init__(self, backbone: TwoStreamResNet50, neck: BNNeck, lstm: bool = True,
+                 backbone_lr_factor: float = 0.1) -> None:
+        super().__init__(backbone, nn.AdaptiveAvgPool2d(1), neck)
+        dim = backbone.out_channels
+        self.lstm = nn.LSTM(dim, dim, num_layers=1, batch_first=True) if lstm else None
+        self.backbone_lr_factor = backbone_lr_factor
+
+    def frame_maps(self, visible: torch.Tensor | None, infrared: torch.Tensor | None) -> torch.Tensor:
+        """``[N, S, C, h, w]`` layer4 maps of ``[visible; infrared]`` clips."""
+        clips, length = split_clips(visible, infrared)
+        maps = self.backbone(frames_of(visible), frames_of(infrared))
+        return maps.reshape(clips, length, *maps.shape[1:])
+
+    def aggregate(self, frame_features: torch.Tensor) -> torch.Tensor:
+        """``[N, S, C]`` -> ``[N, C]``: the frame mean, plus the LSTM's last output when enabled."""
+        pooled = frame_features.mean(dim=1)
+        if self.lstm is not None:
+            output, _ = self.lstm(frame_features)
+            pooled = pooled + output[:, -1]
+        return pooled
+
+    def pooled_feature(self, visible: torch.Tensor | None, infrared: torch.Tensor | None) -> torch.Tensor:
+        maps = self.frame_maps(visible, infrared)
+        return self.aggregate(maps.mean(dim=(-2, -1)))
+
+    def forward(self, visible: torch.Tensor | None = None, infrared: torch.Tensor | None = None) -> Outputs:
+        pooled = self.pooled_feature(visible, infrared)
+        if not self.training:
+            return self.test_outputs(pooled)
+        bn, logits = self.neck(pooled)
+        return {"pooled": pooled, "bn": bn, "logits": logits}
+
+    def param_groups(self, base_lr: float) -> list[dict]:
+        """Backbone at ``backbone_lr_factor * base_lr``; temporal branch, BNNeck and classifier at ``base_lr``."""
+        backbone = [p for p in self.backbone.parameters() if p.requires_grad]
+        ids = {id(p) for p in backbone}
+        head = [p for p in self.parameters() if p.requires_grad and id(p) not in ids]
+        return [{"params": backbone, "lr": base_lr * self.backbone_lr_factor}, {"params": head, "lr": base_lr}]
+
+
+def build_video_baseline(num_classes: int, pretrained: bool = True, weights_file: str | Path | None = None,
+                         last_stride: int = 1, lstm: bool = True, arch: str = "resnet50") -> ClipFeatureReID:
+    """MITML-style video baseline; ``arch`` other than "resnet50" is for quick experiments."""
+    backbone = TwoStreamResNet50(pretrained=pretrained, weights_file=weights_file, last_stride=last_stride,
+                                 non_local=False, shared_stem=False, arch=arch)
+    # MITML's BNNeck: N(1, 0.01) BN weight, frozen zero bias, bias-free classifier drawn from N(0, 0.001).
+    neck = BNNeck(backbone.out_channels, num_classes, bias_trainable=False, classifier_bias=False,
+                  bn_weight_std=0.01, classifier_init="normal")
+    return ClipFeatureReID(backbone, neck, lstm=lstm, backbone_lr_factor=VideoBaselineRecipe.backbone_lr_factor)
+
+
+class VideoBaselineCriterion(nn.Module):
+    """Cross-entropy on ``logits`` + batch-hard triplet (margin 0.3) on ``pooled``."""
+
+    def __init__(self, num_classes: int, margin: float = 0.3, label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        self.identity = CrossEntropyLabelSmooth(num_classes, epsilon=label_smoothing)
+        self.triplet = BatchHardTriplet(margin=margin)
+
+    def forward(self, outputs: Outputs, labels: torch.Tensor) -> Outputs:
+        identity = self.identity(outputs["logits"], labels)
+        triplet, precision = self.triplet.loss_and_precision(outputs["pooled"], labels)
+        return {"loss": identity + triplet, "id": identity, "triplet": triplet, "triplet_precision": precision}
