@@ -8,9 +8,8 @@ record stores.
 
 from __future__ import annotations
 
-import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,15 +25,12 @@ from ..data.samplers import CrossModalityIdentitySampler
 from ..data.summary import summarise
 from ..data.synthetic import SyntheticConfig, ensure_synthetic, is_synthetic
 from ..data.transforms import TransformConfig, build_test_transform, build_train_transform
-from ..engine import TrainConfig, TrainResult, make_extractor, train
-from ..engine.checkpoint import load_checkpoint, load_model_state
+from ..engine import TrainConfig
 from ..eval import Evaluation, run_regdb, run_sysu
 from ..models import AGWCriterion, AGWRecipe, IVReIDCriterion, IVReIDRecipe, build_agw, build_ivreid
-from ..results import RunInfo, make_record, reported_numbers, write_record
+from .common import ExperimentError, PaperRun, resolve_device, scaled_pad
 
-
-class ExperimentError(ValueError):
-    """A notebook parameter is invalid; the message names it and the valid values."""
+__all__ = ["DATASETS", "METHODS", "ExperimentError", "ImageRun", "prepare", "resolve_device"]
 
 
 @dataclass(frozen=True)
@@ -57,24 +53,8 @@ DATASETS = ("sysu", "regdb")
 
 
 @dataclass
-class ImageRun:
-    """Everything one run needs; built by :func:`prepare`."""
-
-    method: str
-    dataset: str
-    root: Path
-    data_kind: str
-    reader: object
-    trial: int
-    model: torch.nn.Module
-    criterion: torch.nn.Module
-    loader: DataLoader
-    train_config: TrainConfig
-    transform: TransformConfig
-    params: dict
-    train_result: TrainResult | None = None
-    evaluation: Evaluation | None = None
-    durations: dict = field(default_factory=dict)
+class ImageRun(PaperRun):
+    """Everything one image run needs; built by :func:`prepare`."""
 
     @property
     def paper(self) -> str:
@@ -82,10 +62,6 @@ class ImageRun:
 
     def summary(self) -> pd.DataFrame:
         return summarise(self.dataset, self.root, self.trial if self.dataset == "regdb" else None)
-
-    def extractor(self):
-        return make_extractor(self.model, build_test_transform(self.transform), device=self.train_config.device,
-                              batch_size=64, workers=self.params["workers"])
 
     def _protocols(self, quick: bool = False) -> Evaluation:
         extract = self.extractor()
@@ -98,32 +74,9 @@ class ImageRun:
                                 trials=range(self.params["eval_trials"]))
             return run_regdb(self.reader, lambda trial: extract, trials=[self.trial])
 
-    def train(self) -> TrainResult:
-        def quick_eval(model) -> dict:
-            row = self._protocols(quick=True).summary.iloc[0]
-            return {"mAP": row["mAP"], "R1": row["R1"]}
-
-        start = time.perf_counter()
-        self.train_result = train(self.model, self.criterion, self.loader, self.train_config,
-                                  evaluate_fn=quick_eval if self.train_config.eval_every else None)
-        self.durations["train_s"] = round(time.perf_counter() - start, 1)
-        return self.train_result
-
-    def load(self, checkpoint: str | Path) -> None:
-        """Evaluate a saved checkpoint instead of training (its model must match this run's)."""
-        state = load_checkpoint(checkpoint)
-        load_model_state(self.model, state["model"], str(checkpoint))
-        self.model.to(self.train_config.device)
-
-    def evaluate(self) -> Evaluation:
-        start = time.perf_counter()
-        self.evaluation = self._protocols()
-        self.durations["eval_s"] = round(time.perf_counter() - start, 1)
-        return self.evaluation
-
     def compare_with_paper(self) -> pd.DataFrame:
         """This run's summary beside the paper's reported numbers, with the differences."""
-        reported = pd.DataFrame([r for r in reported_numbers() if r["method"] == self.method and r["dataset"] == self.dataset])
+        reported = self.reported()
         ours = self.evaluation.summary
         rows = []
         for _, row in ours.iterrows():
@@ -168,33 +121,6 @@ class ImageRun:
             maps.append(activation_maps(self.model, batch, modality))
             titles += [f"{'VIS' if modality == VISIBLE else 'IR'} id {r.pid}" for r in records]
         return torch.cat(images), np.concatenate(maps), titles
-
-    def record(self, results_dir: str | Path = "results") -> Path:
-        best = None
-        if self.train_result is not None and self.train_result.best_epoch is not None:
-            best = {"epoch": self.train_result.best_epoch, "metrics": self.train_result.best_metrics,
-                    "note": "best-on-test, as the official scripts select it; the rows report the last epoch"}
-        checkpoint = self.train_result.checkpoint if self.train_result else self.params.get("checkpoint") or None
-        run = RunInfo(self.paper, self.method, self.dataset, self.data_kind,
-                      {"params": self.params, "train": self.train_config.to_dict(), "transform": asdict(self.transform)},
-                      device=self.train_config.device, durations=self.durations, checkpoint=checkpoint, best_on_test=best)
-        return write_record(make_record(run, self.evaluation), results_dir)
-
-
-def scaled_pad(width: int, paper_width: int, paper_pad: int = 10) -> int:
-    """The papers' 10-pixel crop padding, scaled with the input width (10 at the paper's size).
-
-    At a smoke-test size such as 32 pixels wide, 10 pixels would be a third of the image.
-    """
-    return max(1, round(paper_pad * width / paper_width))
-
-
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ExperimentError(f"device={device!r} but no CUDA device is visible; use 'cpu' or 'auto'.")
-    return device
 
 
 def prepare(method: str = "ivreid", dataset: str = "sysu", data_root: str = "", trial: int = 1,

@@ -1,4 +1,5 @@
-"""Figures the notebooks show: CMC curves, training curves, samples, ranked lists, activation maps.
+"""Figures the notebooks show: CMC curves, training curves, samples and clips, ranked lists,
+activation maps, and CST's attention maps.
 
 Every function returns a matplotlib Figure built without pyplot: nothing is shown, saved or
 kept in pyplot's global state, so a notebook displays exactly what a cell returns (once) and a
@@ -149,14 +150,88 @@ def activation_maps(model: torch.nn.Module, images: torch.Tensor, modality: int,
 def plot_activation_maps(images: torch.Tensor, maps: np.ndarray, titles: Sequence[str] = (),
                          mean: Sequence[float] = (0.485, 0.456, 0.406), std: Sequence[float] = (0.229, 0.224, 0.225)) -> Figure:
     """Normalised input images with their activation maps overlaid."""
-    pictures = images.detach().cpu().float() * torch.tensor(std)[:, None, None] + torch.tensor(mean)[:, None, None]
+    pictures = _denormalise(images, mean, std)
     fig = Figure(figsize=(1.5 * len(pictures), 3))
     axes = fig.subplots(1, len(pictures), squeeze=False)
     for i, ax in enumerate(axes[0]):
-        ax.imshow(pictures[i].permute(1, 2, 0).clamp(0, 1).numpy())
+        ax.imshow(pictures[i])
         ax.imshow(maps[i], cmap="jet", alpha=0.45)
         ax.axis("off")
         if i < len(titles):
             ax.set_title(titles[i], fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _denormalise(images: torch.Tensor, mean: Sequence[float] = (0.485, 0.456, 0.406),
+                 std: Sequence[float] = (0.229, 0.224, 0.225)) -> np.ndarray:
+    """``[N, 3, H, W]`` normalised tensors -> ``[N, H, W, 3]`` pictures in 0..1."""
+    pictures = images.detach().cpu().float() * torch.tensor(std)[:, None, None] + torch.tensor(mean)[:, None, None]
+    return pictures.permute(0, 2, 3, 1).clamp(0, 1).numpy()
+
+
+def plot_tracklet_lengths(tracklets: pd.DataFrame) -> Figure:
+    """Histogram of tracklet lengths (frames) per split and modality (``VideoRun.tracklets()``)."""
+    fig = Figure(figsize=(9, 3))
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, split in zip(axes, ("train", "test")):
+        sns.histplot(data=tracklets[tracklets["split"] == split], x="frames", hue="modality", multiple="dodge",
+                     discrete=True, shrink=0.8, ax=ax)
+        ax.set(title=f"{split} tracklets", xlabel="frames per tracklet")
+    fig.tight_layout()
+    return fig
+
+
+def show_clips(records: Sequence, frames: int = 6) -> Figure:
+    """One row per tracklet: ``frames`` frames spread over its length."""
+    fig = Figure(figsize=(1.2 * frames, 2.4 * len(records)))
+    axes = fig.subplots(len(records), frames, squeeze=False)
+    for row, record in zip(axes, records):
+        picks = np.linspace(0, len(record.frames) - 1, frames).round().astype(int)
+        for ax, index in zip(row, picks):
+            ax.imshow(read_image(record.frames[index]))
+            ax.axis("off")
+        row[0].set_title(f"id {record.pid} cam {record.camid} {MODALITY_NAMES[record.modality]}, "
+                         f"{len(record.frames)} frames", fontsize=7, loc="left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_clip_attention(clip: torch.Tensor, maps: torch.Tensor, title: str = "") -> Figure:
+    """Every frame of ``clip`` [S, 3, H, W] with its attention map ``maps`` [S, h, w] overlaid (upsampled)."""
+    pictures = _denormalise(clip)
+    s, height, width = len(pictures), pictures.shape[1], pictures.shape[2]
+    upsampled = torch.nn.functional.interpolate(maps.detach().cpu().float()[None], size=(height, width),
+                                                mode="bilinear", align_corners=False)[0].numpy()
+    fig = Figure(figsize=(1.3 * s, 2.8))
+    axes = fig.subplots(1, s, squeeze=False)[0]
+    top = float(upsampled.max()) or 1.0
+    for i, ax in enumerate(axes):
+        ax.imshow(pictures[i])
+        ax.imshow(upsampled[i], cmap="jet", alpha=0.45, vmin=0, vmax=top)  # one scale for the clip: frames compare
+        ax.set_title(f"frame {i + 1}", fontsize=7)
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_message_attention(message: Sequence[torch.Tensor], reliance: torch.Tensor, title: str = "") -> Figure:
+    """MTFM's message-token attention across frames: the layer-and-head mean ``S x S`` matrix
+    (row i: frame i's message reading from frame j) and how much the messages rely on each frame."""
+    matrix = torch.stack([a.float().mean(dim=1) for a in message]).mean(dim=0)[0].cpu().numpy()
+    fig = Figure(figsize=(8, 3))
+    left, right = fig.subplots(1, 2)
+    frames = [str(i + 1) for i in range(matrix.shape[0])]
+    sns.heatmap(pd.DataFrame(matrix, index=frames, columns=frames), ax=left, vmin=0, cmap="viridis", annot=True,
+                fmt=".2f", annot_kws={"fontsize": 7})
+    left.set(xlabel="attended frame", ylabel="message of frame", title="message-token attention")
+    right.bar(frames, reliance.detach().cpu().float().numpy().ravel()[: len(frames)], color="#4c72b0")
+    right.axhline(1 / len(frames), color="grey", linestyle="--", linewidth=1, label="uniform")
+    right.set(xlabel="frame", ylabel="share of attention", title="frames the model relies on")
+    right.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
