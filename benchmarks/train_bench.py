@@ -1,6 +1,9 @@
-"""Training speed: AGW images/s at 288x144 with AMP on and off, beside the data loader alone.
+"""Training speed at 288x144 with AMP on and off, beside the data loader alone.
 
-    python benchmarks/train_bench.py [--device cuda] [--steps 20] [--batch-ids 8]
+    python benchmarks/train_bench.py [--model agw|cst|baseline] [--device cuda] [--steps 20] [--batch-ids 8]
+
+``agw``: images/s. ``cst`` and ``baseline`` (the video models on synthetic HITSZ-VCM, S = 6
+frames, 8 ids x (2 + 2) tracklets): tracklets/s and frames/s.
 
 The loader figure (synthetic SYSU-MM01, AGW's cached-array pipeline, the official 8 ids x
 (4 + 4) batch) is measured in the same run as the model steps, so the ratio shows which of
@@ -16,6 +19,7 @@ import time
 
 import torch
 
+from vireid_lib.experiments import video
 from vireid_lib.experiments.image import prepare
 
 
@@ -57,26 +61,34 @@ def loader_rate(run, batches: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", choices=("agw", "cst", "baseline"), default="agw")
+    parser.add_argument("--seq-len", type=int, default=6)
+    parser.add_argument("--loader-batches", type=int, default=10)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--batch-ids", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    run = prepare(method="agw", dataset="sysu", pretrained=False, device=args.device, workers=args.workers,
-                  num_ids=args.batch_ids, progress=False, batches_per_epoch=1000)
+    if args.model == "agw":
+        run = prepare(method="agw", dataset="sysu", pretrained=False, device=args.device, workers=args.workers,
+                      num_ids=args.batch_ids, progress=False, batches_per_epoch=1000)
+        frames, unit, layout = 1, "images", f"{args.batch_ids} ids x 4 + 4"
+    else:
+        run = video.prepare(args.model, pretrained=False, device=args.device, workers=args.workers,
+                            num_ids=args.batch_ids, progress=False, batches_per_epoch=1000, seq_len=args.seq_len)
+        frames, unit, layout = args.seq_len, "tracklets", f"{args.batch_ids} ids x 2 + 2, S = {args.seq_len}"
     device = run.train_config.device
     batch = run.loader.batch_size * 2
     print(f"torch {torch.__version__}, device {device}"
           + (f" ({torch.cuda.get_device_name()})" if device.startswith("cuda") else "")
-          + f", AGW at {run.transform.height}x{run.transform.width}, batch {batch} images ({args.batch_ids} ids x 4 + 4)")
-    loader = loader_rate(run, 10)
-    print(f"data loader alone ({args.workers} workers): {loader:8.1f} images/s")
+          + f", {args.model} at {run.transform.height}x{run.transform.width}, batch {batch} {unit} ({layout})")
+    loader = loader_rate(run, args.loader_batches)
+    print(f"data loader alone ({args.workers} workers): {loader:8.1f} {unit}/s = {loader * frames:8.1f} frames/s")
     for amp in (("off", "bf16", "fp16") if device.startswith("cuda") else ("off",)):
         rate, peak = images_per_second(run, args.steps, amp)
         limit = "loader" if loader < rate else "model"
-        print(f"train step, amp={amp:<4}: {rate:8.1f} images/s  peak {peak:5.2f} GiB  "
+        print(f"train step, amp={amp:<4}: {rate:8.1f} {unit}/s = {rate * frames:8.1f} frames/s  peak {peak:5.2f} GiB  "
               f"(loader/step = {loader / rate:.2f}x; the {limit} limits)")
-
 
 if __name__ == "__main__":
     main()
