@@ -48,32 +48,19 @@ from .attention import TransformerBlock, attention_rollout
 from .backbone import TwoStreamResNet50, feature_map_size
 from .contract import Outputs
 from .layers import BNNeck
-from .video import ClipFeatureReID
+from .video import ClipFeatureReID, VideoBaselineRecipe
 
 BRANCHES = ("global", "tube", "message")
 
 
 @dataclass(frozen=True)
-class CSTRecipe:
-    """CST's training recipe: lr from the README, the rest MITML's schedule with Adam (see module doc)."""
+class CSTRecipe(VideoBaselineRecipe):
+    """CST's training recipe: lr from the README with Adam; schedule, sampler, input size and
+    margin are MITML's (inherited), which CST says it builds on; then the module sizes."""
 
     optimizer: str = "adam"
     lr: float = 3.5e-4
     backbone_lr_factor: float = 1.0
-    weight_decay: float = 5e-4
-    schedule: str = "warmup_step"
-    warmup_epochs: int = 10
-    milestones: tuple[int, ...] = (35, 80)
-    gamma: float = 0.1
-    epochs: int = 200
-    margin: float = 0.3
-    seq_len: int = 6
-    height: int = 288
-    width: int = 144
-    num_ids: int = 8
-    num_per_modality: int = 2
-    replace: bool = True
-    seed: int = 0
     dim: int = 512
     tube: tuple[int, int, int] = (2, 3, 3)
     cttm_depth: int = 2
