@@ -156,9 +156,8 @@ from IPython.display import Markdown, display
 
 from vireid_lib.experiments.video import prepare
 from vireid_lib.viz import (plot_clip_attention, plot_cmc, plot_message_attention, plot_ranked_list, plot_training,
-                            plot_tracklet_lengths, ranked_list_browser, show_clips)
-
-common = dict(data_root=data_root, seq_len=seq_len, epochs=epochs, num_ids=num_ids, num_per_modality=num_per_modality,
+                            plot_tracklet_lengths, ranked_list_browser, show_clips)"""),
+    ("code", """common = dict(data_root=data_root, seq_len=seq_len, epochs=epochs, num_ids=num_ids, num_per_modality=num_per_modality,
               height=height, width=width, arch=arch, optimizer=optimizer, backbone_lr_factor=backbone_lr_factor,
               batches_per_epoch=batches_per_epoch, pretrained=pretrained, weights_file=weights_file, device=device,
               amp=amp, seed=seed, workers=workers, eval_every=eval_every, synthetic_ids=synthetic_ids, out_dir=out_dir)
