@@ -60,13 +60,15 @@ def test_heads_see_their_own_halves(model: IVReID) -> None:
         v, i = torch.randn(2, 3, 64, 32), torch.randn(2, 3, 64, 32)
         with torch.no_grad():
             out = model(v, i)
-            torch.testing.assert_close(out["visible_logits"], model.visible_head(out["bn"][:2]))
-            torch.testing.assert_close(out["infrared_logits"], model.infrared_head(out["bn"][2:]))
-            torch.testing.assert_close(out["infrared_logits_on_visible"], model.infrared_head(out["bn"][:2]))
-            torch.testing.assert_close(out["visible_logits_on_infrared"], model.visible_head(out["bn"][2:]))
+            # A head run on half the batch may take another BLAS kernel than on the whole: equal to ~1e-5.
+            close = dict(rtol=1e-4, atol=1e-4)
+            torch.testing.assert_close(out["visible_logits"], model.visible_head(out["bn"][:2]), **close)
+            torch.testing.assert_close(out["infrared_logits"], model.infrared_head(out["bn"][2:]), **close)
+            torch.testing.assert_close(out["infrared_logits_on_visible"], model.infrared_head(out["bn"][:2]), **close)
+            torch.testing.assert_close(out["visible_logits_on_infrared"], model.visible_head(out["bn"][2:]), **close)
             other = model(v, torch.randn(2, 3, 64, 32))
-        torch.testing.assert_close(other["visible_logits"], out["visible_logits"])
-        torch.testing.assert_close(other["infrared_logits_on_visible"], out["infrared_logits_on_visible"])
+        torch.testing.assert_close(other["visible_logits"], out["visible_logits"], **close)
+        torch.testing.assert_close(other["infrared_logits_on_visible"], out["infrared_logits_on_visible"], **close)
         assert not torch.allclose(other["infrared_logits"], out["infrared_logits"])
     finally:
         model.train()
