@@ -1,0 +1,61 @@
+"""The data as a reader sees it: sample images, clips of tracklets, tracklet lengths."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+
+from ..data.io import read_image
+from ..data.records import MODALITY_NAMES
+
+
+def first_frame(record) -> object:
+    """The image path of an image record, or the first frame of a tracklet record."""
+    return record.frames[0] if hasattr(record, "frames") else record.path
+
+
+def show_samples(records: Sequence, columns: int = 8, title: str = "") -> Figure:
+    """A grid of images with their identity, camera and modality."""
+    rows = max(1, -(-len(records) // columns))
+    fig = Figure(figsize=(1.4 * columns, 2.6 * rows))
+    axes = fig.subplots(rows, columns, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, record in zip(axes.flat, records):
+        ax.imshow(read_image(first_frame(record)))
+        ax.set_title(f"id {record.pid} cam {record.camid}\n{MODALITY_NAMES[record.modality]}", fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_tracklet_lengths(tracklets: pd.DataFrame) -> Figure:
+    """Histogram of tracklet lengths (frames) per split and modality (``VideoRun.tracklets()``)."""
+    fig = Figure(figsize=(9, 3))
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, split in zip(axes, ("train", "test")):
+        sns.histplot(data=tracklets[tracklets["split"] == split], x="frames", hue="modality", multiple="dodge",
+                     discrete=True, shrink=0.8, ax=ax)
+        ax.set(title=f"{split} tracklets", xlabel="frames per tracklet")
+    fig.tight_layout()
+    return fig
+
+
+def show_clips(records: Sequence, frames: int = 6) -> Figure:
+    """One row per tracklet: ``frames`` frames spread over its length."""
+    fig = Figure(figsize=(1.2 * frames, 2.4 * len(records)))
+    axes = fig.subplots(len(records), frames, squeeze=False)
+    for row, record in zip(axes, records):
+        picks = np.linspace(0, len(record.frames) - 1, frames).round().astype(int)
+        for ax, index in zip(row, picks):
+            ax.imshow(read_image(record.frames[index]))
+            ax.axis("off")
+        row[0].set_title(f"id {record.pid} cam {record.camid} {MODALITY_NAMES[record.modality]}, "
+                         f"{len(record.frames)} frames", fontsize=7, loc="left")
+    fig.tight_layout()
+    return fig
