@@ -196,7 +196,7 @@ def test_strict_loading_names_keys_and_files(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="does not fit TinyReID"):
         load_model_state(TinyReID(classes=3), TinyReID(classes=4).state_dict(), "x.pt")
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="cannot read checkpoint .*bad.pt"):
+    with pytest.raises(CheckpointError, match="checkpoint .*bad.pt is not a PyTorch file: it holds text"):
         load_checkpoint(tmp_path / "bad.pt")
     with pytest.raises(CheckpointError, match="absent.pt does not exist"):
         load_checkpoint(tmp_path / "absent.pt")

@@ -28,6 +28,7 @@ from .base import GlobalFeatureReID
 from .backbone import TwoStreamResNet50
 from .contract import Outputs
 from .layers import BNNeck, GeM
+from .official import LayoutMapping, OfficialLayout, rename_prefixes
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ def build_agw(
     official_one_channel: bool = True,
     gem_p: float = 3.0,
     arch: str = "resnet50",
+    stem_relu: bool = True,
 ) -> AGW:
     """AGW with the paper's defaults.
 
@@ -111,6 +113,7 @@ def build_agw(
         non_local=non_local,
         official_one_channel=official_one_channel,
         shared_stem=False,
+        stem_relu=stem_relu,
     )
     # Official BNNeck init: weights_init_kaiming draws the BatchNorm1d weight from N(1, 0.01);
     # the classifier gets N(0, 0.001) and no bias; the BN bias is frozen at zero ("no shift").
@@ -138,3 +141,57 @@ class AGWCriterion(nn.Module):
         identity = self.identity(outputs["logits"], labels)
         wrt, precision = self.wrt.loss_and_precision(outputs["pooled"], labels)
         return {"loss": identity + wrt, "id": identity.detach(), "wrt": wrt.detach(), "triplet_precision": precision}
+
+
+# ---------------------------------------------------------------------------------------------
+# The authors' checkpoints (Cross-Modal-Re-ID-baseline ``train.py`` saves ``{"net": state_dict,
+# "cmc", "mAP", "mINP", "epoch"}`` as ``*_best.t``), mapped onto :class:`AGW`.
+# ---------------------------------------------------------------------------------------------
+
+# Official module -> workbook module. The official ``embed_net`` holds three whole ResNet-50s:
+# the visible and thermal stems come from the first two, layers 1-4 from the third.
+_OFFICIAL_PREFIXES = (
+    ("visible_module.visible.conv1.", "backbone.visible_stem.conv1."),
+    ("visible_module.visible.bn1.", "backbone.visible_stem.bn1."),
+    ("thermal_module.thermal.conv1.", "backbone.infrared_stem.conv1."),
+    ("thermal_module.thermal.bn1.", "backbone.infrared_stem.bn1."),
+    *((f"base_resnet.base.layer{i}.", f"backbone.layer{i}.") for i in range(1, 5)),
+    ("bottleneck.", "neck.bn."),
+    ("classifier.", "neck.classifier."),
+)
+# Inside an official ``Non_local``: g and W are one-conv / conv+BN Sequentials.
+_NON_LOCAL_PARTS = (("g.0.", "g."), ("theta.", "theta."), ("phi.", "phi."), ("W.0.", "out_conv."), ("W.1.", "out_bn."))
+_NEVER_USED = ("built by the official embed_net (three whole ResNet-50s) but never run by its forward")
+
+
+def _identify_official(keys) -> bool:
+    return "visible_module.visible.conv1.weight" in keys and "base_resnet.base.layer1.0.conv1.weight" in keys
+
+
+def _convert_official(state, model: AGW) -> LayoutMapping:
+    mapping = LayoutMapping()
+    rename_prefixes(state, _OFFICIAL_PREFIXES, mapping)
+    for stage in range(1, 5):
+        # Official NL_k holds count blocks placed after the last `count` blocks of layer k, in order;
+        # the workbook keys each block by the index of the residual block it follows.
+        names = {k.split(".")[1] for k in state if k.startswith(f"NL_{stage}.")}
+        depth = len(getattr(model.backbone, f"layer{stage}"))
+        for position in sorted(names, key=int):
+            after = depth - len(names) + int(position)
+            prefix = f"NL_{stage}.{position}."
+            for key in (k for k in state if k.startswith(prefix)):
+                rest = key[len(prefix):]
+                for official, workbook in _NON_LOCAL_PARTS:
+                    if rest.startswith(official):
+                        mapping.take(key, f"backbone.non_local_blocks.layer{stage}_{after}.{workbook}{rest[len(official):]}",
+                                     state[key])
+    for key in state:
+        if key not in mapping.used and key.startswith(("visible_module.", "thermal_module.", "base_resnet.")):
+            mapping.unused[key] = _NEVER_USED
+    mapping.notes.append("the official GeM adds 1e-12 after the mean instead of clamping; on these post-ReLU maps "
+                         "the two pool the same features to within that epsilon")
+    return mapping
+
+
+OFFICIAL_LAYOUTS = (OfficialLayout("AGW, mangye16/Cross-Modal-Re-ID-baseline (embed_net)", _identify_official,
+                                   _convert_official),)

@@ -56,13 +56,17 @@ class WeightsError(ValueError):
 
 
 class ResNetStem(nn.Module):
-    """ResNet's stem: conv1 (7x7, stride 2), bn1, relu, maxpool (3x3, stride 2): 1/4 resolution."""
+    """ResNet's stem: conv1 (7x7, stride 2), bn1, relu, maxpool (3x3, stride 2): 1/4 resolution.
 
-    def __init__(self, resnet: torchvision.models.ResNet) -> None:
+    ``relu=False`` leaves the ReLU out (an identity in its place), as the IV-ReID baseline's
+    released ResNet-50 does (``model/resnet.py`` has it commented out).
+    """
+
+    def __init__(self, resnet: torchvision.models.ResNet, relu: bool = True) -> None:
         super().__init__()
         self.conv1 = resnet.conv1
         self.bn1 = resnet.bn1
-        self.relu = resnet.relu
+        self.relu = resnet.relu if relu else nn.Identity()
         self.maxpool = resnet.maxpool
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -182,6 +186,26 @@ def load_resnet_weights(pretrained: bool, weights_file: str | Path | None, arch:
     return None
 
 
+def add_conv_biases(module: nn.Module) -> int:
+    """Give every bias-free ``Conv2d`` under ``module`` a bias, initialised as PyTorch's default
+    (uniform in +-1/sqrt(fan_in)); returns how many were added.
+
+    The IV-ReID baseline's ResNet-50 builds every convolution with ``bias=True`` and loads
+    ImageNet weights (which have no conv biases) around them, so its biases start at PyTorch's
+    default. Each conv feeds a BatchNorm, so a bias never changes an output: in training the BN
+    subtracts the batch mean, at test the running mean has absorbed it. They exist so that the
+    parameters, the optimiser state and an official checkpoint line up tensor for tensor.
+    """
+    added = 0
+    for conv in module.modules():
+        if isinstance(conv, nn.Conv2d) and conv.bias is None:
+            fan_in = conv.in_channels // conv.groups * conv.kernel_size[0] * conv.kernel_size[1]
+            bound = 1.0 / fan_in**0.5
+            conv.bias = nn.Parameter(torch.empty(conv.out_channels).uniform_(-bound, bound))
+            added += 1
+    return added
+
+
 def set_last_stride(resnet: torchvision.models.ResNet, last_stride: int) -> None:
     """Stride of layer4's first block (its conv2 and its downsample shortcut).
 
@@ -215,6 +239,10 @@ class TwoStreamResNet50(nn.Module):
     Weights (``weights_file`` wins over ``pretrained``) are checked strictly against a plain
     torchvision ResNet-50, loaded into it, and its parts are then reused here, so the stems
     and layers hold exactly the file's tensors.
+
+    ``stem_relu=False`` drops the stem's ReLU and ``conv_bias=True`` gives every convolution a
+    bias (see :func:`add_conv_biases`): together they are the IV-ReID baseline's released
+    ResNet-50. Both keep torchvision's network by default.
     """
 
     def __init__(
@@ -227,6 +255,8 @@ class TwoStreamResNet50(nn.Module):
         shared_stem: bool = False,
         non_local_counts: Sequence[int] | None = None,
         arch: str = "resnet50",
+        stem_relu: bool = True,
+        conv_bias: bool = False,
     ) -> None:
         super().__init__()
         factory, _, stage_channels = _arch(arch)
@@ -239,15 +269,19 @@ class TwoStreamResNet50(nn.Module):
             result = resnet.load_state_dict(checked, strict=False)
             assert not result.unexpected_keys and all(k.startswith("fc.") for k in result.missing_keys)
         set_last_stride(resnet, last_stride)
+        if conv_bias:
+            add_conv_biases(resnet)
         self.last_stride = last_stride
         self.shared_stem = shared_stem
         self.arch = arch
+        self.stem_relu = stem_relu
+        self.conv_bias = conv_bias
         self.out_channels = stage_channels[-1]
 
         if shared_stem:
-            self.stem = ResNetStem(resnet)
+            self.stem = ResNetStem(resnet, relu=stem_relu)
         else:
-            self.visible_stem = ResNetStem(resnet)
+            self.visible_stem = ResNetStem(resnet, relu=stem_relu)
             # Same initial weights, separate parameters (the official visible and thermal
             # modules are two ResNets loaded from the same ImageNet file).
             self.infrared_stem = copy.deepcopy(self.visible_stem)

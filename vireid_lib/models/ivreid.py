@@ -2,7 +2,11 @@
 reid-strong-baseline.
 
 Model: ONE ResNet-50 shared by both modalities (stem included, last stride 1, no non-local),
-global average pooling, a BatchNorm1d neck with a trainable bias and a shared identity
+the released network's (``model/resnet.py``): its stem is conv1 -> bn1 -> maxpool with the
+ReLU commented out, and every convolution carries a bias. Both are the default here because
+the published 46.3 / 44.2 come from that network; ``stem_relu=True`` restores the usual stem
+(and ``conv_bias=False`` drops the biases, which change no output: each feeds a BatchNorm).
+After the backbone: global average pooling, a BatchNorm1d neck with a trainable bias and a shared identity
 classifier with a bias. On top, two modality-specific identity heads, one "visible" and one
 "infrared" (official ``IDENet``). Each head is exactly
 
@@ -39,6 +43,7 @@ from .base import GlobalFeatureReID
 from .backbone import TwoStreamResNet50
 from .contract import Outputs
 from .layers import BNNeck, init_linear_kaiming
+from .official import LayoutMapping, OfficialLayout, rename_prefixes
 
 
 @dataclass(frozen=True)
@@ -174,11 +179,14 @@ def build_ivreid(
     head_dim: int = 512,
     head_lr_factor: float = 10.0,
     arch: str = "resnet50",
+    stem_relu: bool = False,
+    conv_bias: bool = True,
 ) -> IVReID:
     """IV-ReID strong baseline with the official defaults.
 
     ``weights_file`` (a torchvision ResNet-50 state dict) overrides ``pretrained``; ``arch``
-    other than "resnet50" is for quick experiments.
+    other than "resnet50" is for quick experiments. ``stem_relu=False`` and ``conv_bias=True``
+    are the released ResNet-50 (no ReLU after the stem's BatchNorm, a bias on every conv).
     """
     backbone = TwoStreamResNet50(
         arch=arch,
@@ -187,6 +195,8 @@ def build_ivreid(
         last_stride=last_stride,
         non_local=False,
         shared_stem=True,
+        stem_relu=stem_relu,
+        conv_bias=conv_bias,
     )
     dim = backbone.out_channels
     # Official Baseline with FC_BIAS = yes: default BatchNorm1d (weight 1, bias 0, bias trained)
@@ -226,3 +236,66 @@ class IVReIDCriterion(nn.Module):
         triplet, precision = self.triplet.loss_and_precision(outputs["bn"], labels)
         return {"loss": identity + kl + triplet, "id": identity.detach(), "kl": kl.detach(),
                 "triplet": triplet.detach(), "triplet_precision": precision}
+
+
+# ---------------------------------------------------------------------------------------------
+# The authors' checkpoints: IV-ReID's scripts save the whole ``Baseline`` with ``torch.save(model)``
+# (``base`` = its ResNet-50, ``bottleneck``, ``share_classifier``); the modality heads (``IDENet``)
+# are a separate module that is never saved. Mapped onto :class:`IVReID`.
+# ---------------------------------------------------------------------------------------------
+
+_OFFICIAL_PREFIXES = (
+    ("base.conv1.", "backbone.stem.conv1."),
+    ("base.bn1.", "backbone.stem.bn1."),
+    *((f"base.layer{i}.", f"backbone.layer{i}.") for i in range(1, 5)),
+    ("bottleneck.", "neck.bn."),
+    ("share_classifier.", "neck.classifier."),
+    # IDENet, should a user have saved it beside the model
+    ("rgb_bn.", "visible_head.bn."), ("rgb_fc1.", "visible_head.fc1."), ("rgb_fc2.", "visible_head.fc2."),
+    ("ir_bn.", "infrared_head.bn."), ("ir_fc1.", "infrared_head.fc1."), ("ir_fc2.", "infrared_head.fc2."),
+)
+
+
+def _following_bn(conv: str) -> str:
+    """The BatchNorm an official convolution feeds: conv1 -> bn1, ..., downsample.0 -> downsample.1."""
+    head, _, name = conv.rpartition(".")
+    if name == "0" and head.endswith("downsample"):
+        return f"{head}.1"
+    return f"{head}.{name.replace('conv', 'bn')}" if head else name.replace("conv", "bn")
+
+
+def _identify_official(keys) -> bool:
+    return "base.conv1.weight" in keys and "bottleneck.weight" in keys and "share_classifier.weight" in keys
+
+
+def _convert_official(state, model: IVReID) -> LayoutMapping:
+    mapping = LayoutMapping()
+    rename_prefixes(state, _OFFICIAL_PREFIXES, mapping)
+    own = model.state_dict()
+    convs = [k[: -len(".bias")] for k in state if k.endswith(".bias") and state.get(k[:-5] + ".weight", torch.empty(0)).ndim == 4]
+    folded = [c for c in convs if _workbook(c + ".bias") in mapping.state and _workbook(c + ".bias") not in own]
+    for conv in folded:
+        # BN(conv(x) + b) with running mean m equals BN(conv(x)) with running mean m - b: at test time
+        # (running statistics) every output is unchanged, and in training the BN removes any bias anyway.
+        bias = mapping.state.pop(_workbook(conv + ".bias"))
+        mean_key = _workbook(_following_bn(conv) + ".running_mean")
+        mapping.state[mean_key] = mapping.state[mean_key] - bias
+    if folded:
+        mapping.notes.append(f"{len(folded)} convolution biases of the released ResNet-50 folded into the running mean "
+                             "of the BatchNorm each feeds (this model was built with conv_bias=False): outputs unchanged")
+    for head in ("visible_head", "infrared_head"):
+        for key in own:
+            if key.startswith(head + ".") and key not in mapping.state:
+                mapping.absent[key] = ("the official scripts never save the modality heads (IDENet); "
+                                       "they train the backbone and are not used at test time")
+    return mapping
+
+
+def _workbook(official: str) -> str:
+    for prefix, target in _OFFICIAL_PREFIXES:
+        if official.startswith(prefix):
+            return target + official[len(prefix):]
+    return official
+
+
+OFFICIAL_LAYOUTS = (OfficialLayout("IV-ReID baseline, linyq17/IV-REID (Baseline)", _identify_official, _convert_official),)
