@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
 
+from ..progress import progress as show
 from .errors import DatasetError
 from .io import read_image
 from .records import ImageRecord
@@ -82,7 +82,7 @@ def load_image_cache(
     tmp = array_path.with_name(array_path.name + f".tmp{os.getpid()}")
     array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(records), size[1], size[0], 3))
     try:
-        for i, record in enumerate(tqdm(records, desc=f"caching {name} at {size[0]}x{size[1]}", disable=not progress)):
+        for i, record in enumerate(show(records, desc=f"caching {name} at {size[0]}x{size[1]}", enabled=progress, unit="image")):
             array[i] = resize_image(Path(record.path), size, resample)
         array.flush()
         del array

@@ -32,8 +32,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from tqdm.auto import tqdm
 
+from ..progress import progress
 from .checkpoint import CheckpointError, load_checkpoint, load_model_state, save_atomic
 from .config import TrainConfig
 
@@ -179,7 +179,7 @@ def train(
         criterion.train()
         sums: dict[str, float] = {}
         steps, images, start = 0, 0, time.perf_counter()
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not config.progress or rank > 0, leave=False)
+        bar = progress(loader, desc=f"epoch {epoch + 1}/{config.epochs}", enabled=config.progress and rank == 0, unit="step")
         for step, (visible, infrared, visible_pids, infrared_pids) in enumerate(bar):
             if on_step is not None:
                 on_step(epoch, step)
@@ -209,7 +209,7 @@ def train(
             steps += 1
             images += len(labels)
             if config.progress:
-                bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{config.lr * factor:.2e}")
+                bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{config.lr * factor:.2e}", refresh=False)
         broken = [name for name, tensor in model.state_dict().items()
                   if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
         if broken:  # a finite loss can hide blown-up BatchNorm statistics until test time

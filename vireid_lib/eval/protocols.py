@@ -52,6 +52,20 @@ class Evaluation:
     per_trial: pd.DataFrame
     cmc: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
 
+    def readable(self) -> pd.DataFrame:
+        """The summary as a reader wants it: setting, then R1, mAP and mINP as "mean ± std" over
+        trials, then R5 / R10 / R20, then the counts (re-ranked rows are labelled in the protocol)."""
+        rows = []
+        for _, row in self.summary.iterrows():
+            entry = {"protocol": row["protocol"] + (" (re-ranked)" if row["reranked"] else ""), "direction": row["direction"]}
+            for metric in ("R1", "mAP", "mINP", "R5", "R10", "R20"):
+                spread = row[f"{metric}_std"]
+                entry[metric] = f"{row[metric]:.2f}" + ("" if pd.isna(spread) else f" ± {spread:.2f}")
+            entry["trials"] = int(row["trials"])
+            entry["valid queries"] = round(float(row["valid_queries"]), 1)
+            rows.append(entry)
+        return pd.DataFrame(rows)
+
 
 def score(query_features: object, gallery_features: object, query: Sequence, gallery: Sequence, rule: str,
           metric: str = "cosine", rerank: bool = False, max_rank: int = 20) -> dict:

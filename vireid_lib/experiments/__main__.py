@@ -36,6 +36,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument(f"--{name}", type=_optional(kind), default=None, help="default: the paper's")
     parser.add_argument("--no-pretrained", action="store_true", help="start from random weights")
     parser.add_argument("--weights-file", default="")
+    parser.add_argument("--checkpoint", default="",
+                        help="evaluate these weights instead of training: a vireid checkpoint, a state dict, or the "
+                             "authors' released file (AGW's *_best.t, IV-ReID's saved model)")
+    parser.add_argument("--arch", default="resnet50", choices=["resnet50", "resnet34", "resnet18"],
+                        help="the papers use resnet50; the others are for quick experiments")
+    parser.add_argument("--optimizer", default=None, choices=["sgd", "adam"], help="default: the paper's")
+    parser.add_argument("--backbone-lr-factor", type=_optional(float), default=None, help="default: the paper's")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--amp", default="off", choices=["off", "bf16", "fp16"])
     parser.add_argument("--workers", type=int, default=4)
@@ -60,8 +67,13 @@ def main(argv: list[str] | None = None) -> int:
                       epochs=args.epochs, lr=args.lr, num_ids=args.num_ids, num_per_modality=args.num_per_modality,
                       height=args.height, width=args.width, batches_per_epoch=args.batches_per_epoch,
                       pretrained=not args.no_pretrained, weights_file=args.weights_file, device=device, amp=args.amp,
-                      seed=args.seed, workers=args.workers, eval_every=args.eval_every, out_dir=args.out_dir)
-        run.train()
+                      seed=args.seed, workers=args.workers, eval_every=args.eval_every, out_dir=args.out_dir,
+                      checkpoint=args.checkpoint, arch=args.arch, optimizer=args.optimizer,
+                      backbone_lr_factor=args.backbone_lr_factor)
+        if args.checkpoint:
+            print(f"evaluating {run.loaded.kind} from {run.loaded.path}", *run.loaded.notes, sep="\n  ")
+        else:
+            run.train()
         if not dist.is_initialized() or dist.get_rank() == 0:
             print(run.evaluate().summary.round(2).to_string(index=False))
             print("record:", run.record(args.results_dir))

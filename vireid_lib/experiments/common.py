@@ -6,15 +6,23 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
 from ..data.transforms import TransformConfig, build_test_transform
 from ..engine import TrainConfig, TrainResult, make_extractor, train
-from ..engine.checkpoint import load_checkpoint, load_model_state
+from ..engine.checkpoint import LoadedWeights, load_weights
 from ..eval import Evaluation
+from ..models.official import OfficialLayout
+from ..paths import resolve
 from ..results import RunInfo, make_record, reported_numbers, write_record
+
+# Chance level: the protocol scored on random features, averaged over this many draws.
+CHANCE_DRAWS = 5
+SYNTHETIC_CAPTION = ("Synthetic data: the paper's numbers are shown for orientation only. No difference is "
+                     "computed, because a model trained on the generated twin says nothing about the paper.")
 
 
 class ExperimentError(ValueError):
@@ -37,15 +45,24 @@ class PaperRun:
     train_config: TrainConfig
     transform: TransformConfig
     params: dict
+    official_layouts: tuple[OfficialLayout, ...] = ()
     train_result: TrainResult | None = None
     evaluation: Evaluation | None = None
+    untrained: Evaluation | None = None
+    loaded: LoadedWeights | None = None
+    chance_level: pd.DataFrame | None = None
     durations: dict = field(default_factory=dict)
 
     @property
     def paper(self) -> str:  # pragma: no cover - every subclass names its papers
         raise NotImplementedError
 
-    def _protocols(self, quick: bool = False) -> Evaluation:  # pragma: no cover - per dataset
+    @property
+    def run_dir(self) -> Path:
+        """Where this run's checkpoints, log and figures are written."""
+        return Path(self.train_config.out_dir)
+
+    def _protocols(self, quick: bool = False, extract=None) -> Evaluation:  # pragma: no cover - per dataset
         raise NotImplementedError
 
     def extractor(self, batch_size: int = 64):
@@ -64,17 +81,53 @@ class PaperRun:
         self.durations["train_s"] = round(time.perf_counter() - start, 1)
         return self.train_result
 
-    def load(self, checkpoint: str | Path) -> None:
-        """Evaluate a saved checkpoint instead of training (its model must match this run's)."""
-        state = load_checkpoint(checkpoint)
-        load_model_state(self.model, state["model"], str(checkpoint))
+    def load(self, checkpoint: str | Path) -> LoadedWeights:
+        """Evaluate saved weights instead of training: a vireid checkpoint, a state dict, or the
+        authors' released file in one of this paper's official layouts (mapped, strictly)."""
+        self.loaded = load_weights(self.model, checkpoint, self.official_layouts)
         self.model.to(self.train_config.device)
+        return self.loaded
 
     def evaluate(self) -> Evaluation:
         start = time.perf_counter()
         self.evaluation = self._protocols()
         self.durations["eval_s"] = round(time.perf_counter() - start, 1)
         return self.evaluation
+
+    def score_untrained(self) -> Evaluation:
+        """Every protocol scored with the model as it is now (before training): the floor training must lift."""
+        self.untrained = self._protocols()
+        return self.untrained
+
+    def chance(self, draws: int = CHANCE_DRAWS, seed: int = 0) -> pd.DataFrame:
+        """Every protocol scored on random features (mean over ``draws``): what retrieval gives by luck alone."""
+        rng = np.random.default_rng(seed)
+        tables = [self._protocols(extract=lambda records: rng.standard_normal((len(records), 32))).summary
+                  for _ in range(draws)]
+        keys = ["protocol", "direction"]
+        self.chance_level = pd.concat(tables).groupby(keys, sort=False)[["R1", "mAP", "mINP"]].mean().reset_index()
+        return self.chance_level
+
+    def learning_summary(self) -> pd.DataFrame:
+        """Untrained, trained and chance R1 / mAP side by side, one row per protocol and direction."""
+        if self.evaluation is None:
+            raise ExperimentError("evaluate() the run before asking for its learning summary.")
+        keys = ["protocol", "direction"]
+        table = self.evaluation.summary[keys + ["R1", "mAP"]].rename(columns={"R1": "R1 trained", "mAP": "mAP trained"})
+        if self.untrained is not None:
+            before = self.untrained.summary[keys + ["R1", "mAP"]].rename(columns={"R1": "R1 untrained", "mAP": "mAP untrained"})
+            table = table.merge(before, on=keys)
+        chance = self.chance().rename(columns={"R1": "R1 chance", "mAP": "mAP chance"})[keys + ["R1 chance", "mAP chance"]]
+        table = table.merge(chance, on=keys)
+        order = keys + [f"{m} {s}" for m in ("R1", "mAP") for s in ("untrained", "trained", "chance") if f"{m} {s}" in table]
+        return table[order]
+
+    def figure(self, fig, name: str):
+        """Save ``fig`` as ``<run dir>/figures/<name>.png`` and return it (for the notebook to show)."""
+        folder = self.run_dir / "figures"
+        folder.mkdir(parents=True, exist_ok=True)
+        fig.savefig(folder / f"{name}.png", dpi=110, bbox_inches="tight")
+        return fig
 
     def reported(self, methods: tuple[str, ...] | None = None) -> pd.DataFrame:
         """The papers' reported rows for this dataset (``methods``: default this run's method)."""
@@ -83,15 +136,24 @@ class PaperRun:
         return pd.DataFrame(rows)
 
     def record(self, results_dir: str | Path = "results") -> Path:
+        """Write this run's result record; a relative ``results_dir`` is taken in the workbook root."""
         best = None
         if self.train_result is not None and self.train_result.best_epoch is not None:
             best = {"epoch": self.train_result.best_epoch, "metrics": self.train_result.best_metrics,
                     "note": "best-on-test, as the official scripts select it; the rows report the last epoch"}
         checkpoint = self.train_result.checkpoint if self.train_result else self.params.get("checkpoint") or None
+        extra = {}
+        if self.untrained is not None:
+            extra["untrained"] = self.untrained.summary.to_dict(orient="records")
+        if self.chance_level is not None:
+            extra["chance"] = self.chance_level.to_dict(orient="records")
+        if self.loaded is not None:
+            extra["weights"] = asdict(self.loaded)
         run = RunInfo(self.paper, self.method, self.dataset, self.data_kind,
                       {"params": self.params, "train": self.train_config.to_dict(), "transform": asdict(self.transform)},
-                      device=self.train_config.device, durations=self.durations, checkpoint=checkpoint, best_on_test=best)
-        return write_record(make_record(run, self.evaluation), results_dir)
+                      device=self.train_config.device, durations=self.durations, checkpoint=checkpoint, best_on_test=best,
+                      extra=extra)
+        return write_record(make_record(run, self.evaluation), resolve(results_dir))
 
 
 def scaled_pad(width: int, paper_width: int, paper_pad: int = 10) -> int:

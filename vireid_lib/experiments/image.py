@@ -27,8 +27,9 @@ from ..data.synthetic import SyntheticConfig, ensure_synthetic, is_synthetic
 from ..data.transforms import TransformConfig, build_test_transform, build_train_transform
 from ..engine import TrainConfig
 from ..eval import Evaluation, run_regdb, run_sysu
-from ..models import AGWCriterion, AGWRecipe, IVReIDCriterion, IVReIDRecipe, build_agw, build_ivreid
-from .common import ExperimentError, PaperRun, resolve_device, scaled_pad
+from ..models import AGWCriterion, AGWRecipe, IVReIDCriterion, IVReIDRecipe, agw, build_agw, build_ivreid, ivreid
+from ..paths import resolve
+from .common import SYNTHETIC_CAPTION, ExperimentError, PaperRun, resolve_device, scaled_pad
 
 __all__ = ["DATASETS", "METHODS", "ExperimentError", "ImageRun", "prepare", "resolve_device"]
 
@@ -39,15 +40,27 @@ class Method:
     build: object
     recipe: object
     criterion: object
-    # How the official code resizes training images: AGW caches Lanczos-resized arrays once;
-    # the IV-ReID baseline resizes every image on the fly with torchvision's bilinear Resize.
+    # How the official code resizes images: AGW caches Lanczos-resized training arrays once and
+    # its TestData resizes test images with Lanczos too; the IV-ReID baseline resizes every image
+    # on the fly with torchvision's bilinear Resize, in training and at test.
     cache_resample: str
     cache_training_images: bool
+    # The authors' released checkpoints this paper can evaluate (see vireid_lib.models.official).
+    layouts: tuple = ()
+    # What a reader should know about where this network follows its official code.
+    fidelity: str = ""
 
 
 METHODS = {
-    "ivreid": Method("IV-ReID baseline", build_ivreid, IVReIDRecipe(), IVReIDCriterion, "bilinear", False),
-    "agw": Method("AGW", build_agw, AGWRecipe(), AGWCriterion, "lanczos", True),
+    "ivreid": Method("IV-ReID baseline", build_ivreid, IVReIDRecipe(), IVReIDCriterion, "bilinear", False,
+                     ivreid.OFFICIAL_LAYOUTS,
+                     "The released ResNet-50 (`model/resnet.py`): no ReLU after the stem's BatchNorm and a bias on every "
+                     "convolution, the network behind the published 46.3 / 44.2. `stem_relu=True` restores the usual "
+                     "stem. Images are resized with bilinear filtering in training and at test, as the official code."),
+    "agw": Method("AGW", build_agw, AGWRecipe(), AGWCriterion, "lanczos", True, agw.OFFICIAL_LAYOUTS,
+                  "The official two-stream ResNet-50 with its 1-channel non-local blocks (the open PR #28 defect) and "
+                  "fixed GeM p = 3. Training images are cached and test images resized with Lanczos, as the official "
+                  "preprocessing and `TestData` do."),
 }
 DATASETS = ("sysu", "regdb")
 
@@ -63,8 +76,8 @@ class ImageRun(PaperRun):
     def summary(self) -> pd.DataFrame:
         return summarise(self.dataset, self.root, self.trial if self.dataset == "regdb" else None)
 
-    def _protocols(self, quick: bool = False) -> Evaluation:
-        extract = self.extractor()
+    def _protocols(self, quick: bool = False, extract=None) -> Evaluation:
+        extract = extract or self.extractor()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # unmatched indoor queries are part of the protocol
             if self.dataset == "sysu":
@@ -74,23 +87,57 @@ class ImageRun(PaperRun):
                                 trials=range(self.params["eval_trials"]))
             return run_regdb(self.reader, lambda trial: extract, trials=[self.trial])
 
+    @property
+    def fidelity(self) -> str:
+        return METHODS[self.method].fidelity
+
     def compare_with_paper(self) -> pd.DataFrame:
-        """This run's summary beside the paper's reported numbers, with the differences."""
+        """This run's summary beside the paper's reported numbers.
+
+        On real data each metric gets a difference column. On synthetic data the paper's numbers
+        are shown for orientation only: no difference is computed, and the table's caption
+        (``attrs["caption"]``, shown by :func:`vireid_lib.viz.table`) says why.
+        """
         reported = self.reported()
-        ours = self.evaluation.summary
+        real = self.data_kind == "real"
         rows = []
-        for _, row in ours.iterrows():
+        for _, row in self.evaluation.summary.iterrows():
             match = reported[(reported["protocol"] == row["protocol"]) & (reported["direction"] == row["direction"])] \
                 if len(reported) else reported
-            entry = {"protocol": row["protocol"], "direction": row["direction"], "trials": row["trials"]}
-            for metric in ("R1", "R10", "R20", "mAP", "mINP"):
+            entry = {"protocol": row["protocol"], "direction": row["direction"]}
+            for metric in ("R1", "mAP", "mINP", "R10", "R20"):  # what a reader compares first, first
                 theirs = float(match.iloc[0][metric]) if len(match) and match.iloc[0].get(metric) not in ("", None) else None
                 entry[f"{metric} ours"] = round(row[metric], 2) if metric in row else None
                 entry[f"{metric} paper"] = theirs
-                entry[f"{metric} Δ"] = None if theirs is None or metric not in row else round(row[metric] - theirs, 2)
+                if real:
+                    entry[f"{metric} Δ"] = None if theirs is None or metric not in row else round(row[metric] - theirs, 2)
+            entry["trials"] = row["trials"]
             rows.append(entry)
+        table = pd.DataFrame(rows).dropna(axis=1, how="all")
+        table.attrs["caption"] = (SYNTHETIC_CAPTION if not real else
+                                  "Real data, last epoch, mean over trials; Δ = ours - paper.")
+        return table
+
+    def resize_effect(self) -> pd.DataFrame:
+        """The first test setting scored with the official test-time resize and with the other filter
+        (bilinear <-> Lanczos): how much the choice of filter alone moves the numbers."""
+        from dataclasses import replace
+
+        from ..engine import make_extractor
+
+        official = self.transform.interpolation
+        rows = []
+        for interpolation in (official, "bilinear" if official == "lanczos" else "lanczos"):
+            transform = replace(self.transform, interpolation=interpolation)
+            extract = make_extractor(self.model, build_test_transform(transform), device=self.train_config.device,
+                                     workers=self.params["workers"])
+            row = self._protocols(quick=True, extract=extract).summary.iloc[0]
+            rows.append({"test resize": interpolation + (" (official)" if interpolation == official else ""),
+                         "setting": f"{row['protocol']}, {row['direction']}", "R1": row["R1"], "mAP": row["mAP"]})
         table = pd.DataFrame(rows)
-        return table.dropna(axis=1, how="all")
+        table.loc[1, "Δ R1"] = table.loc[1, "R1"] - table.loc[0, "R1"]
+        table.loc[1, "Δ mAP"] = table.loc[1, "mAP"] - table.loc[0, "mAP"]
+        return table
 
     def ranking_example(self):
         """(queries, gallery, distances, removed) of the first test setting, for ranked lists."""
@@ -130,11 +177,15 @@ def prepare(method: str = "ivreid", dataset: str = "sysu", data_root: str = "", 
             amp: str = "off", seed: int | None = None, workers: int = 2, out_dir: str = "runs",
             eval_every: int = 0, eval_trials: int = 10, synthetic_ids: int = 40, resume: bool = True,
             progress: bool = True, batches_per_epoch: int | None = None, arch: str = "resnet50",
-            optimizer: str | None = None) -> ImageRun:
+            optimizer: str | None = None, backbone_lr_factor: float | None = None,
+            stem_relu: bool | None = None) -> ImageRun:
     """Build a run; ``None`` means the paper's value, an empty ``data_root`` the synthetic twin.
 
     ``arch`` other than "resnet50" and ``optimizer`` other than the paper's ("sgd" or "adam",
-    with a constant lr when it is not the paper's) are for quick experiments, not reproductions.
+    with a constant lr when it is not the paper's) are for quick experiments, not reproductions;
+    so is ``backbone_lr_factor`` (the backbone's lr relative to the head's, e.g. 1.0 from scratch).
+    ``stem_relu`` (``None``: the paper's network) puts a ReLU after the stem or takes it away.
+    A relative ``out_dir`` is taken in the workbook root (:mod:`vireid_lib.paths`).
     """
     if method not in METHODS:
         raise ExperimentError(f"method={method!r} is not known; use one of {sorted(METHODS)}.")
@@ -151,7 +202,8 @@ def prepare(method: str = "ivreid", dataset: str = "sysu", data_root: str = "", 
     num_classes = len({r.pid for r in visible} | {r.pid for r in infrared})
 
     transform = TransformConfig(height=height or recipe.height, width=width or recipe.width,
-                                pad=scaled_pad(width or recipe.width, recipe.width), flip=True)
+                                pad=scaled_pad(width or recipe.width, recipe.width), flip=True,
+                                interpolation=paper.cache_resample)
     size = (transform.width, transform.height)
     if paper.cache_training_images:
         tag = f"{dataset}_t{trial}" if dataset == "regdb" else dataset
@@ -172,12 +224,18 @@ def prepare(method: str = "ivreid", dataset: str = "sysu", data_root: str = "", 
     loader = DataLoader(pairs, batch_size=sampler.batch_size, sampler=sampler, num_workers=workers,
                         persistent_workers=workers > 0, pin_memory=device.startswith("cuda"))
     torch.manual_seed(seed)  # the initial weights are part of the run: same seed, same model
+    options = {} if stem_relu is None else {"stem_relu": stem_relu}
     model = paper.build(num_classes, pretrained=pretrained and not weights_file, weights_file=weights_file or None,
-                        arch=arch)
+                        arch=arch, **options)
+    if backbone_lr_factor is not None:
+        if not hasattr(model, "backbone_lr_factor"):
+            raise ExperimentError(f"backbone_lr_factor does not apply to {paper.paper}: its backbone already trains at "
+                                  "the base lr; leave it None.")
+        model.backbone_lr_factor = backbone_lr_factor
     criterion = (paper.criterion(num_classes, margin=recipe.margin(dataset)) if method == "ivreid"
                  else paper.criterion(num_classes))
     constant = getattr(recipe, "schedule", "warmup_step") == "constant" or optimizer not in (None, recipe.optimizer)
-    run_dir = Path(out_dir) / f"{method}_{dataset}" / (f"trial{trial}" if dataset == "regdb" else "all")
+    run_dir = resolve(out_dir) / f"{method}_{dataset}" / (f"trial{trial}" if dataset == "regdb" else "all")
     config = TrainConfig(
         epochs=epochs or recipe.epochs, optimizer=optimizer or recipe.optimizer, lr=lr or recipe.lr,
         momentum=getattr(recipe, "momentum", 0.9), nesterov=getattr(recipe, "nesterov", False),
@@ -187,8 +245,11 @@ def prepare(method: str = "ivreid", dataset: str = "sysu", data_root: str = "", 
         out_dir=str(run_dir), resume=resume, progress=progress)
     params = dict(method=method, dataset=dataset, data_root=str(root), trial=trial, pretrained=pretrained,
                   weights_file=weights_file, checkpoint=checkpoint, workers=workers, eval_trials=eval_trials,
-                  synthetic_ids=synthetic_ids, num_classes=num_classes, batches_per_epoch=batches_per_epoch, arch=arch)
-    run = ImageRun(method, dataset, root, data_kind, reader, trial, model, criterion, loader, config, transform, params)
+                  synthetic_ids=synthetic_ids, num_classes=num_classes, batches_per_epoch=batches_per_epoch, arch=arch,
+                  backbone_lr_factor=getattr(model, "backbone_lr_factor", None),
+                  stem_relu=not isinstance(model.backbone.stem_of("visible").relu, torch.nn.Identity))
+    run = ImageRun(method, dataset, root, data_kind, reader, trial, model, criterion, loader, config, transform, params,
+                   official_layouts=paper.layouts)
     if checkpoint:
         run.load(checkpoint)
     return run

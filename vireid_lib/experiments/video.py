@@ -28,7 +28,8 @@ from ..engine import TrainConfig
 from ..eval import Evaluation, pairwise_distance, run_vcm
 from ..models import (CSTAttention, CSTCriterion, CSTRecipe, VideoBaselineCriterion, VideoBaselineRecipe, build_cst,
                       build_video_baseline)
-from .common import ExperimentError, PaperRun, resolve_device, scaled_pad
+from ..paths import resolve
+from .common import SYNTHETIC_CAPTION, ExperimentError, PaperRun, resolve_device, scaled_pad
 
 PAPERS = {"cst": "CST", "baseline": "Video baseline (MITML-style)"}
 RECIPES = {"cst": CSTRecipe(), "baseline": VideoBaselineRecipe()}
@@ -58,10 +59,10 @@ class VideoRun(PaperRun):
                       "camera": r.camid, "pid": r.pid, "frames": len(r.frames)} for r in records]
         return pd.DataFrame(rows)
 
-    def _protocols(self, quick: bool = False) -> Evaluation:
+    def _protocols(self, quick: bool = False, extract=None) -> Evaluation:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # queries without a cross-camera match are skipped by the protocol
-            return run_vcm(self.reader, self.extractor(), directions=DIRECTIONS[:1] if quick else DIRECTIONS)
+            return run_vcm(self.reader, extract or self.extractor(), directions=DIRECTIONS[:1] if quick else DIRECTIONS)
 
     def compare_with_paper(self, others: tuple["VideoRun", ...] = ()) -> pd.DataFrame:
         """CST's table: CAJL, MITML, IBAN and CST as reported, then this run (and ``others``, e.g.
@@ -83,7 +84,10 @@ class VideoRun(PaperRun):
         wide = table.pivot_table(index=["method", "source"], columns="direction", values=["R1", "mAP"], sort=False)
         wide.columns = [f"{direction} {metric}" for metric, direction in wide.columns]
         ordered = [f"{d} {m}" for d in DIRECTIONS for m in ("R1", "mAP") if f"{d} {m}" in wide.columns]
-        return wide[ordered].reset_index()
+        table = wide[ordered].reset_index()
+        if self.data_kind != "real":
+            table.attrs["caption"] = SYNTHETIC_CAPTION
+        return table
 
     def ranking_example(self, direction: str = "ir2rgb"):
         """(queries, gallery, distances, removed) of one direction, for ranked tracklet lists."""
@@ -187,7 +191,7 @@ def prepare(method: str = "cst", data_root: str = "", seq_len: int | None = None
         momentum=getattr(recipe, "momentum", 0.9), nesterov=getattr(recipe, "nesterov", False),
         weight_decay=recipe.weight_decay, schedule="constant" if other_optimizer else recipe.schedule,
         warmup_epochs=recipe.warmup_epochs, milestones=tuple(recipe.milestones), gamma=recipe.gamma, amp=amp,
-        eval_every=eval_every, seed=seed, device=device, out_dir=str(Path(out_dir) / f"{method}_vcm"), resume=resume,
+        eval_every=eval_every, seed=seed, device=device, out_dir=str(resolve(out_dir) / f"{method}_vcm"), resume=resume,
         progress=progress)
     params = dict(method=method, dataset="vcm", data_root=str(root), seq_len=seq_len, pretrained=pretrained,
                   weights_file=weights_file, checkpoint=checkpoint, workers=workers, synthetic_ids=synthetic_ids,

@@ -1,4 +1,8 @@
-"""``python -m vireid_lib.results readme [--readme README.md] [--results results]``: regenerate the tables."""
+"""``python -m vireid_lib.results readme [--readme README.md] [--results results]``: regenerate the tables.
+
+Relative paths are taken in the workbook root (:mod:`vireid_lib.paths`), where the notebooks
+write their records, so the command works from any folder.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..paths import resolve
 from .readme import update_readme
 from .records import RecordError
 
@@ -18,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     readme.add_argument("--results", type=Path, default=Path("results"))
     args = parser.parse_args(argv)
     try:
-        changed = update_readme(args.readme, args.results)
+        changed = update_readme(resolve(args.readme), resolve(args.results))
     except RecordError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -42,6 +42,7 @@ class RunInfo:
     durations: dict = field(default_factory=dict)
     checkpoint: str | None = None
     best_on_test: dict | None = None
+    extra: dict = field(default_factory=dict)  # e.g. the untrained model's rows, the loaded weights' origin
 
 
 def _versions() -> dict:
@@ -111,6 +112,7 @@ def make_record(run: RunInfo, evaluation: object, repo: Path | str = ".") -> dic
         "device": run.device,
         "durations": run.durations,
         "checkpoint": checkpoint,
+        **run.extra,
     })
 
 
