@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUIRED = {"torch", "torchvision", "jupyterlab", "papermill", "matplotlib", "seaborn", "pandas",
-            "ipywidgets", "tqdm", "h5py", "pillow", "numpy", "pytest"}
+            "ipywidgets", "tqdm", "h5py", "pillow", "numpy", "pytest", "jupytext"}
 
 
 def _split(spec: str) -> tuple[str, str]:
