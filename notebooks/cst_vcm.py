@@ -28,7 +28,8 @@
 #
 # From the paper: the modules, S = 6 frames, 288 x 144 inputs, the two-stream ResNet-50, CE + triplet, lr 3.5e-4.
 # **This workbook's choices** (the paper's values could not be checked against code): token width 512, tube (2, 3, 3),
-# depth 2 for both modules, 8 heads, the three-branch layout (CNN mean, CTTM, MTFM) with a concatenated test feature,
+# depth 2 for both modules, 8 heads, the three-branch layout (CNN mean, CTTM, MTFM) with a concatenated test feature
+# (each branch L2-normalised first, so the wide CNN branch does not drown the two transformer branches),
 # the DC weights (VICReg's 25:25:1 ratio as 1 : 1 : 0.04), Adam and MITML's schedule (CST says it builds on MITML).
 # The same notebook trains the MITML-style video baseline (`train_baseline=False` skips it).
 #
