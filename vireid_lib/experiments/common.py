@@ -156,6 +156,20 @@ class PaperRun:
         return write_record(make_record(run, self.evaluation), resolve(results_dir))
 
 
+def training_loader(dataset, sampler, workers: int, device: str) -> DataLoader:
+    """The training DataLoader of a run: the sampler's batches, ``workers`` loader processes.
+
+    Workers are started afresh every epoch (not persistent): each epoch's loader draws its base
+    seed from the main process's generator, which the trainer seeds from (run seed, epoch), and
+    every worker seeds its own generators from that base. So an epoch's augmentations depend
+    on the run's seed and the epoch only, and a run resumed after epoch k draws exactly what
+    the uninterrupted run drew, whatever ``workers`` is. (Persistent workers would carry their
+    random streams over from earlier epochs, which a resumed run cannot reproduce.)
+    """
+    return DataLoader(dataset, batch_size=sampler.batch_size, sampler=sampler, num_workers=workers,
+                      persistent_workers=False, pin_memory=device.startswith("cuda"))
+
+
 def scaled_pad(width: int, paper_width: int, paper_pad: int = 10) -> int:
     """The papers' 10-pixel crop padding, scaled with the input width (10 at the paper's size).
 

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader
 
 from ..data import RegDB, SYSUMM01
 from ..data.cache import load_image_cache
@@ -29,7 +28,7 @@ from ..engine import TrainConfig
 from ..eval import Evaluation, run_regdb, run_sysu
 from ..models import AGWCriterion, AGWRecipe, IVReIDCriterion, IVReIDRecipe, agw, build_agw, build_ivreid, ivreid
 from ..paths import resolve
-from .common import SYNTHETIC_CAPTION, ExperimentError, PaperRun, resolve_device, scaled_pad
+from .common import SYNTHETIC_CAPTION, ExperimentError, PaperRun, resolve_device, scaled_pad, training_loader
 
 __all__ = ["DATASETS", "METHODS", "ExperimentError", "ImageRun", "prepare", "resolve_device"]
 
@@ -221,8 +220,7 @@ def prepare(method: str = "ivreid", dataset: str = "sysu", data_root: str = "", 
         num_per_modality=num_per_modality or recipe.num_per_modality, replace=getattr(recipe, "replace", True), seed=seed,
         epoch_length=batches_per_epoch or "official")  # a short epoch is for smoke runs only
     device = resolve_device(device)
-    loader = DataLoader(pairs, batch_size=sampler.batch_size, sampler=sampler, num_workers=workers,
-                        persistent_workers=workers > 0, pin_memory=device.startswith("cuda"))
+    loader = training_loader(pairs, sampler, workers, device)
     torch.manual_seed(seed)  # the initial weights are part of the run: same seed, same model
     options = {} if stem_relu is None else {"stem_relu": stem_relu}
     model = paper.build(num_classes, pretrained=pretrained and not weights_file, weights_file=weights_file or None,

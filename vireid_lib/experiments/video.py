@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader
 
 from ..data import HITSZVCM
 from ..data.datasets import PairedTrackletDataset, TrackletDataset
@@ -29,7 +28,7 @@ from ..eval import Evaluation, pairwise_distance, run_vcm
 from ..models import (CSTAttention, CSTCriterion, CSTRecipe, VideoBaselineCriterion, VideoBaselineRecipe, build_cst,
                       build_video_baseline)
 from ..paths import resolve
-from .common import SYNTHETIC_CAPTION, ExperimentError, PaperRun, resolve_device, scaled_pad
+from .common import SYNTHETIC_CAPTION, ExperimentError, PaperRun, resolve_device, scaled_pad, training_loader
 
 PAPERS = {"cst": "CST", "baseline": "Video baseline (MITML-style)"}
 RECIPES = {"cst": CSTRecipe(), "baseline": VideoBaselineRecipe()}
@@ -165,8 +164,7 @@ def prepare(method: str = "cst", data_root: str = "", seq_len: int | None = None
                               num_per_modality=num_per_modality or recipe.num_per_modality, replace=recipe.replace,
                               seed=seed, epoch_length=batches_per_epoch or "official")
     device = resolve_device(device)
-    loader = DataLoader(pairs, batch_size=sampler.batch_size, sampler=sampler, num_workers=workers,
-                        persistent_workers=workers > 0, pin_memory=device.startswith("cuda"))
+    loader = training_loader(pairs, sampler, workers, device)
     torch.manual_seed(seed)  # the initial weights are part of the run: same seed, same model
     weights = dict(pretrained=pretrained and not weights_file, weights_file=weights_file or None, arch=arch)
     model_params: dict = {}
