@@ -16,7 +16,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 # Tiny and untrained-from-scratch: this checks that every step runs, not how well it learns.
-SMOKE = dict(pretrained=False, epochs=2, height=64, width=32, batches_per_epoch=3, eval_trials=2, workers=0, num_ids=4)
+SMOKE = dict(pretrained=False, arch="resnet18", epochs=2, height=64, width=32, batches_per_epoch=3, eval_trials=2,
+             workers=0, num_ids=4)
 
 
 def _tools():
@@ -128,7 +129,8 @@ def test_an_agw_checkpoint_in_the_authors_layout_evaluates_through_the_notebook(
                                  "thermal_module.thermal.fc", "base_resnet.base.fc", "base_resnet.base.conv1",
                                  "base_resnet.base.bn1"))}
     torch.save({"net": used, "mAP": 0.5, "epoch": 60}, tmp_path / "regdb_agw_trial_1_best.t")
-    parameters = {**SMOKE, "dataset": "regdb", "method": "agw", "checkpoint": str(tmp_path / "regdb_agw_trial_1_best.t")}
+    parameters = {**SMOKE, "dataset": "regdb", "method": "agw", "arch": "resnet50",  # the official network's
+                  "checkpoint": str(tmp_path / "regdb_agw_trial_1_best.t")}
     executed, text = run_notebook("ivreid_baseline.ipynb", parameters, tmp_path)
     assert "evaluating AGW, mangye16/Cross-Modal-Re-ID-baseline (embed_net)" in text and "epoch 61" in text
     record = _record(tmp_path / "results")
