@@ -157,7 +157,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> No
 
 def test_resuming_with_other_settings_is_refused(tmp_path: Path) -> None:
     train(fresh_model(), CrossEntropy(), loader(), config(tmp_path, epochs=1))
-    with pytest.raises(CheckpointError, match=r"other settings \(lr: 0.5 -> 0.1\)"):
+    with pytest.raises(CheckpointError, match=r"other settings \(1 differ: lr: 0.5 -> 0.1\)"):
         train(fresh_model(), CrossEntropy(), loader(), config(tmp_path, epochs=2, lr=0.1))
 
 

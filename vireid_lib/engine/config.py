@@ -43,6 +43,9 @@ class TrainConfig:
     resume: bool = True
     progress: bool = True
     extra: dict = field(default_factory=dict)
+    # Everything outside this config that makes the run what it is (data, transforms, sampler,
+    # model): checked on resume like the fields above, so a checkpoint never continues another run.
+    identity: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         def bad(name: str, rule: str) -> ConfigError:

@@ -36,6 +36,7 @@ from torch.nn.parallel import DistributedDataParallel
 from ..progress import progress
 from .checkpoint import CheckpointError, load_checkpoint, load_model_state, save_atomic
 from .config import TrainConfig
+from .runlock import run_lock
 
 LAST = "last.pt"
 BEST = "best.pt"
@@ -136,8 +137,24 @@ def train(
     """Train ``model`` with ``criterion`` on ``loader``'s batches ``(visible, infrared, visible_pids, infrared_pids)``.
 
     ``loader.sampler`` (if it has ``set_epoch``) is told the epoch. ``on_step(epoch, step)``
-    is called before every step (progress hooks, tests that interrupt a run).
+    is called before every step (progress hooks, tests that interrupt a run). The run folder
+    is locked for the duration (:mod:`.runlock`): a second process training into it fails.
     """
+    rank, _ = _distributed()
+    if rank > 0:  # rank 0 alone writes the folder, and holds its lock
+        return _train(model, criterion, loader, config, evaluate_fn, on_step)
+    with run_lock(config.out_dir):
+        return _train(model, criterion, loader, config, evaluate_fn, on_step)
+
+
+def _train(
+    model: nn.Module,
+    criterion: nn.Module,
+    loader: Iterable,
+    config: TrainConfig,
+    evaluate_fn: Callable[[nn.Module], dict] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> TrainResult:
     device = torch.device(config.device)
     rank, world = _distributed()
     out_dir = Path(config.out_dir)
@@ -255,15 +272,27 @@ def train(
                        resumed_from=resumed_from)
 
 
+def _flatten(value: object, prefix: str = "") -> dict[str, object]:
+    if isinstance(value, dict):
+        out: dict[str, object] = {}
+        for key, item in value.items():
+            out.update(_flatten(item, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: list(value) if isinstance(value, tuple) else value}
+
+
 def _check_resumable(saved: dict, config: TrainConfig, path: Path) -> None:
-    current = config.to_dict()
-    changed = sorted(k for k in current if k not in RESUMABLE_CHANGES and saved.get(k, current[k]) != current[k])
+    """The checkpoint's run must be this run: every field of the configuration and of the run's
+    identity (data, transforms, sampler, model) equal, but those a resumed run may change."""
+    current = _flatten(config.to_dict())
+    before = _flatten(saved)
+    changed = sorted(k for k in set(current) | set(before)
+                     if k.split(".")[0] not in RESUMABLE_CHANGES and before.get(k, "<absent>") != current.get(k, "<absent>"))
     if changed:
-        details = ", ".join(f"{k}: {saved[k]!r} -> {current[k]!r}" for k in changed)
+        details = "; ".join(f"{k}: {before.get(k, '<absent>')!r} -> {current.get(k, '<absent>')!r}" for k in changed)
         raise CheckpointError(
-            f"{path} was written by a run with other settings ({details}). Resuming would mix two "
-            "experiments: use a new out_dir, or resume=False to start over there."
+            f"{path} was written by a run with other settings ({len(changed)} differ: {details}). Resuming would mix "
+            "two experiments: use a new out_dir, or resume=False (--no-resume) to start over in this one."
         )
     if saved.get("epochs", config.epochs) != config.epochs:
         warnings.warn(f"resuming {path} with epochs={config.epochs} (it was started with {saved['epochs']}).", stacklevel=3)
-

@@ -7,10 +7,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import asdict
 from pathlib import Path
 
+from ...locks import exclusive
 from ..cache import default_cache_dir
 from .writers import DEFAULT_CONFIGS, MARKER, WRITERS, SyntheticConfig, write_regdb, write_sysu, write_vcm
 
@@ -35,14 +37,24 @@ def ensure_synthetic(kind: str, root: Path | str | None = None, config: Syntheti
     config = config or DEFAULT_CONFIGS[kind]
     root = Path(root) if root is not None else default_cache_dir() / "synthetic" / f"{kind}_ids{config.ids}_seed{config.seed}"
     marker = root / MARKER
-    if marker.is_file() and json.loads(marker.read_text()).get("config") == asdict(config):
+
+    def ready() -> bool:
+        return marker.is_file() and json.loads(marker.read_text()).get("config") == asdict(config)
+
+    if ready():
         return root
-    if root.exists() and any(root.iterdir()) and not marker.is_file():
-        raise ValueError(f"{root} exists and holds files that are not a synthetic dataset; choose an empty folder.")
-    tmp = root.with_name(root.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    WRITERS[kind](tmp, config)
-    shutil.rmtree(root, ignore_errors=True)
-    tmp.rename(root)
+    # Two processes asking for the same twin at once (two notebooks, two test workers): one
+    # generates, the other waits for it and then uses what it wrote.
+    with exclusive(root.with_name(root.name + ".lock"), f"synthetic dataset {root}",
+                   "Another process is generating it; try again when it is done.", wait=600.0):
+        if ready():
+            return root
+        if root.exists() and any(root.iterdir()) and not marker.is_file():
+            raise ValueError(f"{root} exists and holds files that are not a synthetic dataset; choose an empty folder.")
+        tmp = root.with_name(f"{root.name}.partial{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        WRITERS[kind](tmp, config)
+        shutil.rmtree(root, ignore_errors=True)
+        tmp.rename(root)
     return root

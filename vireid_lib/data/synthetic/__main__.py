@@ -26,17 +26,24 @@ def main(argv: list[str] | None = None) -> int:
         width, height = (int(v) for v in args.size.lower().split("x"))
     except ValueError:
         parser.error(f"--size {args.size!r} must look like 64x128")
+    if width < 16 or height < 16:
+        parser.error(f"--size {args.size!r}: width and height must be at least 16 pixels")
+    if args.ids is not None and args.ids < 1:
+        parser.error(f"--ids {args.ids} must be a positive number of identities (leave it out for the default)")
     kinds = list(WRITERS) if args.kind == "all" else [args.kind]
     for kind in kinds:
         out = args.out / kind if args.kind == "all" else args.out
         if out.exists() and any(out.iterdir()):
             parser.error(f"{out} is not empty; choose a new folder so no existing data is overwritten")
-        config = SyntheticConfig(ids=args.ids or DEFAULT_CONFIGS[kind].ids, seed=args.seed, width=width, height=height)
+        config = SyntheticConfig(ids=DEFAULT_CONFIGS[kind].ids if args.ids is None else args.ids, seed=args.seed, width=width, height=height)
         start = time.perf_counter()
-        if kind == "vcm":
-            summary = write_vcm(out, config, tree=args.vcm_tree, info=args.vcm_info)
-        else:
-            summary = WRITERS[kind](out, config)
+        try:
+            if kind == "vcm":
+                summary = write_vcm(out, config, tree=args.vcm_tree, info=args.vcm_info)
+            else:
+                summary = WRITERS[kind](out, config)
+        except ValueError as err:  # e.g. too few identities for the layout
+            parser.error(str(err))
         summary["seconds"] = round(time.perf_counter() - start, 2)
         print(f"{kind}: wrote {out}  {json.dumps(summary)}")
     return 0
