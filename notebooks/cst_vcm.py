@@ -65,6 +65,7 @@ amp = "off"                # "off", "bf16" or "fp16" (CUDA only)
 seed = None
 workers = 2
 eval_every = 0
+score_untrained = False    # also score the models before training (the floor training must lift)
 synthetic_ids = 24         # identities of the synthetic twin
 resume = True              # continue an interrupted run found in out_dir
 out_dir = "runs"           # checkpoints, logs and figures
@@ -74,9 +75,12 @@ results_dir = "results"    # the runs' result records
 # %matplotlib inline
 from IPython.display import Markdown, display
 
+from vireid_lib.experiments.params import check_notebook_parameters
 from vireid_lib.experiments.video import prepare
 from vireid_lib.viz import (plot_clip_attention, plot_cmc, plot_message_attention, plot_ranked_list, plot_training,
                             plot_tracklet_lengths, ranked_list_browser, show_clips, table)
+
+check_notebook_parameters(globals())  # a parameter this notebook does not take is an error, not a warning
 
 # %%
 common = dict(data_root=data_root, seq_len=seq_len, epochs=epochs, num_ids=num_ids, num_per_modality=num_per_modality,
@@ -116,6 +120,8 @@ run.figure(show_clips(visible[:2] + infrared[:2], frames=seq_len), "clips")
 # `out_dir`; rerunning resumes. The loss terms: identity and triplet per branch, and the DC terms.
 
 # %%
+if score_untrained:
+    display(table(run.score_untrained().readable(), caption="CST before training"))
 if not checkpoint:
     result = run.train()
     display(run.figure(plot_training(result.history), "training"))
@@ -144,6 +150,8 @@ table(evaluation.readable())
 # ### Beside CST's table (CAJL, MITML, IBAN and CST as reported) and the baseline trained here
 
 # %%
+if score_untrained:
+    display(table(run.learning_summary(), caption="CST: untrained vs trained vs chance (random features)"))
 table(run.compare_with_paper(others))
 
 # %%

@@ -61,8 +61,11 @@ results_dir = "results"    # the run's result record
 from IPython.display import Markdown, display
 
 from vireid_lib.experiments.image import prepare
+from vireid_lib.experiments.params import check_notebook_parameters
 from vireid_lib.viz import (plot_activation_maps, plot_cmc, plot_ranked_list, plot_training, ranked_list_browser,
                             show_samples, table)
+
+check_notebook_parameters(globals())  # a parameter this notebook does not take is an error, not a warning
 
 # %%
 run = prepare(method=method, dataset=dataset, data_root=data_root, trial=trial, epochs=epochs, lr=lr, num_ids=num_ids,

@@ -32,11 +32,12 @@ def evaluation(root: Path):
 def test_record_round_trip(synthetic_regdb: Path, tmp_path: Path) -> None:
     checkpoint = tmp_path / "last.pt"
     checkpoint.write_bytes(b"weights")
-    run = RunInfo("AGW", "agw", "regdb", "synthetic", {"epochs": 3, "lr": 0.1}, checkpoint=str(checkpoint),
-                  durations={"train_s": 1.5}, best_on_test={"epoch": 2, "metrics": {"mAP": 0.4}})
+    run = RunInfo("AGW", "agw", "regdb", "synthetic", {"params": {}, "train": {"epochs": 3, "lr": 0.1}},
+                  checkpoint=str(checkpoint), durations={"train_s": 1.5}, best_on_test={"epoch": 2, "metrics": {"mAP": 0.4}},
+                  data_sizes={"train_ids": 8}, trial=2, identity="abc123")
     record = make_record(run, evaluation(synthetic_regdb), repo=ROOT)
     path = write_record(record, tmp_path / "results")
-    assert path.name.startswith("regdb_agw_synthetic_") and not list((tmp_path / "results").glob(".*tmp"))
+    assert path.name.startswith("regdb_agw_synthetic_trial2_abc123_") and not list((tmp_path / "results").glob(".*tmp*"))
     (loaded,) = load_records(tmp_path / "results")
     assert loaded["rows"] == json.loads(json.dumps(record["rows"]))
     assert [row["direction"] for row in loaded["rows"]] == ["v2t", "t2v"] and loaded["rows"][0]["trials"] == 2
@@ -49,8 +50,11 @@ def test_record_round_trip(synthetic_regdb: Path, tmp_path: Path) -> None:
 
 
 def crafted(method: str, dataset: str, kind: str, created: str, rows: list[dict]) -> dict:
-    return {"schema": 1, "paper": method.upper(), "method": method, "dataset": dataset, "data_kind": kind, "created": created,
-            "rows": rows, "config": {"epochs": 2}, "versions": {}}
+    from vireid_lib.data.provenance import PUBLISHED
+
+    return {"schema": 2, "paper": method.upper(), "method": method, "dataset": dataset, "data_kind": kind, "created": created,
+            "rows": rows, "config": {"params": {}, "train": {"epochs": 2}}, "versions": {},
+            "data_sizes": PUBLISHED[dataset] if kind == "real" else {}, "trial": 1 if dataset == "regdb" else None}
 
 
 def row(protocol: str, direction: str, r1: float, map_: float, minp: float) -> dict:
@@ -67,8 +71,9 @@ def test_tables_put_real_runs_beside_the_papers_and_synthetic_runs_apart(tmp_pat
                          [row("all-search, single-shot", "ir2rgb", 99.0, 98.0, 97.0)]), results)
     table = render_tables(load_records(results))
     real_part, synthetic_part = table.split("Synthetic smoke runs")
-    # the latest real record, beside AGW's reported 70.05 / 66.37 / 50.19
-    assert "| AGW | RegDB | standard | VIS → T | 70.05 | 71.05 ± 1.00 | +1.00 | 66.37 | 65.37 ± 0.50 | -1.00 | 50.19 | 51.19 ± 0.25 |" in real_part
+    # the latest real record of the trial, beside AGW's reported 70.05 / 66.37 / 50.19 (one trial: no spread yet)
+    assert ("| AGW | RegDB | standard | VIS → T | 70.05 | 71.05 | +1.00 | 66.37 | 65.37 | -1.00 | 50.19 | 51.19 "
+            "| 1 of 10 trials |") in real_part
     assert "60.00" not in table
     # the synthetic run never stands beside a paper's number
     assert "99.00" not in real_part and "| agw | SYSU-MM01 (synthetic) | all-search, single-shot | IR → VIS | 99.00 |" in synthetic_part
@@ -92,7 +97,7 @@ def test_malformed_records_are_named(tmp_path: Path) -> None:
     (tmp_path / "broken.json").write_text("{not json")
     with pytest.raises(RecordError, match="broken.json is not valid JSON"):
         load_records(tmp_path)
-    (tmp_path / "broken.json").write_text(json.dumps({"schema": 1}))
+    (tmp_path / "broken.json").write_text(json.dumps({"schema": 2}))
     with pytest.raises(RecordError, match="broken.json lacks"):
         load_records(tmp_path)
 

@@ -2,7 +2,11 @@
 
     python -m vireid_lib.data splits {sysu,regdb,vcm} ROOT [--mode all|indoor] [--trial N]
         [--shot 1|10] [--direction ir2rgb|rgb2ir|v2t|t2v] [--seq-len S]
-    python -m vireid_lib.data summary {sysu,regdb,vcm} ROOT
+    python -m vireid_lib.data summary {sysu,regdb,vcm} ROOT [--check-images]
+
+``--check-images`` decodes every image the dataset's splits use (with a progress bar) and
+lists the corrupt or missing ones, exiting 2 when there are any; without it only the layout
+and the metadata are read (a corrupt image is then reported when a run first reads it).
 
 The JSON is ``{"query": [...], "gallery": [...]}``, each item ``{"paths": [...], "pid": int,
 "camid": int}`` with paths relative to ROOT in protocol order (the sampled test frames for a
@@ -20,7 +24,7 @@ from pathlib import Path
 from . import open_dataset
 from .errors import DatasetError
 from .splits import split_to_json
-from .summary import summarise
+from .summary import check_images, summarise
 from .vcm import sample_test_frames
 
 
@@ -47,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("dataset", choices=["sysu", "regdb", "vcm"])
         sub.add_argument("root", type=Path)
         sub.add_argument("--trial", type=int, help="sysu: 0..9 (default 0); regdb: 1..10 (default 1)")
+    for sub in (splits, summary):
+        sub.add_argument("--check-images", action="store_true",
+                         help="decode every image the splits use and report the corrupt or missing ones")
     splits.add_argument("--mode", choices=["all", "indoor"], default="all", help="sysu search mode")
     splits.add_argument("--shot", type=int, choices=[1, 10], default=1, help="sysu gallery images per identity and camera")
     splits.add_argument("--direction", choices=["ir2rgb", "rgb2ir", "v2t", "t2v"],
@@ -58,6 +65,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--direction {args.direction} does not apply to {args.dataset}; "
                      + (f"use one of {valid}" if valid else "sysu queries are infrared and its gallery visible"))
     try:
+        if args.check_images:
+            broken = check_images(args.dataset, args.root, args.trial)
+            for path, reason in broken:
+                print(f"corrupt: {path}: {reason}", file=sys.stderr)
+            if broken:
+                print(f"error: {len(broken)} image(s) of {args.root} cannot be decoded (listed above); extract them "
+                      "again from the dataset archive.", file=sys.stderr)
+                return 2
         if args.command == "splits":
             json.dump(_split(args), sys.stdout)
             sys.stdout.write("\n")

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from . import open_dataset
+from .errors import DatasetError
 from .records import INFRARED, VISIBLE, Split
 from .regdb import DIRECTIONS as REGDB_DIRECTIONS
 from .sysu import SEARCH_MODES
@@ -65,3 +66,43 @@ def summarise(kind: str, root: Path | str, trial: int | None = None) -> pd.DataF
     frame = pd.DataFrame(rows).convert_dtypes()  # integer columns stay integers beside blanks
     frame = frame[columns + [c for c in frame.columns if c not in columns]]
     return frame.astype(object).where(frame.notna(), "")
+
+
+def image_paths(kind: str, root: Path | str, trial: int | None = None) -> list[Path]:
+    """Every image file the dataset's training and test splits read, once each, sorted."""
+    dataset = open_dataset(kind, root)
+    paths: set = set()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if kind == "sysu":
+            visible, infrared = dataset.train()
+            pool = [r for mode in ("all", "indoor") for t in range(10) for shot in (1, 10) for r in dataset.gallery(mode, t, shot)]
+            records = visible + infrared + dataset.query() + pool
+        elif kind == "regdb":
+            trials = [trial] if trial is not None else range(1, 11)
+            records = []
+            for t in trials:
+                split = dataset.split(t, "v2t")
+                records += [r for part in (*dataset.train(t), split.query, split.gallery) for r in part]
+        else:
+            visible, infrared = dataset.train()
+            split = dataset.split("ir2rgb")
+            records = visible + infrared + split.query + split.gallery
+    for record in records:
+        paths.update(record.frames if hasattr(record, "frames") else [record.path])
+    return sorted(Path(p) for p in paths)
+
+
+def check_images(kind: str, root: Path | str, trial: int | None = None, progress: bool = True) -> list[tuple[Path, str]]:
+    """(path, reason) of every image the splits use that is missing or does not decode."""
+    from ..progress import progress as bar
+    from .io import read_image
+
+    broken = []
+    paths = image_paths(kind, root, trial)
+    for path in bar(paths, desc=f"decoding {len(paths)} images", enabled=progress, unit="image"):
+        try:
+            read_image(path)
+        except DatasetError as err:
+            broken.append((path, str(err).split(": ", 1)[-1]))
+    return broken

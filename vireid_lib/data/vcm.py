@@ -104,13 +104,20 @@ class HITSZVCM:
 
     # -- metadata ---------------------------------------------------------------------
     def _names(self, file: str) -> list[str]:
+        """The name list's frames as relative image paths, decoded line by line (errors name the line)."""
         path = self.info_dir / file
         names = [line.strip() for line in read_text_lines(path, "HITSZ-VCM name list", _LAYOUT_HINT)]
         while names and not names[-1]:
             names.pop()
         if not names:
             raise DatasetError(f"HITSZ-VCM name list {path} is empty. Restore it from the info archive.")
-        return names
+        decoded = []
+        for line, name in enumerate(names, start=1):
+            try:
+                decoded.append(decode_frame_name(name))
+            except DatasetError as err:
+                raise DatasetError(f"{path}, line {line}: {err} Restore the file from the info archive.") from None
+        return decoded
 
     def _tracks(self, file: str, num_names: int) -> np.ndarray:
         path = self.info_dir / file
@@ -159,7 +166,7 @@ class HITSZVCM:
             modality_code, start, end, pid, camid = (int(v) for v in tracks[row])
             if end - start + 1 < self.min_seq_len:
                 continue
-            frames = tuple(images / decode_frame_name(n) for n in names[start - 1:end])
+            frames = tuple(images / n for n in names[start - 1:end])  # names are decoded paths (see _names)
             modality = INFRARED if modality_code == 1 else VISIBLE
             records.append(TrackletRecord(frames, labels[pid] if labels else pid, camid, modality, int(row)))
         for record in records[:: max(1, len(records) // 50)]:

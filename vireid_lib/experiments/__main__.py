@@ -17,7 +17,18 @@ import sys
 import torch
 import torch.distributed as dist
 
+from ..data import DatasetError
+from ..engine import CheckpointError, ConfigError, TrainingDiverged
+from ..engine.runlock import RunLocked
+from ..eval.scoring import EvaluationError
+from ..models import WeightsError
+from ..results import RecordError
+from .common import ExperimentError
 from .image import prepare
+
+# Errors whose message tells the user what to change; anything else is a bug and keeps its traceback.
+USER_ERRORS = (ExperimentError, DatasetError, CheckpointError, ConfigError, TrainingDiverged, RunLocked, WeightsError,
+               EvaluationError, RecordError)
 
 
 def _optional(kind):
@@ -49,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-every", type=int, default=0)
     parser.add_argument("--out-dir", default="runs")
     parser.add_argument("--results-dir", default="results")
+    parser.add_argument("--no-resume", action="store_true",
+                        help="start over in --out-dir instead of continuing the run found there")
     args = parser.parse_args(argv)
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -69,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                       pretrained=not args.no_pretrained, weights_file=args.weights_file, device=device, amp=args.amp,
                       seed=args.seed, workers=args.workers, eval_every=args.eval_every, out_dir=args.out_dir,
                       checkpoint=args.checkpoint, arch=args.arch, optimizer=args.optimizer,
-                      backbone_lr_factor=args.backbone_lr_factor)
+                      backbone_lr_factor=args.backbone_lr_factor, resume=not args.no_resume)
         if args.checkpoint:
             print(f"evaluating {run.loaded.kind} from {run.loaded.path}", *run.loaded.notes, sep="\n  ")
         else:
@@ -77,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         if not dist.is_initialized() or dist.get_rank() == 0:
             print(run.evaluate().summary.round(2).to_string(index=False))
             print("record:", run.record(args.results_dir))
+    except USER_ERRORS as err:  # what a user can fix: say it plainly, no traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()

@@ -51,6 +51,7 @@ class PaperRun:
     untrained: Evaluation | None = None
     loaded: LoadedWeights | None = None
     chance_level: pd.DataFrame | None = None
+    data_sizes: dict = field(default_factory=dict)
     durations: dict = field(default_factory=dict)
 
     @property
@@ -149,11 +150,37 @@ class PaperRun:
             extra["chance"] = self.chance_level.to_dict(orient="records")
         if self.loaded is not None:
             extra["weights"] = asdict(self.loaded)
+        train = self.train_config.to_dict()
+        if self.loaded is not None:
+            # The settings that produced the weights, not this notebook's: a vireid checkpoint carries them; the
+            # authors' files were trained by their own code (what they store is under "weights").
+            train = self.loaded.config or {"trained_by": self.loaded.kind, "epochs": self.loaded.epoch}
+            extra["evaluated_with"] = self.train_config.to_dict()
         run = RunInfo(self.paper, self.method, self.dataset, self.data_kind,
-                      {"params": self.params, "train": self.train_config.to_dict(), "transform": asdict(self.transform)},
+                      {"params": self.params, "train": train, "transform": asdict(self.transform)},
                       device=self.train_config.device, durations=self.durations, checkpoint=checkpoint, best_on_test=best,
-                      extra=extra)
+                      data_sizes=self.data_sizes, trial=self.trial if self.dataset == "regdb" else None,
+                      identity=identity_hash(self.train_config.identity, self.train_config.to_dict()), extra=extra)
         return write_record(make_record(run, self.evaluation), resolve(results_dir))
+
+
+def run_identity(dataset: str, trial: int, data_kind: str, data_sizes: dict, transform: TransformConfig,
+                 sampling: dict, model: dict) -> dict:
+    """What makes a run this run besides its training configuration: the data (by its split sizes,
+    not its path, so a moved dataset still resumes), the transforms, the sampler and the model.
+    It travels in every checkpoint; resuming with any field changed is an error naming it."""
+    return {"data": {"dataset": dataset, "trial": trial, "kind": data_kind, "sizes": dict(data_sizes)},
+            "transform": asdict(transform), "sampler": dict(sampling), "model": dict(model)}
+
+
+def identity_hash(identity: dict, train: dict) -> str:
+    """A short stable hash of a run's identity and training configuration (for record names)."""
+    import hashlib
+    import json
+
+    keep = {k: v for k, v in train.items() if k not in ("out_dir", "resume", "progress", "device", "identity")}
+    text = json.dumps({"identity": identity, "train": keep}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
 def training_loader(dataset, sampler, workers: int, device: str) -> DataLoader:

@@ -22,13 +22,16 @@ from ..data.datasets import ImageDataset, PairedImageDataset
 from ..data.records import INFRARED, VISIBLE
 from ..data.samplers import CrossModalityIdentitySampler
 from ..data.summary import summarise
-from ..data.synthetic import SyntheticConfig, ensure_synthetic, is_synthetic
+from ..data.synthetic import SyntheticConfig, ensure_synthetic
 from ..data.transforms import TransformConfig, build_test_transform, build_train_transform
 from ..engine import TrainConfig
 from ..eval import Evaluation, run_regdb, run_sysu
 from ..models import AGWCriterion, AGWRecipe, IVReIDCriterion, IVReIDRecipe, agw, build_agw, build_ivreid, ivreid
 from ..paths import resolve
-from .common import SYNTHETIC_CAPTION, ExperimentError, PaperRun, resolve_device, scaled_pad, training_loader
+from ..data import provenance
+from .common import (SYNTHETIC_CAPTION, ExperimentError, PaperRun, resolve_device, run_identity, scaled_pad,
+                     training_loader)
+from .params import check_amp, check_parameters, paper_value
 
 __all__ = ["DATASETS", "METHODS", "ExperimentError", "ImageRun", "prepare", "resolve_device"]
 
@@ -190,18 +193,19 @@ def prepare(method: str = "ivreid", dataset: str = "sysu", data_root: str = "", 
         raise ExperimentError(f"method={method!r} is not known; use one of {sorted(METHODS)}.")
     if dataset not in DATASETS:
         raise ExperimentError(f"dataset={dataset!r} is not an image dataset; use one of {DATASETS}.")
-    if not 1 <= eval_trials <= 10:
-        raise ExperimentError(f"eval_trials={eval_trials!r} must lie in 1..10 (SYSU-MM01 has ten gallery trials).")
+    check_parameters(locals())
+    device = resolve_device(device)
+    check_amp(amp, device)
     paper = METHODS[method]
     recipe = paper.recipe
+    height, width = paper_value(height, recipe.height), paper_value(width, recipe.width)
     root = Path(data_root) if data_root else ensure_synthetic(dataset, config=SyntheticConfig(ids=synthetic_ids))
-    data_kind = "synthetic" if is_synthetic(root) else "real"
     reader = SYSUMM01(root) if dataset == "sysu" else RegDB(root)
+    data_kind, data_sizes = provenance.data_kind(dataset, root, reader, trial)
     visible, infrared = reader.train() if dataset == "sysu" else reader.train(trial)
     num_classes = len({r.pid for r in visible} | {r.pid for r in infrared})
 
-    transform = TransformConfig(height=height or recipe.height, width=width or recipe.width,
-                                pad=scaled_pad(width or recipe.width, recipe.width), flip=True,
+    transform = TransformConfig(height=height, width=width, pad=scaled_pad(width, recipe.width), flip=True,
                                 interpolation=paper.cache_resample)
     size = (transform.width, transform.height)
     if paper.cache_training_images:
@@ -214,12 +218,12 @@ def prepare(method: str = "ivreid", dataset: str = "sysu", data_root: str = "", 
         ImageDataset(visible, build_train_transform(transform, VISIBLE), cached[0]),
         ImageDataset(infrared, build_train_transform(transform, INFRARED), cached[1]),
     )
-    seed = recipe.seed if seed is None and hasattr(recipe, "seed") else (seed or 0)
-    sampler = CrossModalityIdentitySampler(
-        [r.pid for r in visible], [r.pid for r in infrared], num_ids=num_ids or recipe.num_ids,
-        num_per_modality=num_per_modality or recipe.num_per_modality, replace=getattr(recipe, "replace", True), seed=seed,
-        epoch_length=batches_per_epoch or "official")  # a short epoch is for smoke runs only
-    device = resolve_device(device)
+    seed = paper_value(seed, getattr(recipe, "seed", 0))
+    sampling = dict(num_ids=paper_value(num_ids, recipe.num_ids),
+                    num_per_modality=paper_value(num_per_modality, recipe.num_per_modality),
+                    replace=getattr(recipe, "replace", True), seed=seed,
+                    epoch_length=paper_value(batches_per_epoch, "official"))  # a short epoch is for smoke runs only
+    sampler = CrossModalityIdentitySampler([r.pid for r in visible], [r.pid for r in infrared], **sampling)
     loader = training_loader(pairs, sampler, workers, device)
     torch.manual_seed(seed)  # the initial weights are part of the run: same seed, same model
     options = {} if stem_relu is None else {"stem_relu": stem_relu}
@@ -235,19 +239,24 @@ def prepare(method: str = "ivreid", dataset: str = "sysu", data_root: str = "", 
     constant = getattr(recipe, "schedule", "warmup_step") == "constant" or optimizer not in (None, recipe.optimizer)
     run_dir = resolve(out_dir) / f"{method}_{dataset}" / (f"trial{trial}" if dataset == "regdb" else "all")
     config = TrainConfig(
-        epochs=epochs or recipe.epochs, optimizer=optimizer or recipe.optimizer, lr=lr or recipe.lr,
+        epochs=paper_value(epochs, recipe.epochs), optimizer=paper_value(optimizer, recipe.optimizer),
+        lr=paper_value(lr, recipe.lr),
         momentum=getattr(recipe, "momentum", 0.9), nesterov=getattr(recipe, "nesterov", False),
         weight_decay=recipe.weight_decay, schedule="constant" if constant else "warmup_step",
         warmup_epochs=getattr(recipe, "warmup_epochs", 0), milestones=tuple(getattr(recipe, "milestones", ())),
         gamma=getattr(recipe, "gamma", 0.1), amp=amp, eval_every=eval_every, seed=seed, device=device,
-        out_dir=str(run_dir), resume=resume, progress=progress)
+        out_dir=str(run_dir), resume=resume, progress=progress,
+        identity=run_identity(dataset, trial, data_kind, data_sizes, transform, sampling,
+                              {"method": method, "arch": arch, "num_classes": num_classes, "pretrained": pretrained,
+                               "weights_file": weights_file, "stem_relu": stem_relu,
+                               "backbone_lr_factor": backbone_lr_factor}))
     params = dict(method=method, dataset=dataset, data_root=str(root), trial=trial, pretrained=pretrained,
                   weights_file=weights_file, checkpoint=checkpoint, workers=workers, eval_trials=eval_trials,
                   synthetic_ids=synthetic_ids, num_classes=num_classes, batches_per_epoch=batches_per_epoch, arch=arch,
                   backbone_lr_factor=getattr(model, "backbone_lr_factor", None),
                   stem_relu=not isinstance(model.backbone.stem_of("visible").relu, torch.nn.Identity))
     run = ImageRun(method, dataset, root, data_kind, reader, trial, model, criterion, loader, config, transform, params,
-                   official_layouts=paper.layouts)
+                   official_layouts=paper.layouts, data_sizes=data_sizes)
     if checkpoint:
         run.load(checkpoint)
     return run

@@ -21,14 +21,17 @@ from ..data.datasets import PairedTrackletDataset, TrackletDataset
 from ..data.records import INFRARED, VISIBLE
 from ..data.samplers import TrackletSampler
 from ..data.summary import summarise
-from ..data.synthetic import SyntheticConfig, ensure_synthetic, is_synthetic
+from ..data.synthetic import SyntheticConfig, ensure_synthetic
 from ..data.transforms import TransformConfig, build_test_transform, build_train_transform
 from ..engine import TrainConfig
 from ..eval import Evaluation, pairwise_distance, run_vcm
 from ..models import (CSTAttention, CSTCriterion, CSTRecipe, VideoBaselineCriterion, VideoBaselineRecipe, build_cst,
                       build_video_baseline)
 from ..paths import resolve
-from .common import SYNTHETIC_CAPTION, ExperimentError, PaperRun, resolve_device, scaled_pad, training_loader
+from ..data import provenance
+from .common import (SYNTHETIC_CAPTION, ExperimentError, PaperRun, resolve_device, run_identity, scaled_pad,
+                     training_loader)
+from .params import check_amp, check_parameters, paper_value
 
 PAPERS = {"cst": "CST", "baseline": "Video baseline (MITML-style)"}
 RECIPES = {"cst": CSTRecipe(), "baseline": VideoBaselineRecipe()}
@@ -144,33 +147,36 @@ def prepare(method: str = "cst", data_root: str = "", seq_len: int | None = None
     """Build a HITSZ-VCM run of ``method`` ("cst" or "baseline"); an empty ``data_root`` means the synthetic twin."""
     if method not in RECIPES:
         raise ExperimentError(f"method={method!r} is not a video method; use one of {sorted(RECIPES)}.")
+    check_parameters(locals())
+    device = resolve_device(device)
+    check_amp(amp, device)
     recipe = RECIPES[method]
-    seq_len = seq_len or recipe.seq_len
-    if seq_len < 1:
-        raise ExperimentError(f"seq_len={seq_len!r} must be a positive number of frames (the papers use 6).")
+    seq_len = paper_value(seq_len, recipe.seq_len)
     root = Path(data_root) if data_root else ensure_synthetic("vcm", config=SyntheticConfig(ids=synthetic_ids))
-    data_kind = "synthetic" if is_synthetic(root) else "real"
     reader = HITSZVCM(root)
+    data_kind, data_sizes = provenance.data_kind("vcm", root, reader)
     visible, infrared = reader.train()
     num_classes = len({r.pid for r in visible} | {r.pid for r in infrared})
-    height, width = height or recipe.height, width or recipe.width
+    height, width = paper_value(height, recipe.height), paper_value(width, recipe.width)
     transform = TransformConfig(height=height, width=width, pad=scaled_pad(width, recipe.width), flip=True)
     pairs = PairedTrackletDataset(
         TrackletDataset(visible, seq_len, build_train_transform(transform, VISIBLE), train=True),
         TrackletDataset(infrared, seq_len, build_train_transform(transform, INFRARED), train=True),
     )
-    seed = recipe.seed if seed is None else seed
-    sampler = TrackletSampler([r.pid for r in visible], [r.pid for r in infrared], num_ids=num_ids or recipe.num_ids,
-                              num_per_modality=num_per_modality or recipe.num_per_modality, replace=recipe.replace,
-                              seed=seed, epoch_length=batches_per_epoch or "official")
-    device = resolve_device(device)
+    seed = paper_value(seed, recipe.seed)
+    sampling = dict(num_ids=paper_value(num_ids, recipe.num_ids),
+                    num_per_modality=paper_value(num_per_modality, recipe.num_per_modality), replace=recipe.replace,
+                    seed=seed, epoch_length=paper_value(batches_per_epoch, "official"), seq_len=seq_len)
+    sampler = TrackletSampler([r.pid for r in visible], [r.pid for r in infrared],
+                              **{k: v for k, v in sampling.items() if k != "seq_len"})
     loader = training_loader(pairs, sampler, workers, device)
     torch.manual_seed(seed)  # the initial weights are part of the run: same seed, same model
     weights = dict(pretrained=pretrained and not weights_file, weights_file=weights_file or None, arch=arch)
     model_params: dict = {}
     if method == "cst":
-        model_params = dict(dim=dim or recipe.dim, tube=parse_tube(tube) if tube else recipe.tube, heads=heads or recipe.heads,
-                            cttm_depth=cttm_depth or recipe.cttm_depth, mtfm_depth=mtfm_depth or recipe.mtfm_depth)
+        model_params = dict(dim=paper_value(dim, recipe.dim), tube=recipe.tube if tube is None else parse_tube(tube),
+                            heads=paper_value(heads, recipe.heads), cttm_depth=paper_value(cttm_depth, recipe.cttm_depth),
+                            mtfm_depth=paper_value(mtfm_depth, recipe.mtfm_depth))
         try:
             model = build_cst(num_classes, seq_len=seq_len, height=height, width=width, **model_params, **weights)
         except ValueError as err:
@@ -185,17 +191,22 @@ def prepare(method: str = "cst", data_root: str = "", seq_len: int | None = None
         model.backbone_lr_factor = backbone_lr_factor
     other_optimizer = optimizer not in (None, recipe.optimizer)
     config = TrainConfig(
-        epochs=epochs or recipe.epochs, optimizer=optimizer or recipe.optimizer, lr=lr or recipe.lr,
+        epochs=paper_value(epochs, recipe.epochs), optimizer=paper_value(optimizer, recipe.optimizer),
+        lr=paper_value(lr, recipe.lr),
         momentum=getattr(recipe, "momentum", 0.9), nesterov=getattr(recipe, "nesterov", False),
         weight_decay=recipe.weight_decay, schedule="constant" if other_optimizer else recipe.schedule,
         warmup_epochs=recipe.warmup_epochs, milestones=tuple(recipe.milestones), gamma=recipe.gamma, amp=amp,
         eval_every=eval_every, seed=seed, device=device, out_dir=str(resolve(out_dir) / f"{method}_vcm"), resume=resume,
-        progress=progress)
+        progress=progress,
+        identity=run_identity("vcm", 0, data_kind, data_sizes, transform, sampling,
+                              {"method": method, "arch": arch, "num_classes": num_classes, "pretrained": pretrained,
+                               "weights_file": weights_file, "backbone_lr_factor": backbone_lr_factor, **model_params}))
     params = dict(method=method, dataset="vcm", data_root=str(root), seq_len=seq_len, pretrained=pretrained,
                   weights_file=weights_file, checkpoint=checkpoint, workers=workers, synthetic_ids=synthetic_ids,
                   num_classes=num_classes, batches_per_epoch=batches_per_epoch, arch=arch,
                   backbone_lr_factor=getattr(model, "backbone_lr_factor", None), **model_params)
-    run = VideoRun(method, "vcm", root, data_kind, reader, 0, model, criterion, loader, config, transform, params)
+    run = VideoRun(method, "vcm", root, data_kind, reader, 0, model, criterion, loader, config, transform, params,
+                   data_sizes=data_sizes)
     if checkpoint:
         run.load(checkpoint)
     return run

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 from ..paths import resolve
-from .readme import update_readme
-from .records import RecordError
+from .readme import reproductions, update_readme
+from .records import RecordError, load_records
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,9 +24,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         changed = update_readme(resolve(args.readme), resolve(args.results))
+        _, refused = reproductions(load_records(resolve(args.results)))
     except RecordError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    for reason in refused:
+        print(f"warning: {reason}", file=sys.stderr)
     print(f"{args.readme}: {'tables regenerated' if changed else 'already up to date'}")
     return 0
 
