@@ -1,9 +1,10 @@
 """Training speed at 288x144 with AMP on and off, beside the data loader alone.
 
-    python benchmarks/train_bench.py [--model agw|cst|baseline] [--device cuda] [--steps 20] [--batch-ids 8]
+    python benchmarks/train_bench.py [--model agw|ivreid|mmn|cst|baseline|...] [--device cuda] [--steps 20] [--batch-ids 8]
 
-``agw``: images/s. ``cst`` and ``baseline`` (the video models on synthetic HITSZ-VCM, S = 6
-frames, 8 ids x (2 + 2) tracklets): tracklets/s and frames/s.
+Any declared paper (vireid_lib.papers), at the paper's input size: image papers on synthetic
+SYSU-MM01 report sampled images/s (MMN's middle-modality images are made inside the step and not
+counted); video papers (S = 6 frames, 8 ids x (2 + 2) tracklets) tracklets/s and frames/s.
 
 The loader figure (synthetic SYSU-MM01, AGW's cached-array pipeline, the official 8 ids x
 (4 + 4) batch) is measured in the same run as the model steps, so the ratio shows which of
@@ -19,8 +20,8 @@ import time
 
 import torch
 
-from vireid_lib.experiments import video
-from vireid_lib.experiments.image import prepare
+from vireid_lib.experiments.runner import prepare
+from vireid_lib.papers import papers
 
 
 def images_per_second(run, steps: int, amp: str) -> tuple[float, float]:
@@ -28,9 +29,9 @@ def images_per_second(run, steps: int, amp: str) -> tuple[float, float]:
     device = torch.device(run.train_config.device)
     model, criterion = run.model.to(device).train(), run.criterion.to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    visible, infrared, v_pid, i_pid = next(iter(run.loader))
-    visible, infrared = visible.to(device), infrared.to(device)
-    labels = torch.cat([v_pid, i_pid]).to(device)
+    inputs, labels = run.declaration.batch.unpack(next(iter(run.loader)))
+    inputs, labels = tuple(x.to(device) for x in inputs), labels.to(device)
+    sampled = sum(len(x) for x in inputs)
     dtype = torch.bfloat16 if amp == "bf16" else torch.float16
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -40,7 +41,7 @@ def images_per_second(run, steps: int, amp: str) -> tuple[float, float]:
                 torch.cuda.synchronize()
             start = time.perf_counter()
         with torch.autocast(device.type, dtype=dtype, enabled=amp != "off" and device.type == "cuda"):
-            loss = criterion(model(visible, infrared), labels)["loss"]
+            loss = criterion(model(*inputs), labels)["loss"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -48,7 +49,7 @@ def images_per_second(run, steps: int, amp: str) -> tuple[float, float]:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
-    return steps * len(labels) / seconds, peak
+    return steps * sampled / seconds, peak
 
 
 def loader_rate(run, batches: int) -> float:
@@ -61,7 +62,7 @@ def loader_rate(run, batches: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", choices=("agw", "cst", "baseline"), default="agw")
+    parser.add_argument("--model", choices=sorted(papers()), default="agw")
     parser.add_argument("--seq-len", type=int, default=6)
     parser.add_argument("--loader-batches", type=int, default=10)
     parser.add_argument("--device", default="auto")
@@ -69,14 +70,17 @@ def main() -> None:
     parser.add_argument("--batch-ids", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    if args.model == "agw":
-        run = prepare(method="agw", dataset="sysu", pretrained=False, device=args.device, workers=args.workers,
-                      num_ids=args.batch_ids, progress=False, batches_per_epoch=1000)
-        frames, unit, layout = 1, "images", f"{args.batch_ids} ids x 4 + 4"
+    paper = papers()[args.model]
+    common = dict(pretrained=False, device=args.device, workers=args.workers, num_ids=args.batch_ids, progress=False,
+                  batches_per_epoch=1000)
+    if paper.video:
+        run = prepare(args.model, "vcm", seq_len=args.seq_len, **common)
+        frames, unit = args.seq_len, "tracklets"
+        layout = f"{args.batch_ids} ids x {run.recipe.num_per_modality} + {run.recipe.num_per_modality}, S = {args.seq_len}"
     else:
-        run = video.prepare(args.model, pretrained=False, device=args.device, workers=args.workers,
-                            num_ids=args.batch_ids, progress=False, batches_per_epoch=1000, seq_len=args.seq_len)
-        frames, unit, layout = args.seq_len, "tracklets", f"{args.batch_ids} ids x 2 + 2, S = {args.seq_len}"
+        run = prepare(args.model, "sysu", **common)
+        frames, unit = 1, "images"
+        layout = f"{args.batch_ids} ids x {run.recipe.num_per_modality} + {run.recipe.num_per_modality}"
     device = run.train_config.device
     batch = run.loader.batch_size * 2
     print(f"torch {torch.__version__}, device {device}"

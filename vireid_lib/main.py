@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     output = args.executed.resolve()
     output.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "papermill", str(ROOT / NOTEBOOK), str(output), "--cwd", str(ROOT)]
+    # The kernel starts in notebooks/, as JupyterLab starts it: relative paths still land in the root.
+    command = [sys.executable, "-m", "papermill", str(ROOT / NOTEBOOK), str(output), "--cwd", str(ROOT / "notebooks")]
     overrides = dict(args.p)
     for name, value in {**{k: str(v) for k, v in SMOKE.items()}, **overrides}.items():
         command += ["-p", name, value]

@@ -215,14 +215,16 @@ def test_results_tooling_names_the_bad_file_and_field(tmp_path: Path) -> None:
     assert "| 81 |" in render_tables(load_records(epochs))  # the synthetic table's epochs column
 
 
-def test_the_experiments_command_prints_the_message_not_a_traceback(tmp_path: Path) -> None:
+def test_the_experiments_command_prints_the_message_not_a_traceback(tmp_path: Path, capsys) -> None:
+    from vireid_lib.experiments.__main__ import main
+
     for arguments, expected in ((["--epochs", "0"], "epochs=0 is invalid"),
                                 (["--data-root", str(tmp_path / "nowhere")], "nowhere"),
                                 (["--checkpoint", str(ROOT / "README.md"), "--no-pretrained", "--arch", "resnet18",
                                   "--height", "64", "--width", "32"], "is not a PyTorch file")):
-        done = subprocess.run([sys.executable, "-m", "vireid_lib.experiments", *arguments, "--device", "cpu",
-                               "--workers", "0", "--out-dir", str(tmp_path / "runs")], capture_output=True, text=True)
-        assert done.returncode == 1 and expected in done.stderr and "Traceback" not in done.stderr, done.stderr[-2000:]
+        code = main([*arguments, "--device", "cpu", "--workers", "0", "--out-dir", str(tmp_path / "runs")])
+        err = capsys.readouterr().err
+        assert code == 1 and "error: " in err and expected in err and "Traceback" not in err, err[-2000:]
 
 
 def test_a_state_dict_checkpoint_loads_strictly(synthetic_sysu: Path, tmp_path: Path) -> None:

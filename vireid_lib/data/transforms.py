@@ -572,3 +572,14 @@ def apply_per_frame(transform: Callable[[ImageLike], torch.Tensor], frames: Sequ
             f"pass build_train_transform(...) or build_test_transform(...), not a multi-view builder."
         )
     return torch.stack(outs)
+
+
+# The training views a paper's batch layout can name (vireid_lib.papers.BatchLayout.views).
+VIEWS = ("train",)
+
+
+def build_view(cfg: TransformConfig, modality: int, name: str) -> Callable[[ImageLike], torch.Tensor]:
+    """One named training view of an image: ``"train"`` is the paper's standard pipeline."""
+    if name == "train":
+        return build_train_transform(cfg, modality)
+    raise DatasetError(f"training view {name!r} is not known; use one of {VIEWS}.")

@@ -14,7 +14,7 @@ from ..data.records import INFRARED, TrackletRecord
 
 
 @torch.no_grad()
-def embed(model: nn.Module, batch: torch.Tensor, modality: int, flip: bool = False) -> torch.Tensor:
+def embed(model: nn.Module, batch: torch.Tensor, modality: int, flip: bool = False, output: str = "embedding") -> torch.Tensor:
     """The model's test feature for one batch of a single modality, optionally flip-averaged.
 
     Flip averaging (CAJ and later papers: the mean of the image's and its mirror's feature)
@@ -22,7 +22,7 @@ def embed(model: nn.Module, batch: torch.Tensor, modality: int, flip: bool = Fal
     """
     def run(x: torch.Tensor) -> torch.Tensor:
         outputs = model(None, x) if modality == INFRARED else model(x, None)
-        return outputs["embedding"].float()
+        return outputs[output].float()
 
     features = run(batch)
     if flip:
@@ -38,11 +38,13 @@ def make_extractor(
     workers: int = 0,
     flip: bool = False,
     seq_len: int = 6,
+    output: str = "embedding",
 ) -> Callable[[Sequence], np.ndarray]:
     """``records -> features`` (one row per record, in order) for the protocol runners.
 
     Records of one call may mix modalities; each modality goes through its own stem and the
     rows come back in the records' order. Tracklet records are sampled with the test rule.
+    ``output`` names the evaluation output taken as the feature (a paper's test-feature variant).
     """
     def extract(records: Sequence) -> np.ndarray:
         was_training = model.training
@@ -57,7 +59,7 @@ def make_extractor(
                 else:
                     dataset = ImageDataset(subset, transform)
                 loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, shuffle=False)
-                rows = [embed(model, images.to(device), modality, flip).cpu().numpy() for images, _, _ in loader]
+                rows = [embed(model, images.to(device), modality, flip, output).cpu().numpy() for images, _, _ in loader]
                 for position, row in zip(positions, np.concatenate(rows)):
                     out[position] = row
         finally:

@@ -82,12 +82,15 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7919) % 2**31
 
 
-def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """The paper's optimiser over the model's parameter groups (each with its own base lr)."""
+def build_optimizer(model: nn.Module, config: TrainConfig, criterion: nn.Module | None = None) -> torch.optim.Optimizer:
+    """The paper's optimiser over the model's parameter groups (each with its own base lr), plus the
+    criterion's when it declares any (``criterion.param_groups(lr)``: a loss with trainable layers)."""
     if hasattr(model, "param_groups"):
         groups = [dict(g) for g in model.param_groups(config.lr)]
     else:
         groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": config.lr}]
+    if criterion is not None and hasattr(criterion, "param_groups"):
+        groups += [dict(g) for g in criterion.param_groups(config.lr) if g["params"]]
     for group in groups:
         group["base_lr"] = group["lr"]
     if config.optimizer == "sgd":
@@ -126,6 +129,12 @@ def _write_log(path: Path, history: list[dict]) -> None:
     os.replace(tmp, path)
 
 
+def default_unpack(batch) -> tuple[tuple, torch.Tensor]:
+    """``(visible, infrared, visible_pids, infrared_pids)`` -> ``((visible, infrared), labels)``."""
+    visible, infrared, visible_pids, infrared_pids = batch
+    return (visible, infrared), torch.cat([visible_pids, infrared_pids])
+
+
 def train(
     model: nn.Module,
     criterion: nn.Module,
@@ -133,28 +142,29 @@ def train(
     config: TrainConfig,
     evaluate_fn: Callable[[nn.Module], dict] | None = None,
     on_step: Callable[[int, int], None] | None = None,
+    unpack: Callable[[object], tuple[tuple, torch.Tensor]] = default_unpack,
+    on_epoch_start: Callable[[int], None] | None = None,
 ) -> TrainResult:
-    """Train ``model`` with ``criterion`` on ``loader``'s batches ``(visible, infrared, visible_pids, infrared_pids)``.
+    """Train ``model`` with ``criterion`` on ``loader``'s batches.
 
+    ``unpack(batch) -> (inputs, labels)``: the model is called as ``model(*inputs)`` and the
+    criterion with ``labels`` (default: ``(visible, infrared, visible_pids, infrared_pids)``
+    batches; a paper's :class:`~vireid_lib.papers.BatchLayout` supplies its own).
+    ``on_epoch_start(epoch)`` runs after the epoch's seeding, before its first step.
     ``loader.sampler`` (if it has ``set_epoch``) is told the epoch. ``on_step(epoch, step)``
     is called before every step (progress hooks, tests that interrupt a run). The run folder
     is locked for the duration (:mod:`.runlock`): a second process training into it fails.
     """
+    hooks = dict(evaluate_fn=evaluate_fn, on_step=on_step, unpack=unpack, on_epoch_start=on_epoch_start)
     rank, _ = _distributed()
     if rank > 0:  # rank 0 alone writes the folder, and holds its lock
-        return _train(model, criterion, loader, config, evaluate_fn, on_step)
+        return _train(model, criterion, loader, config, **hooks)
     with run_lock(config.out_dir):
-        return _train(model, criterion, loader, config, evaluate_fn, on_step)
+        return _train(model, criterion, loader, config, **hooks)
 
 
-def _train(
-    model: nn.Module,
-    criterion: nn.Module,
-    loader: Iterable,
-    config: TrainConfig,
-    evaluate_fn: Callable[[nn.Module], dict] | None = None,
-    on_step: Callable[[int, int], None] | None = None,
-) -> TrainResult:
+def _train(model: nn.Module, criterion: nn.Module, loader: Iterable, config: TrainConfig, evaluate_fn, on_step, unpack,
+           on_epoch_start) -> TrainResult:
     device = torch.device(config.device)
     rank, world = _distributed()
     out_dir = Path(config.out_dir)
@@ -163,7 +173,7 @@ def _train(
     criterion.to(device)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(model, config)
+    optimizer = build_optimizer(model, config, criterion)
     # Under torchrun every process trains a replica on its own share of the batches; DDP
     # averages the gradients, so the replicas stay identical. Only rank 0 writes files.
     network = model if world == 1 else DistributedDataParallel(
@@ -177,6 +187,8 @@ def _train(
         state = load_checkpoint(last_path)
         _check_resumable(state.get("config", {}), config, last_path)
         load_model_state(model, state["model"], str(last_path))
+        if state.get("criterion"):
+            criterion.load_state_dict(state["criterion"])
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
         history = list(state["history"])
@@ -189,6 +201,8 @@ def _train(
         seed_everything(epoch_seed(config.seed, epoch) + rank)
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)
+        if on_epoch_start is not None:
+            on_epoch_start(epoch)
         factor = config.lr_factor(epoch)
         for group in optimizer.param_groups:
             group["lr"] = group["base_lr"] * factor
@@ -197,14 +211,14 @@ def _train(
         sums: dict[str, float] = {}
         steps, images, start = 0, 0, time.perf_counter()
         bar = progress(loader, desc=f"epoch {epoch + 1}/{config.epochs}", enabled=config.progress and rank == 0, unit="step")
-        for step, (visible, infrared, visible_pids, infrared_pids) in enumerate(bar):
+        for step, batch in enumerate(bar):
             if on_step is not None:
                 on_step(epoch, step)
-            visible = _to_device(visible, device, config.channels_last)
-            infrared = _to_device(infrared, device, config.channels_last)
-            labels = torch.cat([visible_pids, infrared_pids]).to(device)
+            inputs, labels = unpack(batch)
+            inputs = _to_device(tuple(inputs), device, config.channels_last)
+            labels = labels.to(device)
             with _autocast(config, device):
-                outputs = network(visible, infrared)
+                outputs = network(*inputs)
                 losses = criterion(outputs, labels)
             loss = losses["loss"]
             finite = torch.isfinite(loss.detach()).float()
@@ -261,7 +275,9 @@ def _train(
                                  "config": config.to_dict()}, out_dir / BEST)
         history.append(row)
         if rank == 0:
-            save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+            # A criterion with layers of its own (a loss's projection head) travels too, so resuming is exact.
+            save_atomic({"model": model.state_dict(), "criterion": criterion.state_dict(),
+                         "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
                          "epoch": epoch, "history": history, "best": best, "config": config.to_dict()}, last_path)
             _write_log(out_dir / LOG, history)
         if world > 1:

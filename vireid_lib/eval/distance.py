@@ -7,7 +7,7 @@ import torch
 
 from .scoring import EvaluationError
 
-METRICS = ("cosine", "euclidean", "sqeuclidean")
+METRICS = ("cosine", "dot", "euclidean", "sqeuclidean")
 
 
 def check_features(name: str, features: object) -> torch.Tensor:
@@ -35,6 +35,8 @@ def pairwise_distance(query: object, gallery: object, metric: str = "cosine") ->
     monotone rewrite such as ``1 - cos`` could merge near-ties in float32). ``sqeuclidean``
     is the IV-ReID baseline's squared distance on the features as given (normalise first
     to reproduce it: on unit vectors it ranks exactly like cosine); ``euclidean`` its root.
+    ``dot`` is the negative dot product of the features as given, for features that are sums of
+    normalised parts (MMN's summed similarity matrices: ``(q1 + q2) . (g1 + g2)``).
     """
     if metric not in METRICS:
         raise EvaluationError(f"metric={metric!r} is not known; use one of {METRICS}.")
@@ -47,6 +49,8 @@ def pairwise_distance(query: object, gallery: object, metric: str = "cosine") ->
         )
     if metric == "cosine":
         return -(torch.nn.functional.normalize(q, dim=1) @ torch.nn.functional.normalize(g, dim=1).T)
+    if metric == "dot":
+        return -(q @ g.T)
     squared = (q * q).sum(1, keepdim=True) + (g * g).sum(1)[None, :] - 2 * (q @ g.T)
     squared = squared.clamp(min=0)
     return squared if metric == "sqeuclidean" else squared.sqrt()

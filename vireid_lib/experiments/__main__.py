@@ -18,6 +18,7 @@ import torch
 import torch.distributed as dist
 
 from ..data import DatasetError
+from ..papers import papers
 from ..engine import CheckpointError, ConfigError, TrainingDiverged
 from ..engine.runlock import RunLocked
 from ..eval.scoring import EvaluationError
@@ -38,7 +39,8 @@ def _optional(kind):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vireid_lib.experiments", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--method", default="ivreid", choices=["ivreid", "agw"])
+    image_papers = sorted(m for m, p in papers().items() if not p.video)
+    parser.add_argument("--method", default="ivreid", choices=image_papers)
     parser.add_argument("--dataset", default="sysu", choices=["sysu", "regdb"])
     parser.add_argument("--data-root", default="", help="empty: the synthetic twin (not a reproduction)")
     parser.add_argument("--trial", type=int, default=1)

@@ -16,6 +16,7 @@ from ..engine import TrainConfig, TrainResult, make_extractor, train
 from ..engine.checkpoint import LoadedWeights, load_weights
 from ..eval import Evaluation
 from ..models.official import OfficialLayout
+from ..papers import Paper, Recipe, Variant
 from ..paths import resolve
 from ..results import RunInfo, make_record, reported_numbers, write_record
 
@@ -45,7 +46,9 @@ class PaperRun:
     train_config: TrainConfig
     transform: TransformConfig
     params: dict
-    official_layouts: tuple[OfficialLayout, ...] = ()
+    declaration: Paper | None = None  # the paper's declaration (vireid_lib.papers)
+    recipe: Recipe | None = None  # its recipe with this run's overrides
+    test_transform: TransformConfig | None = None
     train_result: TrainResult | None = None
     evaluation: Evaluation | None = None
     untrained: Evaluation | None = None
@@ -55,30 +58,50 @@ class PaperRun:
     durations: dict = field(default_factory=dict)
 
     @property
-    def paper(self) -> str:  # pragma: no cover - every subclass names its papers
-        raise NotImplementedError
+    def paper(self) -> str:
+        """The paper's title, as tables print it."""
+        return self.declaration.title
+
+    @property
+    def fidelity(self) -> str:
+        """Where this network follows (or departs from) the official code."""
+        return self.declaration.fidelity
+
+    @property
+    def official_layouts(self) -> tuple[OfficialLayout, ...]:
+        return tuple(self.declaration.layouts)
+
+    @property
+    def variants(self) -> dict[str, Variant]:
+        """The test-feature variants the paper reports; the first is the one its tables use."""
+        return dict(self.declaration.variants)
 
     @property
     def run_dir(self) -> Path:
         """Where this run's checkpoints, log and figures are written."""
         return Path(self.train_config.out_dir)
 
-    def _protocols(self, quick: bool = False, extract=None) -> Evaluation:  # pragma: no cover - per dataset
+    def _protocols(self, quick: bool = False, extract=None, metric: str = "cosine") -> Evaluation:  # pragma: no cover
         raise NotImplementedError
 
-    def extractor(self, batch_size: int = 64):
-        return make_extractor(self.model, build_test_transform(self.transform), device=self.train_config.device,
-                              batch_size=batch_size, workers=self.params["workers"],
-                              seq_len=self.params.get("seq_len", 6))
+    def extractor(self, variant: str | None = None, batch_size: int = 64, transform: TransformConfig | None = None):
+        """records -> test features of ``variant`` (default: the reported one), with the paper's test resize."""
+        output = self.variants[variant or next(iter(self.variants))].output
+        return make_extractor(self.model, build_test_transform(transform or self.test_transform or self.transform),
+                              device=self.train_config.device, batch_size=batch_size, workers=self.params["workers"],
+                              seq_len=self.params.get("seq_len", 6), output=output)
 
     def train(self) -> TrainResult:
         def quick_eval(model) -> dict:
-            row = self._protocols(quick=True).summary.iloc[0]
+            row = self._score(quick=True).summary.iloc[0]
             return {"mAP": row["mAP"], "R1": row["R1"]}
 
+        hook = self.declaration.hooks.on_epoch_start
         start = time.perf_counter()
         self.train_result = train(self.model, self.criterion, self.loader, self.train_config,
-                                  evaluate_fn=quick_eval if self.train_config.eval_every else None)
+                                  evaluate_fn=quick_eval if self.train_config.eval_every else None,
+                                  unpack=self.declaration.batch.unpack,
+                                  on_epoch_start=(lambda epoch: hook(self, epoch)) if hook else None)
         self.durations["train_s"] = round(time.perf_counter() - start, 1)
         return self.train_result
 
@@ -90,14 +113,36 @@ class PaperRun:
         return self.loaded
 
     def evaluate(self) -> Evaluation:
+        """Every protocol of the dataset, scored with the paper's reported test-feature variant."""
         start = time.perf_counter()
-        self.evaluation = self._protocols()
+        self.evaluation = self._score()
         self.durations["eval_s"] = round(time.perf_counter() - start, 1)
         return self.evaluation
 
+    def _score(self, variant: str | None = None, quick: bool = False) -> Evaluation:
+        name = variant or next(iter(self.variants))
+        return self._protocols(quick=quick, extract=self.extractor(name), metric=self.variants[name].metric)
+
+    def evaluate_variants(self) -> pd.DataFrame:
+        """R1 / mAP / mINP of every protocol for each test-feature variant the paper declares."""
+        rows = []
+        for name, variant in self.variants.items():
+            for _, row in self._score(name).summary.iterrows():
+                rows.append({"variant": name, "protocol": row["protocol"], "direction": row["direction"],
+                             "R1": row["R1"], "mAP": row["mAP"], "mINP": row["mINP"], "what": variant.description})
+        table = pd.DataFrame(rows)
+        table.attrs["caption"] = f"the first variant ({next(iter(self.variants))}) is the one the tables report"
+        return table
+
+    def paper_figure(self, name: str, **options):
+        """One of the figures only this paper has (its declaration's ``figures``)."""
+        if name not in self.declaration.figures:
+            raise ExperimentError(f"{self.paper} has no figure {name!r}; it has {sorted(self.declaration.figures)}.")
+        return self.declaration.figures[name](self, **options)
+
     def score_untrained(self) -> Evaluation:
         """Every protocol scored with the model as it is now (before training): the floor training must lift."""
-        self.untrained = self._protocols()
+        self.untrained = self._score()
         return self.untrained
 
     def chance(self, draws: int = CHANCE_DRAWS, seed: int = 0) -> pd.DataFrame:
@@ -132,7 +177,7 @@ class PaperRun:
 
     def reported(self, methods: tuple[str, ...] | None = None) -> pd.DataFrame:
         """The papers' reported rows for this dataset (``methods``: default this run's method)."""
-        wanted = methods or (self.method,)
+        wanted = methods or tuple(self.declaration.compared) or (self.method,)
         rows = [r for r in reported_numbers() if r["method"] in wanted and r["dataset"] == self.dataset]
         return pd.DataFrame(rows)
 

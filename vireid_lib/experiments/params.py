@@ -107,7 +107,7 @@ RULES = {
     "workers": lambda n, v: integer(n, v, 0, optional=False),
     "eval_every": lambda n, v: integer(n, v, 0, optional=False),
     "eval_trials": lambda n, v: integer(n, v, 1, 10, optional=False),
-    "synthetic_ids": lambda n, v: integer(n, v, 4, optional=False),
+    "synthetic_ids": lambda n, v: integer(n, v, 4),
     "arch": lambda n, v: choice(n, v, ARCHS),
     "optimizer": lambda n, v: choice(n, v, OPTIMIZERS, optional=True),
     "amp": lambda n, v: choice(n, v, AMP),

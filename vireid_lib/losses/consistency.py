@@ -79,3 +79,27 @@ class DiversityConsistencyLoss(nn.Module):
         total = (self.variance_weight * terms["dc_variance"] + self.invariance_weight * terms["dc_invariance"]
                  + self.covariance_weight * terms["dc_covariance"])
         return {"dc": total, **terms}
+
+
+class ProjectedPairDistance(nn.Module):
+    """MMN's distribution-consistency loss (``DCLoss`` in ZYK100/MMN ``loss.py``).
+
+    ``forward(x)`` with ``x = [A; B]`` (two halves paired by position, e.g. the visible and the
+    infrared middle-modality features of the same identities): each row is L2-normalised,
+    projected by ``Linear(D, 256, no bias) -> BN -> ReLU -> Linear(256, 256) -> BN``, normalised
+    again, and the loss is the mean Euclidean distance between row i of A and row i of B.
+    Identical halves cost nothing.
+    """
+
+    def __init__(self, in_dim: int = 2048, hidden: int = 256) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(in_dim, hidden, bias=False)
+        self.fc2 = nn.Sequential(nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if features.dim() != 2 or features.shape[0] % 2:
+            raise ValueError(f"the paired distance needs [2N, D] features (two halves), got {tuple(features.shape)}.")
+        x = nn.functional.normalize(features.float(), dim=1)
+        x = nn.functional.normalize(self.fc2(self.fc1(x)), dim=1)
+        first, second = x.chunk(2)
+        return (first - second).norm(dim=1).mean()

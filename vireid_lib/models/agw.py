@@ -17,6 +17,8 @@ inputs; batches of 8 identities x 4 visible + 4 infrared images.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from ..papers import Paper, Recipe
 from pathlib import Path
 
 import torch
@@ -32,23 +34,13 @@ from .official import LayoutMapping, OfficialLayout, rename_prefixes
 
 
 @dataclass(frozen=True)
-class AGWRecipe:
-    """AGW's published training recipe, read by the engine (official ``train.py`` defaults)."""
+class AGWRecipe(Recipe):
+    """AGW's published training recipe (official ``train.py`` defaults): the base recipe's values,
+    plus the backbone at 0.1x the head's lr and the torchvision stem."""
 
-    optimizer: str = "sgd"
-    lr: float = 0.1  # BNNeck + classifier; the backbone gets backbone_lr_factor * lr
-    backbone_lr_factor: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    nesterov: bool = True
-    warmup_epochs: int = 10  # lr * (epoch + 1) / warmup_epochs during epochs 0..9
-    milestones: tuple[int, ...] = (20, 50)  # x gamma from epoch 20, x gamma^2 from epoch 50
-    gamma: float = 0.1
-    epochs: int = 81
-    height: int = 288
-    width: int = 144
-    num_ids: int = 8
-    num_per_modality: int = 4
+    backbone_lr_factor: float = 0.1  # BNNeck + classifier at lr 0.1, the backbone at 0.01
+    stem_relu: bool = True
+    official_one_channel: bool = True  # the non-local blocks' 1-channel width (open PR #28)
 
 
 class AGW(GlobalFeatureReID):
@@ -97,6 +89,7 @@ def build_agw(
     gem_p: float = 3.0,
     arch: str = "resnet50",
     stem_relu: bool = True,
+    backbone_lr_factor: float = AGWRecipe.backbone_lr_factor,
 ) -> AGW:
     """AGW with the paper's defaults.
 
@@ -125,7 +118,7 @@ def build_agw(
         bn_weight_std=0.01,
         classifier_init="normal",
     )
-    return AGW(backbone, GeM(p=gem_p, learnable=False), neck, backbone_lr_factor=AGWRecipe.backbone_lr_factor)
+    return AGW(backbone, GeM(p=gem_p, learnable=False), neck, backbone_lr_factor=backbone_lr_factor)
 
 
 class AGWCriterion(nn.Module):
@@ -195,3 +188,16 @@ def _convert_official(state, model: AGW) -> LayoutMapping:
 
 OFFICIAL_LAYOUTS = (OfficialLayout("AGW, mangye16/Cross-Modal-Re-ID-baseline (embed_net)", _identify_official,
                                    _convert_official),)
+
+
+PAPER = Paper(
+    method="agw", title="AGW", datasets=("sysu", "regdb"), recipe=AGWRecipe(),
+    build=lambda classes, recipe, weights: build_agw(classes, arch=recipe.arch, stem_relu=recipe.stem_relu,
+                                                     official_one_channel=recipe.official_one_channel,
+                                                     backbone_lr_factor=recipe.backbone_lr_factor, **weights),
+    criterion=lambda classes, recipe, dataset: AGWCriterion(classes),
+    layouts=OFFICIAL_LAYOUTS,
+    fidelity=("The official two-stream ResNet-50 with its 1-channel non-local blocks (the open PR #28 defect; "
+              "`official_one_channel=False` fixes it) and fixed GeM p = 3. Training images are cached and test "
+              "images resized with Lanczos, as the official preprocessing and `TestData` do."),
+)

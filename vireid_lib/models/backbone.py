@@ -41,6 +41,11 @@ ARCHS: dict[str, tuple] = {
 }
 
 
+def out_channels(arch: str) -> int:
+    """Channels of ``arch``'s layer4 map (2048 for ResNet-50, 512 for ResNet-18/34)."""
+    return _arch(arch)[2][-1]
+
+
 def _arch(arch: str) -> tuple:
     if arch not in ARCHS:
         raise ValueError(f"arch={arch!r} is not supported; use one of {sorted(ARCHS)} (the papers use 'resnet50').")

@@ -44,6 +44,7 @@ from torch import nn
 from ..losses.consistency import DiversityConsistencyLoss
 from ..losses.identity import CrossEntropyLabelSmooth
 from ..losses.metric import BatchHardTriplet
+from ..papers import Paper
 from .attention import TransformerBlock, attention_rollout
 from .backbone import TwoStreamResNet50, feature_map_size
 from .contract import Outputs
@@ -292,7 +293,8 @@ class CST(ClipFeatureReID):
 def build_cst(num_classes: int, seq_len: int = 6, height: int = 288, width: int = 144, pretrained: bool = True,
               weights_file: str | Path | None = None, last_stride: int = 1, dim: int = 512,
               tube: tuple[int, int, int] = (2, 3, 3), cttm_depth: int = 2, mtfm_depth: int = 2, heads: int = 8,
-              mlp_ratio: float = 4.0, dropout: float = 0.0, arch: str = "resnet50") -> CST:
+              mlp_ratio: float = 4.0, dropout: float = 0.0, arch: str = "resnet50",
+              backbone_lr_factor: float = 1.0) -> CST:
     """CST for clips of ``seq_len`` frames of ``height`` x ``width`` (see the module doc for the defaults' origin)."""
     backbone = TwoStreamResNet50(pretrained=pretrained, weights_file=weights_file, last_stride=last_stride,
                                  non_local=False, shared_stem=False, arch=arch)
@@ -300,7 +302,7 @@ def build_cst(num_classes: int, seq_len: int = 6, height: int = 288, width: int 
                   bn_weight_std=0.01, classifier_init="normal")
     return CST(backbone, neck, seq_len, feature_map_size(height, width, last_stride), num_classes, dim=dim,
                tube=tuple(tube), cttm_depth=cttm_depth, mtfm_depth=mtfm_depth, heads=heads, mlp_ratio=mlp_ratio,
-               dropout=dropout)
+               dropout=dropout, backbone_lr_factor=backbone_lr_factor)
 
 
 class CSTCriterion(nn.Module):
@@ -333,3 +335,18 @@ class CSTCriterion(nn.Module):
         losses.update(dc)
         losses["loss"] = total + self.dc_weight * dc["dc"]
         return losses
+
+
+PAPER = Paper(
+    method="cst", title="CST", datasets=("vcm",), recipe=CSTRecipe(),
+    build=lambda classes, recipe, weights: build_cst(
+        classes, seq_len=recipe.seq_len, height=recipe.height, width=recipe.width, dim=recipe.dim, tube=recipe.tube,
+        cttm_depth=recipe.cttm_depth, mtfm_depth=recipe.mtfm_depth, heads=recipe.heads, arch=recipe.arch,
+        backbone_lr_factor=recipe.backbone_lr_factor, **weights),
+    criterion=lambda classes, recipe, dataset: CSTCriterion(classes, margin=recipe.margin, dc_weight=recipe.dc_weight),
+    # CST's README table: CAJL, MITML and IBAN as CST reports them, then CST itself.
+    compared=("cajl", "mitml", "iban", "cst"),
+    fidelity=("Implemented from the paper (its code is not public): the module structure, S = 6, 288 x 144, the "
+              "two-stream ResNet-50, CE + triplet and lr 3.5e-4 are the paper's; dim, tube, depths, heads, the "
+              "branch layout, the DC weights, Adam and MITML's schedule are this workbook's."),
+)

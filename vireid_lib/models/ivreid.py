@@ -32,6 +32,8 @@ inputs, 8 identities x (4 visible + 4 infrared) without replacement, seed 2019.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from ..papers import Paper, Recipe
 from pathlib import Path
 
 import torch
@@ -47,15 +49,18 @@ from .official import LayoutMapping, OfficialLayout, rename_prefixes
 
 
 @dataclass(frozen=True)
-class IVReIDRecipe:
+class IVReIDRecipe(Recipe):
     """IV-ReID's training recipe (official ``configs/res50_*.ini`` and ``train_*.py``)."""
 
     optimizer: str = "adam"
     lr: float = 1e-4
-    head_lr: float = 1e-3  # official make_optimizer(..., 'head'): 10 x BASE_LR
+    head_lr_factor: float = 10.0  # official make_optimizer(..., 'head'): the heads' own Adam at 10 x BASE_LR
+    nesterov: bool = False
     weight_decay: float = 5e-4  # on every parameter, biases included (bias overrides are commented out)
     epochs: int = 100
     schedule: str = "constant"  # WarmupMultiStepLR is built in slover.py but never stepped
+    warmup_epochs: int = 0
+    milestones: tuple[int, ...] = ()
     margin_sysu: float = 0.3
     margin_regdb: float = 0.2
     height: int = 384
@@ -64,6 +69,17 @@ class IVReIDRecipe:
     num_per_modality: int = 4
     replace: bool = False
     seed: int = 2019
+    # torchvision's bilinear Resize on every image, in training and at test; nothing cached
+    train_resize: str = "bilinear"
+    cache_training_images: bool = False
+    test_resize: str = "bilinear"
+    # the released ResNet-50 (model/resnet.py): no ReLU after the stem's BN, a bias on every conv
+    stem_relu: bool = False
+    conv_bias: bool = True
+
+    @property
+    def head_lr(self) -> float:
+        return self.lr * self.head_lr_factor
 
     def margin(self, dataset: str) -> float:
         """Triplet margin for ``dataset`` ("sysu" or "regdb")."""
@@ -299,3 +315,16 @@ def _workbook(official: str) -> str:
 
 
 OFFICIAL_LAYOUTS = (OfficialLayout("IV-ReID baseline, linyq17/IV-REID (Baseline)", _identify_official, _convert_official),)
+
+
+PAPER = Paper(
+    method="ivreid", title="IV-ReID baseline", datasets=("sysu", "regdb"), recipe=IVReIDRecipe(),
+    build=lambda classes, recipe, weights: build_ivreid(classes, arch=recipe.arch, stem_relu=recipe.stem_relu,
+                                                        conv_bias=recipe.conv_bias,
+                                                        head_lr_factor=recipe.head_lr_factor, **weights),
+    criterion=lambda classes, recipe, dataset: IVReIDCriterion(classes, margin=recipe.margin(dataset)),
+    layouts=OFFICIAL_LAYOUTS,
+    fidelity=("The released ResNet-50 (`model/resnet.py`): no ReLU after the stem's BatchNorm and a bias on every "
+              "convolution, the network behind the published 46.3 / 44.2. `stem_relu=True` restores the usual stem. "
+              "Images are resized with bilinear filtering in training and at test, as the official code."),
+)

@@ -23,6 +23,8 @@ halves of a batch, in evaluation one of them (see :mod:`vireid_lib.models.contra
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from ..papers import Paper, Recipe
 from pathlib import Path
 
 import torch
@@ -37,7 +39,7 @@ from .layers import BNNeck
 
 
 @dataclass(frozen=True)
-class VideoBaselineRecipe:
+class VideoBaselineRecipe(Recipe):
     """MITML's training recipe (``train.py``)."""
 
     optimizer: str = "sgd"
@@ -59,6 +61,11 @@ class VideoBaselineRecipe:
     num_per_modality: int = 2
     replace: bool = True
     seed: int = 0
+    # frames are resized on the fly (bilinear), nothing cached
+    train_resize: str = "bilinear"
+    cache_training_images: bool = False
+    test_resize: str = "bilinear"
+    lstm: bool = True
 
 
 def split_clips(visible: torch.Tensor | None, infrared: torch.Tensor | None) -> tuple[int, int]:
@@ -124,14 +131,15 @@ class ClipFeatureReID(GlobalFeatureReID):
 
 
 def build_video_baseline(num_classes: int, pretrained: bool = True, weights_file: str | Path | None = None,
-                         last_stride: int = 1, lstm: bool = True, arch: str = "resnet50") -> ClipFeatureReID:
+                         last_stride: int = 1, lstm: bool = True, arch: str = "resnet50",
+                         backbone_lr_factor: float = VideoBaselineRecipe.backbone_lr_factor) -> ClipFeatureReID:
     """MITML-style video baseline; ``arch`` other than "resnet50" is for quick experiments."""
     backbone = TwoStreamResNet50(pretrained=pretrained, weights_file=weights_file, last_stride=last_stride,
                                  non_local=False, shared_stem=False, arch=arch)
     # MITML's BNNeck: N(1, 0.01) BN weight, frozen zero bias, bias-free classifier drawn from N(0, 0.001).
     neck = BNNeck(backbone.out_channels, num_classes, bias_trainable=False, classifier_bias=False,
                   bn_weight_std=0.01, classifier_init="normal")
-    return ClipFeatureReID(backbone, neck, lstm=lstm, backbone_lr_factor=VideoBaselineRecipe.backbone_lr_factor)
+    return ClipFeatureReID(backbone, neck, lstm=lstm, backbone_lr_factor=backbone_lr_factor)
 
 
 class VideoBaselineCriterion(nn.Module):
@@ -146,3 +154,13 @@ class VideoBaselineCriterion(nn.Module):
         identity = self.identity(outputs["logits"], labels)
         triplet, precision = self.triplet.loss_and_precision(outputs["pooled"], labels)
         return {"loss": identity + triplet, "id": identity, "triplet": triplet, "triplet_precision": precision}
+
+
+PAPER = Paper(
+    method="baseline", title="Video baseline (MITML-style)", datasets=("vcm",), recipe=VideoBaselineRecipe(),
+    build=lambda classes, recipe, weights: build_video_baseline(classes, lstm=recipe.lstm, arch=recipe.arch,
+                                                                backbone_lr_factor=recipe.backbone_lr_factor, **weights),
+    criterion=lambda classes, recipe, dataset: VideoBaselineCriterion(classes, margin=recipe.margin),
+    fidelity=("A lighter MITML-style network (two-stream ResNet-50 per frame, frame mean plus a one-layer LSTM, "
+              "BNNeck); MITML's temporal memory and SE gating are not reproduced."),
+)

@@ -17,11 +17,11 @@ from .attention import plot_clip_attention, plot_message_attention
 from .common import MATCH, MISMATCH, denormalise
 from .curves import plot_cmc, plot_training
 from .ranked import plot_ranked_list, ranked_list_browser
-from .samples import plot_tracklet_lengths, show_clips, show_samples
+from .samples import plot_image_pairs, plot_tracklet_lengths, show_clips, show_samples
 from .tables import table
 
 __all__ = [
     "MATCH", "MISMATCH", "activation_maps", "denormalise", "plot_activation_maps", "plot_clip_attention", "plot_cmc",
-    "plot_message_attention", "plot_ranked_list", "plot_tracklet_lengths", "plot_training", "ranked_list_browser",
+    "plot_image_pairs", "plot_message_attention", "plot_ranked_list", "plot_tracklet_lengths", "plot_training", "ranked_list_browser",
     "show_clips", "show_samples", "table",
 ]

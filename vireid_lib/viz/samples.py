@@ -59,3 +59,22 @@ def show_clips(records: Sequence, frames: int = 6) -> Figure:
                          f"{len(record.frames)} frames", fontsize=7, loc="left")
     fig.tight_layout()
     return fig
+
+
+def plot_image_pairs(rows, titles=()) -> Figure:
+    """Rows of normalised image tensors, one row per ``(label, [N, 3, H, W])``, e.g. visible images over
+    the middle-modality images a generator makes of them; ``titles`` name the columns of the first rows."""
+    from .common import denormalise
+
+    columns = max(len(images) for _, images in rows)
+    fig = Figure(figsize=(1.3 * columns + 1.5, 2.3 * len(rows)))
+    axes = fig.subplots(len(rows), columns, squeeze=False)
+    for r, (label, images) in enumerate(rows):
+        pictures = denormalise(images)
+        for c, ax in enumerate(axes[r]):
+            ax.axis("off")
+            if c < len(pictures):
+                ax.imshow(pictures[c])
+        axes[r][0].set_title(label, fontsize=8, loc="left")
+    fig.tight_layout()
+    return fig

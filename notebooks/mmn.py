@@ -1,0 +1,181 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # MMN on SYSU-MM01 and RegDB: a unified middle modality
+#
+# Seed 004, Zhang et al., "Towards a Unified Middle Modality Learning for Visible-Infrared Person
+# Re-Identification" (ACM MM 2021), official code `ZYK100/MMN`. A small generator (per modality two 1x1 convs and a
+# BatchNorm, one shared 1x1 decoder) turns every visible and infrared image into a three-channel *middle-modality*
+# image; the batch `[V, M_v, I, M_i]` goes through AGW's two-stream ResNet-50 (no non-local blocks, no GeM), whose
+# layer4 map is cut into four horizontal stripes, each with its own BNNeck and classifier. Losses: cross-entropy
+# over the stripes, batch-hard triplet over the pairs (V, I), (V, M_i), (M_v, I), (M_v, M_i), and a
+# distribution-consistency loss pulling M_v and M_i together through a projection head.
+#
+# **Official defect, reproduced by default:** that projection head lives in the loss module, whose parameters
+# are never given to the optimiser, so it keeps its random initialisation. `fix_dc_head=True` trains it.
+#
+# `papermill notebooks/mmn.ipynb out.ipynb -p dataset regdb -p data_root /data/RegDB`. Relative `out_dir` and
+# `results_dir` are taken in the workbook's root, wherever the kernel runs.
+
+# %% tags=["parameters"]
+dataset = "sysu"           # "sysu" or "regdb"
+data_root = ""             # empty: the bundled synthetic twin, generated on first use (NOT a reproduction)
+trial = 1                  # RegDB trial 1..10: every trial is a separately trained model
+epochs = None              # None: the paper's 81
+lr = None                  # None: the paper's SGD 0.1 (BNNecks and classifiers; everything else 0.1x)
+num_ids = None             # identities per batch; None: the paper's 4
+num_per_modality = None    # images per identity and modality; None: the paper's 4
+height = None              # None: the paper's 384
+width = None               # None: the paper's 192
+batches_per_epoch = None   # None: the official epoch length; a small number only for smoke runs
+arch = "resnet50"          # the paper's; "resnet18" / "resnet34" only for quick experiments
+optimizer = None           # None: the paper's SGD; another one runs at a constant lr
+backbone_lr_factor = None  # None: the paper's 0.1; 1.0 suits training from scratch
+dc_weight = None           # None: the paper's 0.2 (train.py --delta)
+fix_dc_head = False        # False: the official code (DC projection head never optimised); True: train it
+pretrained = True          # torchvision's ImageNet ResNet-50 (downloaded once)
+weights_file = ""          # or a local ResNet-50 state dict
+checkpoint = ""            # evaluate these weights instead of training: a vireid checkpoint or a state dict
+device = "auto"            # "auto", "cpu", "cuda", "cuda:1", ...
+amp = "off"                # "off", "bf16" or "fp16" (CUDA only)
+seed = None                # None: the paper's 0
+workers = 2                # DataLoader workers
+eval_every = 0             # evaluate during training every k epochs (0: only at the end)
+eval_trials = 10           # SYSU-MM01 gallery trials to average (the papers use 10)
+score_untrained = False    # also score the model before training (the floor training must lift)
+synthetic_ids = 40         # identities of the synthetic twin
+resume = True              # continue an interrupted run found in out_dir
+out_dir = "runs"           # checkpoints, logs and figures
+results_dir = "results"    # the run's result record
+
+# %%
+# %matplotlib inline
+from IPython.display import Markdown, display
+
+from vireid_lib.experiments.image import prepare
+from vireid_lib.experiments.params import check_notebook_parameters
+from vireid_lib.viz import (plot_activation_maps, plot_cmc, plot_ranked_list, plot_training, ranked_list_browser,
+                            show_samples, table)
+
+check_notebook_parameters(globals())  # a parameter this notebook does not take is an error, not a warning
+
+# %%
+run = prepare(method="mmn", dataset=dataset, data_root=data_root, trial=trial, epochs=epochs, lr=lr, num_ids=num_ids,
+              num_per_modality=num_per_modality, height=height, width=width, batches_per_epoch=batches_per_epoch,
+              arch=arch, optimizer=optimizer, backbone_lr_factor=backbone_lr_factor, dc_weight=dc_weight,
+              fix_dc_head=fix_dc_head, pretrained=pretrained, weights_file=weights_file, checkpoint=checkpoint,
+              device=device, amp=amp, seed=seed, workers=workers, eval_every=eval_every, eval_trials=eval_trials,
+              synthetic_ids=synthetic_ids, resume=resume, out_dir=out_dir)
+if run.data_kind != "real":
+    display(Markdown(f"> **{run.data_kind.capitalize()} data.** These numbers say nothing about the paper: they show "
+                     "that every step runs. Set `data_root` to the real dataset to reproduce it."))
+display(Markdown(f"**{run.paper}** on {run.dataset} ({run.data_kind}), {run.params['num_classes']} training identities, "
+                 f"device {run.train_config.device}, {run.params['arch']}.\n\n**As the official code:** {run.fidelity}\n\n"
+                 f"**DC projection head:** {'trained (fix_dc_head=True)' if run.recipe.fix_dc_head else 'frozen at its random initialisation, as in the official code (fix_dc_head=False)'}."))
+print(f"checkpoints, log and figures: {run.run_dir}")
+
+# %% [markdown]
+# ## Data
+# The splits the official code uses (see PROTOCOLS.md), and a few training images of each modality.
+
+# %%
+run.summary()
+
+# %%
+visible, infrared = run.reader.train() if run.dataset == "sysu" else run.reader.train(run.trial)
+picks = visible[::max(1, len(visible) // 8)][:8] + infrared[::max(1, len(infrared) // 8)][:8]
+run.figure(show_samples(picks, title="training images: visible (top), infrared (bottom)"), "samples")
+
+# %% [markdown]
+# ## Training
+# MMN's recipe; a checkpoint after every epoch (`out_dir`), and rerunning resumes. The loss terms: identity (mean over
+# stripes), triplet (mean over the four modality pairs and the stripes) and the distribution-consistency term `dc`.
+
+# %%
+if score_untrained:
+    display(table(run.score_untrained().readable(), caption="before training"))
+if checkpoint:
+    print(f"evaluating {run.loaded.kind} from {run.loaded.path}", *run.loaded.notes, sep="\n - ")
+else:
+    result = run.train()
+    display(run.figure(plot_training(result.history), "training"))
+    print(f"trained {len(result.history)} epochs in {run.durations['train_s']} s; checkpoint {result.checkpoint}")
+
+# %% [markdown]
+# ## The middle modality
+# Visible and infrared training images beside the middle-modality images the trained generator makes of them: both
+# modalities should map to similar-looking three-channel images.
+
+# %%
+run.figure(run.paper_figure("middle_modality"), "middle_modality")
+
+# %% [markdown]
+# ## Evaluation
+# Every official protocol of the dataset, scored exactly as the official evaluation code does; mean ± standard
+# deviation over trials, **last epoch**. The test feature is the L2-normalised concatenation of the four post-BN
+# stripes of the *original* images (the README's numbers); the variants below show the others `test.py` prints.
+
+# %%
+evaluation = run.evaluate()
+table(evaluation.readable())
+
+# %%
+table(run.evaluate_variants())
+
+# %% [markdown]
+# ### Beside the paper's reported numbers
+# Only the README's values (marked "~" there) are shown: the paper's further columns could not be checked against a
+# readable copy. On the synthetic twin no difference is computed.
+
+# %%
+if score_untrained:  # chance: every protocol scored on random features
+    display(table(run.learning_summary(), caption="what training changed: untrained vs trained vs chance"))
+table(run.compare_with_paper())
+
+# %%
+run.figure(plot_cmc(evaluation.cmc, title=f"{run.paper} on {run.dataset} ({run.data_kind})"), "cmc")
+
+# %% [markdown]
+# ## Ranked lists
+# The ten nearest gallery images of a few queries (first test setting): true matches framed green, others red; the
+# number under each image is its distance to the query (lower is closer).
+
+# %%
+queries, gallery, distances, removed = run.ranking_example()
+for q in range(0, len(queries), max(1, len(queries) // 3))[:3]:
+    figure = plot_ranked_list(queries[q], gallery, distances[q], top=10, removed=None if removed is None else removed[q])
+    display(run.figure(figure, f"ranked_query{q}"))
+
+# %%
+ranked_list_browser(queries, gallery, distances, top=10, removed=removed)
+
+# %% [markdown]
+# ## Where the model looks
+# Mean activation of the last convolutional block on visible and infrared training images, relative to each image's
+# mean (1 = average).
+
+# %%
+images, maps, titles = run.activation_examples()
+run.figure(plot_activation_maps(images, maps, titles), "activation_maps")
+
+# %% [markdown]
+# ## Result record
+# One JSON record per run in `results/`; `python -m vireid_lib.results readme` regenerates the README's tables.
+
+# %%
+record = run.record(results_dir)
+print(f"result record: {record}\nfigures: {run.run_dir / 'figures'}")

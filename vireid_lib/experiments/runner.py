@@ -1,0 +1,152 @@
+"""Assemble a run of any declared paper from its declaration: the one runner every notebook uses.
+
+:func:`prepare` reads the paper's :class:`~vireid_lib.papers.Paper` declaration and builds the
+data (reader, provenance, training views, sampler, loader), the model, the criterion and the
+training configuration. It holds no paper names: what differs between papers is in their
+declarations, what differs between datasets (protocols, pictures) in
+:class:`~vireid_lib.experiments.image.ImageRun` and :class:`~vireid_lib.experiments.video.VideoRun`.
+
+Parameters: ``None`` means the paper's value. Any parameter named like a field of the paper's
+recipe (``epochs``, ``lr``, ``height``, ``arch``, ``tube``, ``fix_dc_head``, ...) replaces that
+field; one the recipe lacks is an error naming the paper.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, fields, replace
+from pathlib import Path
+
+import torch
+
+from .. import papers
+from ..data import HITSZVCM, INFRARED, VISIBLE, RegDB, SYSUMM01, provenance
+from ..data.cache import load_image_cache
+from ..data.datasets import ImageDataset, PairedImageDataset, PairedTrackletDataset, TrackletDataset
+from ..data.samplers import CrossModalityIdentitySampler, TrackletSampler
+from ..data.synthetic import SyntheticConfig, ensure_synthetic
+from ..data.synthetic.writers import DEFAULT_CONFIGS
+from ..data.transforms import MultiView, TransformConfig, build_train_transform, build_view
+from ..engine import TrainConfig
+from ..paths import resolve
+from .common import ExperimentError, PaperRun, resolve_device, run_identity, scaled_pad, training_loader
+from .params import check_amp, check_parameters, paper_value
+
+READERS = {"sysu": SYSUMM01, "regdb": RegDB, "vcm": HITSZVCM}
+MODALITIES = {"visible": VISIBLE, "infrared": INFRARED}
+
+
+def _coerce(field_type: object, default: object, value: object) -> object:
+    """Text from papermill's ``-p`` for a tuple field, e.g. ``"(2, 3, 3)"``, becomes the tuple."""
+    if isinstance(default, tuple) and isinstance(value, str):
+        return tuple(int(v) for v in re.findall(r"-?\d+", value))
+    if isinstance(default, tuple) and isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def resolve_recipe(paper: papers.Paper, dataset: str, overrides: dict) -> papers.Recipe:
+    """The paper's recipe for ``dataset`` with every non-``None`` override applied (checked by name)."""
+    recipe = paper.recipe_for(dataset)
+    known = {f.name: f for f in fields(recipe)}
+    unknown = sorted(k for k, v in overrides.items() if v is not None and k not in known)
+    if unknown:
+        raise ExperimentError(f"{', '.join(unknown)} {'does' if len(unknown) == 1 else 'do'} not apply to {paper.title} "
+                              f"(its recipe has no such field); leave {'it' if len(unknown) == 1 else 'them'} None.")
+    changes = {k: _coerce(known[k].type, getattr(recipe, k), v) for k, v in overrides.items() if v is not None}
+    for name, value in changes.items():
+        default = getattr(recipe, name)
+        if isinstance(default, tuple) and (not isinstance(value, tuple) or len(value) != len(default) and default):
+            raise ExperimentError(f"{name}={value!r} must be {len(default)} integers like the paper's {default}.")
+    if "optimizer" in changes and changes["optimizer"] != recipe.optimizer:
+        changes["schedule"] = "constant"  # another optimiser is a quick experiment: no paper schedule to follow
+    return replace(recipe, **changes)
+
+
+def _train_views(paper: papers.Paper, cfg: TransformConfig, modality: str):
+    names = paper.batch.views.get(modality, ())
+    views = [build_view(cfg, MODALITIES[modality], name) for name in names]
+    return views[0] if len(views) == 1 else MultiView(views)
+
+
+def prepare(method: str, dataset: str, data_root: str = "", trial: int = 1, pretrained: bool = True,
+            weights_file: str = "", checkpoint: str = "", device: str = "auto", amp: str = "off", workers: int = 2,
+            out_dir: str = "runs", eval_every: int = 0, eval_trials: int = 10, synthetic_ids: int | None = None,
+            resume: bool = True, progress: bool = True, batches_per_epoch: int | None = None,
+            **overrides) -> PaperRun:
+    """Build a run of ``method`` on ``dataset`` (an empty ``data_root``: the synthetic twin)."""
+    try:
+        paper = papers.paper(method)
+    except KeyError as err:
+        raise ExperimentError(err.args[0]) from None
+    if dataset not in paper.datasets:
+        raise ExperimentError(f"dataset={dataset!r}: {paper.title} runs on {paper.datasets}.")
+    check_parameters({**locals(), **overrides})
+    device = resolve_device(device)
+    check_amp(amp, device)
+    recipe = resolve_recipe(paper, dataset, overrides)
+
+    ids = paper_value(synthetic_ids, DEFAULT_CONFIGS[dataset].ids)
+    root = Path(data_root) if data_root else ensure_synthetic(dataset, config=SyntheticConfig(ids=ids))
+    reader = READERS[dataset](root)
+    data_kind, data_sizes = provenance.data_kind(dataset, root, reader, trial)
+    visible, infrared = reader.train(trial) if dataset == "regdb" else reader.train()
+    num_classes = len({r.pid for r in visible} | {r.pid for r in infrared})
+
+    pad = scaled_pad(recipe.width, paper.recipe_for(dataset).width, recipe.pad) if recipe.pad else 0
+    transform = TransformConfig(height=recipe.height, width=recipe.width, pad=pad, flip=recipe.flip,
+                                random_erasing=recipe.random_erasing, erasing_fill=tuple(recipe.erasing_fill),
+                                interpolation=recipe.train_resize)
+    test_transform = replace(transform, interpolation=recipe.test_resize)
+    seed = recipe.seed
+    sampling = dict(num_ids=recipe.num_ids, num_per_modality=recipe.num_per_modality, replace=recipe.replace, seed=seed,
+                    epoch_length=paper_value(batches_per_epoch, "official"))  # a short epoch is for smoke runs only
+    if paper.video:
+        pairs = PairedTrackletDataset(
+            TrackletDataset(visible, recipe.seq_len, build_train_transform(transform, VISIBLE), train=True),
+            TrackletDataset(infrared, recipe.seq_len, build_train_transform(transform, INFRARED), train=True))
+        sampler = TrackletSampler([r.pid for r in visible], [r.pid for r in infrared], **sampling)
+    else:
+        cached = [None, None]
+        if recipe.cache_training_images:
+            tag = f"{dataset}_t{trial}" if dataset == "regdb" else dataset
+            cached = [load_image_cache(records, root, f"{tag}_{name}", size=(transform.width, transform.height),
+                                       resample=recipe.train_resize, progress=progress)
+                      for records, name in ((visible, "visible"), (infrared, "infrared"))]
+        pairs = PairedImageDataset(ImageDataset(visible, _train_views(paper, transform, "visible"), cached[0]),
+                                   ImageDataset(infrared, _train_views(paper, transform, "infrared"), cached[1]))
+        sampler = CrossModalityIdentitySampler([r.pid for r in visible], [r.pid for r in infrared], **sampling)
+    loader = training_loader(pairs, sampler, workers, device)
+
+    torch.manual_seed(seed)  # the initial weights are part of the run: same seed, same model
+    weights = dict(pretrained=pretrained and not weights_file, weights_file=weights_file or None)
+    try:
+        model = paper.build(num_classes, recipe, weights)
+    except ValueError as err:  # e.g. a tube that does not divide the feature maps
+        raise ExperimentError(f"{paper.title} cannot be built with these settings: {err}") from err
+    criterion = paper.criterion(num_classes, recipe, dataset)
+    run_dir = resolve(out_dir) / f"{method}_{dataset}" / (f"trial{trial}" if dataset == "regdb" else "all")
+    config = TrainConfig(
+        epochs=recipe.epochs, optimizer=recipe.optimizer, lr=recipe.lr, momentum=recipe.momentum,
+        nesterov=recipe.nesterov, weight_decay=recipe.weight_decay, schedule=recipe.schedule,
+        warmup_epochs=recipe.warmup_epochs, milestones=tuple(recipe.milestones), gamma=recipe.gamma, amp=amp,
+        eval_every=eval_every, seed=seed, device=device, out_dir=str(run_dir), resume=resume, progress=progress,
+        identity=run_identity(dataset, trial, data_kind, data_sizes, transform, sampling,
+                              {"method": method, "num_classes": num_classes, "pretrained": pretrained,
+                               "weights_file": weights_file,
+                               # epochs may grow on resume (the config's rule); every other recipe field may not
+                               "recipe": {k: v for k, v in asdict(recipe).items() if k != "epochs"}}))
+    params = dict(method=method, dataset=dataset, data_root=str(root), trial=trial, pretrained=pretrained,
+                  weights_file=weights_file, checkpoint=checkpoint, workers=workers, eval_trials=eval_trials,
+                  synthetic_ids=ids, num_classes=num_classes, batches_per_epoch=batches_per_epoch,
+                  **{k: v for k, v in overrides.items() if v is not None})
+    params.update(arch=recipe.arch, seq_len=recipe.seq_len, recipe=asdict(recipe))
+    from .image import ImageRun
+    from .video import VideoRun
+
+    kind = VideoRun if paper.video else ImageRun
+    run = kind(method, dataset, root, data_kind, reader, trial, model, criterion, loader, config, transform, params,
+               declaration=paper, recipe=recipe, test_transform=test_transform, data_sizes=data_sizes)
+    if checkpoint:
+        run.load(checkpoint)
+    return run

@@ -1,0 +1,181 @@
+"""The paper interface: everything that differs between papers, declared once in the paper's file.
+
+A paper's model file ends with a :class:`Paper` declaration (``PAPER = Paper(...)``): its recipe
+(every default, typed), how to build its model and its criterion, how a training batch is
+composed, the optional per-epoch hook, the test-feature variants it reports, the reported rows
+it is shown beside, the authors' checkpoint layouts and its own figures. The experiment runner
+(:mod:`vireid_lib.experiments.runner`), the engine and the evaluator read the declaration and
+never ask which paper they run. Adding a paper: write its model file with a declaration, list
+it in :data:`DECLARATIONS`' module list, add its rows to ``results/reported.csv``, its notebook
+and its tests.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+
+import torch
+from torch import nn
+
+from .data.transforms import REID_ERASING_FILL
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Every default the runner reads, typed; a paper subclasses it with its own values.
+
+    A notebook or command-line parameter with the same name (``epochs``, ``lr``, ``height``,
+    ``tube``, ``fix_dc_head``, ...) replaces the field when it is not ``None``; a parameter the
+    recipe has no field for is an error naming the paper.
+    """
+
+    # optimiser and schedule (vireid_lib.engine.TrainConfig)
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    schedule: str = "warmup_step"  # or "constant"
+    warmup_epochs: int = 10
+    milestones: tuple[int, ...] = (20, 50)
+    gamma: float = 0.1
+    epochs: int = 81
+    seed: int = 0
+    # network
+    arch: str = "resnet50"
+    # sampler: num_ids identities x num_per_modality items per modality, drawn with or without replacement
+    num_ids: int = 8
+    num_per_modality: int = 4
+    replace: bool = True
+    # images: the training size, how images are resized (and whether the training images are cached,
+    # resized once, as the official preprocessing does), the augmentation, and the test resize
+    height: int = 288
+    width: int = 144
+    train_resize: str = "lanczos"
+    cache_training_images: bool = True
+    test_resize: str = "lanczos"
+    pad: int = 10  # at the paper's width; scaled with the width for smaller inputs
+    flip: bool = True
+    random_erasing: float = 0.0
+    erasing_fill: tuple[float, float, float] = REID_ERASING_FILL
+    # video: frames sampled per tracklet (0 for image papers)
+    seq_len: int = 0
+
+    @classmethod
+    def field_names(cls) -> set[str]:
+        return {f.name for f in fields(cls)}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A test feature: the model output ``output`` (evaluation mode), compared with ``metric``."""
+
+    output: str = "embedding"
+    metric: str = "cosine"
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class BatchLayout:
+    """How a training batch is composed.
+
+    ``views``: per modality, the training views drawn of each sampled image (names of
+    :func:`vireid_lib.data.transforms.build_view`), e.g. ``{"visible": ("train", "caj"),
+    "infrared": ("train",)}``. The model's ``forward`` receives the views in ``order``
+    (``(modality, view index)`` pairs; default: every visible view, then every infrared one).
+    ``labels``: which identity labels the model's training outputs are aligned with, as
+    modality names, e.g. MMN's ``("visible", "visible", "infrared", "infrared")`` for its
+    ``[V, M_v, I, M_i]`` outputs; default one per input, in ``order``.
+    """
+
+    views: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: {"visible": ("train",), "infrared": ("train",)})
+    order: tuple[tuple[str, int], ...] = ()
+    labels: tuple[str, ...] = ()
+
+    def input_order(self) -> tuple[tuple[str, int], ...]:
+        if self.order:
+            return self.order
+        return tuple((m, i) for m in ("visible", "infrared") for i in range(len(self.views.get(m, ()))))
+
+    def unpack(self, batch) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        """``(visible views, infrared views, visible pids, infrared pids)`` -> ``(model inputs, labels)``."""
+        visible, infrared, visible_pids, infrared_pids = batch
+        views = {"visible": _as_tuple(visible), "infrared": _as_tuple(infrared)}
+        pids = {"visible": visible_pids, "infrared": infrared_pids}
+        order = self.input_order()
+        inputs = tuple(views[m][i] for m, i in order)
+        labels = torch.cat([pids[m] for m in (self.labels or tuple(m for m, _ in order))])
+        return inputs, labels
+
+
+def _as_tuple(value) -> tuple:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """Optional per-epoch work: ``on_epoch_start(run, epoch)`` runs after the epoch's seeding, before
+    its first step (e.g. rebuilding memories from the whole training set); state it keeps must live
+    in the model (buffers) so that checkpoints carry it."""
+
+    on_epoch_start: Callable | None = None
+
+
+@dataclass(frozen=True)
+class Paper:
+    """One paper's declaration (see the module doc)."""
+
+    method: str  # the key used by notebooks, records and reported.csv
+    title: str  # as tables print it
+    datasets: tuple[str, ...]
+    recipe: Recipe
+    build: Callable[[int, Recipe, dict], nn.Module]  # (classes, recipe, {"pretrained", "weights_file"}) -> model
+    criterion: Callable[[int, Recipe, str], nn.Module]  # (classes, recipe, dataset) -> criterion
+    batch: BatchLayout = field(default_factory=BatchLayout)
+    hooks: Hooks = field(default_factory=Hooks)
+    variants: Mapping[str, Variant] = field(default_factory=lambda: {"original": Variant()})  # the first is reported
+    compared: tuple[str, ...] = ()  # reported.csv methods shown beside this run (default: this paper's own)
+    layouts: tuple = ()  # vireid_lib.models.official.OfficialLayout of the authors' released checkpoints
+    dataset_recipes: Mapping[str, Recipe] = field(default_factory=dict)  # per-dataset recipes, where they differ
+    fidelity: str = ""  # where the network follows (or departs from) the official code, for the notebook
+    figures: Mapping[str, Callable] = field(default_factory=dict)  # name -> function(run, ...) -> Figure
+
+    def recipe_for(self, dataset: str) -> Recipe:
+        return self.dataset_recipes.get(dataset, self.recipe)
+
+    @property
+    def video(self) -> bool:
+        return self.recipe.seq_len > 0
+
+
+# The modules holding a declaration (``PAPER``). The registry is the one place naming them.
+DECLARATIONS = ("vireid_lib.models.ivreid", "vireid_lib.models.agw", "vireid_lib.models.mmn",
+                "vireid_lib.models.video", "vireid_lib.models.cst")
+
+
+_REGISTERED: dict[str, Paper] = {}
+
+
+def register(declaration: Paper) -> Paper:
+    """Make a paper declared outside the workbook's files (a notebook's experiment, a test's toy paper)
+    runnable by its method key, like the built-in ones; returns it."""
+    _REGISTERED[declaration.method] = declaration
+    return declaration
+
+
+def papers() -> dict[str, Paper]:
+    """Every declared paper by its method key (the workbook's, then any registered)."""
+    found = {}
+    for module in DECLARATIONS:
+        paper = importlib.import_module(module).PAPER
+        found[paper.method] = paper
+    return {**found, **_REGISTERED}
+
+
+def paper(method: str) -> Paper:
+    known = papers()
+    if method not in known:
+        raise KeyError(f"method={method!r} is not a declared paper; use one of {sorted(known)}.")
+    return known[method]
