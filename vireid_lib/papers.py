@@ -62,6 +62,13 @@ class Recipe:
     erasing_fill: tuple[float, float, float] = REID_ERASING_FILL
     # video: frames sampled per tracklet (0 for image papers)
     seq_len: int = 0
+    # model selection on the test set, as the official script does it: evaluate after every
+    # ``eval_every``-th epoch from the (1-based) epoch ``eval_first`` on (0: none during training),
+    # on ``selection_trials`` SYSU-MM01 all-search single-shot galleries; the best mAP is kept,
+    # labelled best-on-test, beside the last epoch's numbers.
+    eval_every: int = 0
+    eval_first: int = 0
+    selection_trials: int = 1
 
     @classmethod
     def field_names(cls) -> set[str]:
@@ -139,11 +146,15 @@ class Paper:
     compared: tuple[str, ...] = ()  # reported.csv methods shown beside this run (default: this paper's own)
     layouts: tuple = ()  # vireid_lib.models.official.OfficialLayout of the authors' released checkpoints
     dataset_recipes: Mapping[str, Recipe] = field(default_factory=dict)  # per-dataset recipes, where they differ
+    dataset_batches: Mapping[str, BatchLayout] = field(default_factory=dict)  # per-dataset views, where they differ
     fidelity: str = ""  # where the network follows (or departs from) the official code, for the notebook
     figures: Mapping[str, Callable] = field(default_factory=dict)  # name -> function(run, ...) -> Figure
 
     def recipe_for(self, dataset: str) -> Recipe:
         return self.dataset_recipes.get(dataset, self.recipe)
+
+    def batch_for(self, dataset: str) -> BatchLayout:
+        return self.dataset_batches.get(dataset, self.batch)
 
     @property
     def video(self) -> bool:
@@ -152,7 +163,7 @@ class Paper:
 
 # The modules holding a declaration (``PAPER``). The registry is the one place naming them.
 DECLARATIONS = ("vireid_lib.models.ivreid", "vireid_lib.models.agw", "vireid_lib.models.mmn",
-                "vireid_lib.models.video", "vireid_lib.models.cst")
+                "vireid_lib.models.mce", "vireid_lib.models.video", "vireid_lib.models.cst")
 
 
 _REGISTERED: dict[str, Paper] = {}

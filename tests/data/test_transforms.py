@@ -392,3 +392,29 @@ def test_bad_config_lists_valid_values() -> None:
     with pytest.raises(DatasetError, match="'bilinear'"):
         TransformConfig(interpolation="cubic")
     assert isinstance(DatasetError("x"), ValueError)
+
+
+def test_named_views_add_the_caj_steps_and_the_grey_padding() -> None:
+    from vireid_lib.data.transforms import VIEWS, build_view
+
+    image = np.full((16, 8, 3), 200, dtype=np.uint8)
+    cfg = TransformConfig(height=16, width=8, pad=3, flip=False, caj_erasing=0.0)
+    torch.manual_seed(0)
+    # MCE's RegDB pipeline pads with grey 127 (Pad(10, fill=127)): the crop's uncovered border shows it
+    borders = set()
+    for _ in range(40):
+        out = build_view(cfg, VISIBLE, "erasing_grey_pad")(image)
+        borders |= {round(v, 4) for v in out[0].flatten().tolist()}
+    assert borders == {round(_normalised((200, 0, 0))[0], 4), round(_normalised((127, 0, 0))[0], 4)}
+    # every view but "train" erases with CAJ's channel erasing; "caj" adds the modality's channel step
+    colour = np.zeros((16, 8, 3), dtype=np.uint8)
+    colour[..., 0], colour[..., 1], colour[..., 2] = 30, 120, 220
+    plain = TransformConfig(height=16, width=8, pad=0, flip=False, caj_erasing=0.0)
+    exchanged = build_view(plain, VISIBLE, "caj")(colour)
+    assert torch.equal(exchanged[0], exchanged[1]) and torch.equal(exchanged[1], exchanged[2])  # one channel in all three
+    assert torch.equal(build_view(plain, INFRARED, "erasing")(colour), build_test_transform(plain)(colour))
+    erased = TransformConfig(height=16, width=8, pad=0, flip=False, caj_erasing=1.0)
+    assert not torch.equal(build_view(erased, VISIBLE, "erasing")(colour), build_test_transform(erased)(colour))
+    assert set(VIEWS) == {"train", "erasing", "caj", "erasing_grey_pad"}
+    with pytest.raises(DatasetError, match="training view 'mixup' is not known"):
+        build_view(cfg, VISIBLE, "mixup")

@@ -171,6 +171,25 @@ def test_evaluation_keeps_last_and_best_on_test(tmp_path: Path) -> None:
     assert [row["test_mAP"] for row in result.history] == [0.3, 0.7, 0.5]
 
 
+def test_only_scheduled_evaluations_compete_for_best_on_test(tmp_path: Path) -> None:
+    """MCE's official schedule, scaled down: test after 1-based epochs 2 and 4 (eval_first=2, eval_every=2); the
+    off-schedule last epoch 5 is scored for the last-epoch numbers but is no candidate, however good."""
+    scores = iter([0.4, 0.6, 0.9])
+    result = train(fresh_model(), CrossEntropy(), loader(), config(tmp_path, epochs=5, eval_every=2, eval_first=2),
+                   evaluate_fn=lambda model: {"mAP": next(scores), "R1": 1.0})
+    assert [row.get("test_mAP") for row in result.history] == [None, 0.4, None, 0.6, 0.9]
+    assert result.best_epoch == 4 and result.best_metrics["mAP"] == 0.6 and result.last_metrics["mAP"] == 0.9
+
+
+def test_the_evaluation_schedule_follows_the_official_epoch_tests() -> None:
+    official = [e for e in range(160) if e > 10 and e % 2 == 0]  # MCE train.py, 0-based epochs
+    config = TrainConfig(epochs=160, eval_every=2, eval_first=13)
+    assert [e for e in range(160) if config.scheduled_evaluation(e)] == official
+    assert [e for e in range(6) if TrainConfig(eval_every=2).scheduled_evaluation(e)] == [1, 3, 5]
+    with pytest.raises(ConfigError, match="eval_first"):
+        TrainConfig(eval_first=-1)
+
+
 def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = save_atomic({"epoch": 1}, tmp_path / "last.pt")
 

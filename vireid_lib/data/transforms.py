@@ -255,8 +255,9 @@ class PadRandomCrop:
     does the HWC -> CHW layout change of array inputs at uint8 width, where it is cheapest.
     """
 
-    def __init__(self, pad: int) -> None:
+    def __init__(self, pad: int, fill: int = 0) -> None:
         self.pad = pad
+        self.fill = fill  # the uint8 value of the padded border (torchvision's Pad(fill=...))
 
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
         if self.pad == 0:
@@ -266,7 +267,7 @@ class PadRandomCrop:
         # Shift of the crop window relative to the unpadded image, in [-pad, pad].
         dy = offsets[0] - self.pad
         dx = offsets[1] - self.pad
-        out = torch.zeros((c, h, w), dtype=img.dtype)
+        out = torch.full((c, h, w), self.fill, dtype=img.dtype)
         src_y0, src_y1 = max(0, dy), min(h, h + dy)
         src_x0, src_x1 = max(0, dx), min(w, w + dx)
         if src_y1 > src_y0 and src_x1 > src_x0:
@@ -445,10 +446,10 @@ class MultiView:
         return tuple(view(image) for view in self.views)
 
 
-def _standard_train_steps(cfg: TransformConfig) -> list[Callable]:
+def _standard_train_steps(cfg: TransformConfig, pad_fill: int = 0) -> list[Callable]:
     steps: list[Callable] = [to_uint8_chw, Resize(cfg.height, cfg.width, cfg.interpolation)]
     if cfg.pad > 0:
-        steps.append(PadRandomCrop(cfg.pad))
+        steps.append(PadRandomCrop(cfg.pad, pad_fill))
     if cfg.flip:
         steps.append(RandomHorizontalFlip(0.5))
     steps.append(Normalize(cfg.mean, cfg.std))
@@ -574,12 +575,33 @@ def apply_per_frame(transform: Callable[[ImageLike], torch.Tensor], frames: Sequ
     return torch.stack(outs)
 
 
-# The training views a paper's batch layout can name (vireid_lib.papers.BatchLayout.views).
-VIEWS = ("train",)
+# The training views a paper's batch layout can name (vireid_lib.papers.BatchLayout.views):
+# name -> (CAJ's channel random erasing, CAJ's channel step, uint8 value of the crop padding).
+# The channel step is ChannelExchange for a visible image and ChannelAdaptiveGray for an infrared one.
+VIEWS: dict[str, tuple[bool, bool, int]] = {
+    "train": (False, False, 0),  # the paper's standard pipeline (TransformConfig alone)
+    "erasing": (True, False, 0),  # + ChannelRandomErasing: CAJ's plain visible view, MCE's SYSU-MM01 visible view
+    "caj": (True, True, 0),  # + ChannelRandomErasing + the channel step: CAJ's augmented views
+    # MCE's RegDB visible and thermal view (data_loader.RegDBData.transform): Pad(10, fill=127) -> crop -> erasing
+    "erasing_grey_pad": (True, False, 127),
+}
 
 
 def build_view(cfg: TransformConfig, modality: int, name: str) -> Callable[[ImageLike], torch.Tensor]:
-    """One named training view of an image: ``"train"`` is the paper's standard pipeline."""
+    """One named training view of an image (see :data:`VIEWS`); ``"train"`` is the paper's standard pipeline.
+
+    Every view draws its crop, flip and erasing independently, as the official pipelines (one
+    ``Compose`` per view, each applied to the same image) do.
+    """
+    _check_modality(modality)
+    if name not in VIEWS:
+        raise DatasetError(f"training view {name!r} is not known; use one of {tuple(VIEWS)}.")
     if name == "train":
         return build_train_transform(cfg, modality)
-    raise DatasetError(f"training view {name!r} is not known; use one of {VIEWS}.")
+    erasing, channel, pad_fill = VIEWS[name]
+    steps = _standard_train_steps(cfg, pad_fill)
+    if erasing:
+        steps.append(ChannelRandomErasing(cfg.caj_erasing, cfg.erasing_fill, inplace=True))
+    if channel:
+        steps.append(ChannelExchange(inplace=True) if modality == VISIBLE else ChannelAdaptiveGray(0.5, inplace=True))
+    return Compose(steps)

@@ -37,6 +37,7 @@ class TrainConfig:
     amp: str = "off"
     channels_last: bool = False
     eval_every: int = 0
+    eval_first: int = 0  # the first (1-based) epoch evaluated every eval_every epochs; 0: eval_every's multiples
     seed: int = 0
     device: str = "cpu"
     out_dir: str = "runs/train"
@@ -67,6 +68,21 @@ class TrainConfig:
             raise bad("milestones", "warm-up epochs must be >= 0 and milestones ascending")
         if not isinstance(self.eval_every, int) or self.eval_every < 0:
             raise bad("eval_every", "use 0 (evaluate after the last epoch only) or a positive number of epochs")
+        if not isinstance(self.eval_first, int) or self.eval_first < 0:
+            raise bad("eval_first", "use 0 (every eval_every-th epoch) or the first 1-based epoch to evaluate")
+
+    def scheduled_evaluation(self, epoch: int) -> bool:
+        """Whether the test set is scored after ``epoch`` (0-based) for model selection.
+
+        Every ``eval_every``-th epoch, counted from the 1-based epoch ``eval_first`` (e.g. MCE's
+        official ``epoch > 10 and epoch % 2 == 0`` on 0-based epochs is ``eval_every=2, eval_first=13``).
+        """
+        if not self.eval_every:
+            return False
+        done = epoch + 1
+        if self.eval_first:
+            return done >= self.eval_first and (done - self.eval_first) % self.eval_every == 0
+        return done % self.eval_every == 0
 
     def lr_factor(self, epoch: int) -> float:
         """Multiplier of every group's base rate in ``epoch`` (0-based)."""

@@ -1,7 +1,9 @@
-"""Test features from a trained model, in the form the protocol runners ask for."""
+"""Features from a model in evaluation mode: test features in the form the protocol runners ask
+for, and whole-training-set passes (e.g. MCE's per-epoch memory rebuild) through the same loader."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -11,6 +13,7 @@ from torch.utils.data import DataLoader
 
 from ..data.datasets import ImageDataset, TrackletDataset
 from ..data.records import INFRARED, TrackletRecord
+from ..progress import progress
 
 
 @torch.no_grad()
@@ -30,6 +33,46 @@ def embed(model: nn.Module, batch: torch.Tensor, modality: int, flip: bool = Fal
     return features
 
 
+@torch.no_grad()
+def extract_features(
+    model: nn.Module,
+    dataset,
+    modality: int,
+    device: str = "cpu",
+    batch_size: int = 64,
+    workers: int = 0,
+    flip: bool = False,
+    output: str = "embedding",
+    amp: str = "off",
+    channels_last: bool = False,
+    desc: str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(features [N, D] float32 on the CPU, pids [N])`` of a dataset of one modality, in order.
+
+    The model runs in evaluation mode under ``no_grad`` (its mode is restored afterwards), on
+    ``device``, under bf16 / fp16 autocast when ``amp`` asks for it on CUDA, channels-last when
+    asked. ``desc`` shows a progress bar. Every feature pass of the workbook goes through here.
+    """
+    was_training = model.training
+    model.eval()
+    cuda = torch.device(device).type == "cuda"
+    precision = (torch.autocast("cuda", dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+                 if cuda and amp != "off" else contextlib.nullcontext())
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, shuffle=False, pin_memory=cuda)
+    features, pids = [], []
+    try:
+        for images, pid, _ in progress(loader, desc=desc, enabled=desc is not None, unit="batch"):
+            images = images.to(device, non_blocking=True)
+            if channels_last and images.ndim == 4:
+                images = images.contiguous(memory_format=torch.channels_last)
+            with precision:
+                features.append(embed(model, images, modality, flip, output).cpu())
+            pids.append(torch.as_tensor(pid))
+    finally:
+        model.train(was_training)
+    return torch.cat(features), torch.cat(pids)
+
+
 def make_extractor(
     model: nn.Module,
     transform: Callable,
@@ -47,23 +90,17 @@ def make_extractor(
     ``output`` names the evaluation output taken as the feature (a paper's test-feature variant).
     """
     def extract(records: Sequence) -> np.ndarray:
-        was_training = model.training
-        model.eval()
         out: list[np.ndarray | None] = [None] * len(records)
-        try:
-            for modality in sorted({r.modality for r in records}):
-                positions = [i for i, r in enumerate(records) if r.modality == modality]
-                subset = [records[i] for i in positions]
-                if isinstance(subset[0], TrackletRecord):
-                    dataset = TrackletDataset(subset, seq_len, transform)
-                else:
-                    dataset = ImageDataset(subset, transform)
-                loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, shuffle=False)
-                rows = [embed(model, images.to(device), modality, flip, output).cpu().numpy() for images, _, _ in loader]
-                for position, row in zip(positions, np.concatenate(rows)):
-                    out[position] = row
-        finally:
-            model.train(was_training)
+        for modality in sorted({r.modality for r in records}):
+            positions = [i for i, r in enumerate(records) if r.modality == modality]
+            subset = [records[i] for i in positions]
+            if isinstance(subset[0], TrackletRecord):
+                dataset = TrackletDataset(subset, seq_len, transform)
+            else:
+                dataset = ImageDataset(subset, transform)
+            rows, _ = extract_features(model, dataset, modality, device, batch_size, workers, flip, output)
+            for position, row in zip(positions, rows.numpy()):
+                out[position] = row
         return np.stack(out)
 
     return extract

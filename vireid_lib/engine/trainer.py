@@ -10,9 +10,11 @@ What it guarantees:
   deterministic).
 * Nothing is lost. A NaN or infinite loss stops training at once with a message naming the
   epoch and step; the last checkpoint on disk is the last good epoch.
-* Honest model selection. ``evaluate_fn`` runs every ``eval_every`` epochs and after the
-  last; the last epoch's numbers are the result, the best epoch's (by mAP) are kept beside
-  them, labelled best-on-test, as the official scripts report them.
+* Honest model selection. ``evaluate_fn`` runs on the configured schedule
+  (:meth:`TrainConfig.scheduled_evaluation`) and after the last epoch; the last epoch's numbers
+  are the result, the best scheduled epoch's (by mAP) are kept beside them, labelled
+  best-on-test, as the official scripts select them (with no schedule, the last epoch is the
+  only candidate).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ LAST = "last.pt"
 BEST = "best.pt"
 LOG = "log.csv"
 # Config fields that may change between an interrupted run and its resumption.
-RESUMABLE_CHANGES = {"epochs", "out_dir", "resume", "progress", "device", "eval_every"}
+RESUMABLE_CHANGES = {"epochs", "out_dir", "resume", "progress", "device", "eval_every", "eval_first"}
 
 
 class TrainingDiverged(RuntimeError):
@@ -255,8 +257,8 @@ def _train(model: nn.Module, criterion: nn.Module, loader: Iterable, config: Tra
         # "lr" is the base rate; each parameter group scales it by its own factor.
         row = {"epoch": epoch + 1, "lr": config.lr * factor, "seconds": round(seconds, 3),
                "images_per_s": round(images / seconds, 1), **{k: v / steps for k, v in sums.items()}}
-        evaluate_now = evaluate_fn is not None and (
-            epoch + 1 == config.epochs or (config.eval_every and (epoch + 1) % config.eval_every == 0))
+        scheduled = config.scheduled_evaluation(epoch)
+        evaluate_now = evaluate_fn is not None and (epoch + 1 == config.epochs or scheduled)
         if evaluate_now:
             # Only numbers go into checkpoints: weights_only loading accepts nothing else.
             scores = [None]
@@ -268,7 +270,9 @@ def _train(model: nn.Module, criterion: nn.Module, loader: Iterable, config: Tra
             model.train()
             row.update({f"test_{k}": v for k, v in last_metrics.items()})
             key = "mAP" if "mAP" in last_metrics else next(iter(last_metrics))
-            if best["metrics"] is None or last_metrics[key] > best["metrics"][key]:
+            # Only the scheduled evaluations compete (the official scripts never test an off-schedule last epoch).
+            candidate = scheduled or not config.eval_every
+            if candidate and (best["metrics"] is None or last_metrics[key] > best["metrics"][key]):
                 best = {"metrics": last_metrics, "epoch": epoch + 1}
                 if rank == 0:
                     save_atomic({"model": model.state_dict(), "epoch": epoch, "metrics": last_metrics,

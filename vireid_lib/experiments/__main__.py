@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--amp", default="off", choices=["off", "bf16", "fp16"])
     parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--eval-every", type=int, default=0)
+    parser.add_argument("--eval-every", type=_optional(int), default=None,
+                        help="test every k epochs for best-on-test selection; default: the paper's (0: none)")
     parser.add_argument("--out-dir", default="runs")
     parser.add_argument("--results-dir", default="results")
     parser.add_argument("--no-resume", action="store_true",

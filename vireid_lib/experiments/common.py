@@ -13,10 +13,10 @@ from torch.utils.data import DataLoader
 
 from ..data.transforms import TransformConfig, build_test_transform
 from ..engine import TrainConfig, TrainResult, make_extractor, train
-from ..engine.checkpoint import LoadedWeights, load_weights
+from ..engine.checkpoint import LoadedWeights, load_checkpoint, load_model_state, load_weights
 from ..eval import Evaluation
 from ..models.official import OfficialLayout
-from ..papers import Paper, Recipe, Variant
+from ..papers import BatchLayout, Paper, Recipe, Variant
 from ..paths import resolve
 from ..results import RunInfo, make_record, reported_numbers, write_record
 
@@ -52,6 +52,7 @@ class PaperRun:
     train_result: TrainResult | None = None
     evaluation: Evaluation | None = None
     untrained: Evaluation | None = None
+    best_evaluation: Evaluation | None = None  # every protocol scored with the best-on-test checkpoint
     loaded: LoadedWeights | None = None
     chance_level: pd.DataFrame | None = None
     data_sizes: dict = field(default_factory=dict)
@@ -91,17 +92,28 @@ class PaperRun:
                               device=self.train_config.device, batch_size=batch_size, workers=self.params["workers"],
                               seq_len=self.params.get("seq_len", 6), output=output)
 
+    @property
+    def batch(self) -> BatchLayout:
+        """How this run's training batches are composed (the paper's layout for this dataset)."""
+        return self.declaration.batch_for(self.dataset)
+
     def train(self) -> TrainResult:
         def quick_eval(model) -> dict:
+            # the model-selection test: the first setting, on as many galleries as the paper's script uses
             row = self._score(quick=True).summary.iloc[0]
             return {"mAP": row["mAP"], "R1": row["R1"]}
 
         hook = self.declaration.hooks.on_epoch_start
+
+        def epoch_start(epoch: int) -> None:
+            began = time.perf_counter()
+            hook(self, epoch)
+            self.durations["epoch_start_s"] = round(self.durations.get("epoch_start_s", 0.0) + time.perf_counter() - began, 2)
+
         start = time.perf_counter()
         self.train_result = train(self.model, self.criterion, self.loader, self.train_config,
                                   evaluate_fn=quick_eval if self.train_config.eval_every else None,
-                                  unpack=self.declaration.batch.unpack,
-                                  on_epoch_start=(lambda epoch: hook(self, epoch)) if hook else None)
+                                  unpack=self.batch.unpack, on_epoch_start=epoch_start if hook else None)
         self.durations["train_s"] = round(time.perf_counter() - start, 1)
         return self.train_result
 
@@ -122,6 +134,36 @@ class PaperRun:
     def _score(self, variant: str | None = None, quick: bool = False) -> Evaluation:
         name = variant or next(iter(self.variants))
         return self._protocols(quick=quick, extract=self.extractor(name), metric=self.variants[name].metric)
+
+    def evaluate_best(self) -> Evaluation | None:
+        """Every protocol scored with the best-on-test checkpoint: the epoch the paper's own script keeps
+        (by mAP on its model-selection test). ``None`` when training selected none (no evaluation during
+        training). The model is put back to its last-epoch weights afterwards."""
+        path = self.train_result.best_checkpoint if self.train_result is not None else None
+        if path is None or not Path(path).is_file():
+            return None
+        last = {k: v.clone() for k, v in self.model.state_dict().items()}
+        load_model_state(self.model, load_checkpoint(path)["model"], str(path))
+        try:
+            self.best_evaluation = self._score()
+        finally:
+            self.model.load_state_dict(last)
+        return self.best_evaluation
+
+    def last_and_best(self) -> pd.DataFrame:
+        """Last-epoch and best-on-test R1 / mAP / mINP side by side, one row per protocol and direction."""
+        if self.evaluation is None:
+            raise ExperimentError("evaluate() the run before comparing its last and best-on-test epochs.")
+        keys, metrics = ["protocol", "direction"], ["R1", "mAP", "mINP"]
+        epochs = len(self.train_result.history) if self.train_result else None
+        table = self.evaluation.summary[keys + metrics].rename(columns={m: f"{m} last (epoch {epochs})" for m in metrics})
+        if self.best_evaluation is not None:
+            best = self.best_evaluation.summary[keys + metrics].rename(
+                columns={m: f"{m} best-on-test (epoch {self.train_result.best_epoch})" for m in metrics})
+            table = table.merge(best, on=keys)
+        table.attrs["caption"] = ("last: the weights after the final epoch (the workbook's result); best-on-test: the "
+                                  "epoch the official script keeps, chosen by mAP on the test set itself, so optimistic")
+        return table
 
     def evaluate_variants(self) -> pd.DataFrame:
         """R1 / mAP / mINP of every protocol for each test-feature variant the paper declares."""
@@ -186,7 +228,12 @@ class PaperRun:
         best = None
         if self.train_result is not None and self.train_result.best_epoch is not None:
             best = {"epoch": self.train_result.best_epoch, "metrics": self.train_result.best_metrics,
-                    "note": "best-on-test, as the official scripts select it; the rows report the last epoch"}
+                    "note": "best-on-test, as the official scripts select it; the rows report the last epoch",
+                    "selected_by": {"metric": "mAP", "every": self.train_config.eval_every,
+                                    "first": self.train_config.eval_first,
+                                    "selection_trials": getattr(self.recipe, "selection_trials", 1)}}
+            if self.best_evaluation is not None:
+                best["rows"] = self.best_evaluation.summary.to_dict(orient="records")
         checkpoint = self.train_result.checkpoint if self.train_result else self.params.get("checkpoint") or None
         extra = {}
         if self.untrained is not None:

@@ -38,8 +38,9 @@ class ImageRun(PaperRun):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # unmatched indoor queries are part of the protocol
             if self.dataset == "sysu":
-                if quick:
-                    return run_sysu(self.reader, extract, modes=("all",), shots=(1,), trials=[0], metric=metric)
+                if quick:  # model selection: all-search single-shot on the paper's number of galleries
+                    trials = range(self.recipe.selection_trials if self.recipe is not None else 1)
+                    return run_sysu(self.reader, extract, modes=("all",), shots=(1,), trials=trials, metric=metric)
                 return run_sysu(self.reader, extract, modes=("all", "indoor"), shots=(1, 10),
                                 trials=range(self.params["eval_trials"]), metric=metric)
             return run_regdb(self.reader, lambda trial: extract, trials=[self.trial], metric=metric)

@@ -34,6 +34,7 @@ from .params import check_amp, check_parameters, paper_value
 
 READERS = {"sysu": SYSUMM01, "regdb": RegDB, "vcm": HITSZVCM}
 MODALITIES = {"visible": VISIBLE, "infrared": INFRARED}
+RESUMABLE_RECIPE = ("epochs", "eval_every", "eval_first", "selection_trials")
 
 
 def _coerce(field_type: object, default: object, value: object) -> object:
@@ -63,15 +64,15 @@ def resolve_recipe(paper: papers.Paper, dataset: str, overrides: dict) -> papers
     return replace(recipe, **changes)
 
 
-def _train_views(paper: papers.Paper, cfg: TransformConfig, modality: str):
-    names = paper.batch.views.get(modality, ())
+def _train_views(paper: papers.Paper, dataset: str, cfg: TransformConfig, modality: str):
+    names = paper.batch_for(dataset).views.get(modality, ())
     views = [build_view(cfg, MODALITIES[modality], name) for name in names]
     return views[0] if len(views) == 1 else MultiView(views)
 
 
 def prepare(method: str, dataset: str, data_root: str = "", trial: int = 1, pretrained: bool = True,
             weights_file: str = "", checkpoint: str = "", device: str = "auto", amp: str = "off", workers: int = 2,
-            out_dir: str = "runs", eval_every: int = 0, eval_trials: int = 10, synthetic_ids: int | None = None,
+            out_dir: str = "runs", eval_every: int | None = None, eval_trials: int = 10, synthetic_ids: int | None = None,
             resume: bool = True, progress: bool = True, batches_per_epoch: int | None = None,
             **overrides) -> PaperRun:
     """Build a run of ``method`` on ``dataset`` (an empty ``data_root``: the synthetic twin)."""
@@ -84,7 +85,7 @@ def prepare(method: str, dataset: str, data_root: str = "", trial: int = 1, pret
     check_parameters({**locals(), **overrides})
     device = resolve_device(device)
     check_amp(amp, device)
-    recipe = resolve_recipe(paper, dataset, overrides)
+    recipe = resolve_recipe(paper, dataset, {**overrides, "eval_every": eval_every})
 
     ids = paper_value(synthetic_ids, DEFAULT_CONFIGS[dataset].ids)
     root = Path(data_root) if data_root else ensure_synthetic(dataset, config=SyntheticConfig(ids=ids))
@@ -113,8 +114,8 @@ def prepare(method: str, dataset: str, data_root: str = "", trial: int = 1, pret
             cached = [load_image_cache(records, root, f"{tag}_{name}", size=(transform.width, transform.height),
                                        resample=recipe.train_resize, progress=progress)
                       for records, name in ((visible, "visible"), (infrared, "infrared"))]
-        pairs = PairedImageDataset(ImageDataset(visible, _train_views(paper, transform, "visible"), cached[0]),
-                                   ImageDataset(infrared, _train_views(paper, transform, "infrared"), cached[1]))
+        pairs = PairedImageDataset(ImageDataset(visible, _train_views(paper, dataset, transform, "visible"), cached[0]),
+                                   ImageDataset(infrared, _train_views(paper, dataset, transform, "infrared"), cached[1]))
         sampler = CrossModalityIdentitySampler([r.pid for r in visible], [r.pid for r in infrared], **sampling)
     loader = training_loader(pairs, sampler, workers, device)
 
@@ -130,12 +131,14 @@ def prepare(method: str, dataset: str, data_root: str = "", trial: int = 1, pret
         epochs=recipe.epochs, optimizer=recipe.optimizer, lr=recipe.lr, momentum=recipe.momentum,
         nesterov=recipe.nesterov, weight_decay=recipe.weight_decay, schedule=recipe.schedule,
         warmup_epochs=recipe.warmup_epochs, milestones=tuple(recipe.milestones), gamma=recipe.gamma, amp=amp,
-        eval_every=eval_every, seed=seed, device=device, out_dir=str(run_dir), resume=resume, progress=progress,
+        eval_every=recipe.eval_every, eval_first=recipe.eval_first, seed=seed, device=device,
+        out_dir=str(run_dir), resume=resume, progress=progress,
         identity=run_identity(dataset, trial, data_kind, data_sizes, transform, sampling,
                               {"method": method, "num_classes": num_classes, "pretrained": pretrained,
                                "weights_file": weights_file,
-                               # epochs may grow on resume (the config's rule); every other recipe field may not
-                               "recipe": {k: v for k, v in asdict(recipe).items() if k != "epochs"}}))
+                               # epochs may grow and the test schedule change on resume (the config's rule); no
+                               # other recipe field may
+                               "recipe": {k: v for k, v in asdict(recipe).items() if k not in RESUMABLE_RECIPE}}))
     params = dict(method=method, dataset=dataset, data_root=str(root), trial=trial, pretrained=pretrained,
                   weights_file=weights_file, checkpoint=checkpoint, workers=workers, eval_trials=eval_trials,
                   synthetic_ids=ids, num_classes=num_classes, batches_per_epoch=batches_per_epoch,

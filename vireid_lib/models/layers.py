@@ -121,7 +121,9 @@ class NonLocal(nn.Module):
 class BNNeck(nn.Module):
     """BatchNorm1d bottleneck followed by the identity classifier (Luo et al., reid-strong-baseline).
 
-    ``forward(x)`` returns ``(bn_feature, logits)``. With ``bias_trainable=False`` (AGW) the BN
+    ``forward(x)`` returns ``(bn_feature, logits)``; ``num_classes=None`` builds the neck without a
+    classifier (MCE scores against identity memories instead) and ``logits`` is ``None``.
+    With ``bias_trainable=False`` (AGW) the BN
     bias is frozen at zero (``requires_grad=False``: the "no shift" neck), so an optimiser never
     moves it; IV-ReID trains it (``bias_trainable=True``) and gives the classifier a bias.
 
@@ -134,15 +136,17 @@ class BNNeck(nn.Module):
     def __init__(
         self,
         dim: int,
-        num_classes: int,
+        num_classes: int | None,
         bias_trainable: bool = False,
         classifier_bias: bool = False,
         bn_weight_std: float = 0.0,
         classifier_init: Literal["normal", "kaiming"] = "normal",
     ) -> None:
         super().__init__()
-        if num_classes < 1:
-            raise ValueError(f"BNNeck needs num_classes >= 1, got {num_classes}.")
+        if num_classes is not None and num_classes < 1:
+            raise ValueError(f"BNNeck needs num_classes >= 1 (or None for no classifier), got {num_classes}.")
+        if classifier_init not in ("normal", "kaiming"):
+            raise ValueError(f"classifier_init must be 'normal' or 'kaiming', got {classifier_init!r}.")
         self.bn = nn.BatchNorm1d(dim)
         nn.init.ones_(self.bn.weight)
         if bn_weight_std > 0:
@@ -150,14 +154,10 @@ class BNNeck(nn.Module):
                 self.bn.weight.add_(torch.randn_like(self.bn.weight) * bn_weight_std)
         nn.init.zeros_(self.bn.bias)
         self.bn.bias.requires_grad_(bias_trainable)
-        self.classifier = nn.Linear(dim, num_classes, bias=classifier_bias)
-        if classifier_init == "normal":
-            init_linear_classifier(self.classifier)
-        elif classifier_init == "kaiming":
-            init_linear_kaiming(self.classifier)
-        else:
-            raise ValueError(f"classifier_init must be 'normal' or 'kaiming', got {classifier_init!r}.")
+        self.classifier = None if num_classes is None else nn.Linear(dim, num_classes, bias=classifier_bias)
+        if self.classifier is not None:
+            (init_linear_classifier if classifier_init == "normal" else init_linear_kaiming)(self.classifier)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         feature = self.bn(x)
-        return feature, self.classifier(feature)
+        return feature, None if self.classifier is None else self.classifier(feature)

@@ -5,6 +5,7 @@
 * :mod:`.ranked`: ranked lists and the query browser;
 * :mod:`.activation`: activation maps of the image models;
 * :mod:`.attention`: attention maps of the video transformers;
+* :mod:`.memory`: identity memories (MCE) in 2-D and their cross-modal similarity;
 * :mod:`.tables`: tables styled for reading, with their caption.
 
 Every function returns a matplotlib Figure built without pyplot: nothing is shown, saved or
@@ -16,12 +17,13 @@ from .activation import activation_maps, plot_activation_maps
 from .attention import plot_clip_attention, plot_message_attention
 from .common import MATCH, MISMATCH, denormalise
 from .curves import plot_cmc, plot_training
+from .memory import plot_memory_evolution
 from .ranked import plot_ranked_list, ranked_list_browser
 from .samples import plot_image_pairs, plot_tracklet_lengths, show_clips, show_samples
 from .tables import table
 
 __all__ = [
     "MATCH", "MISMATCH", "activation_maps", "denormalise", "plot_activation_maps", "plot_clip_attention", "plot_cmc",
-    "plot_image_pairs", "plot_message_attention", "plot_ranked_list", "plot_tracklet_lengths", "plot_training", "ranked_list_browser",
+    "plot_image_pairs", "plot_memory_evolution", "plot_message_attention", "plot_ranked_list", "plot_tracklet_lengths", "plot_training", "ranked_list_browser",
     "show_clips", "show_samples", "table",
 ]
