@@ -1,10 +1,16 @@
-"""Training speed at 288x144 with AMP on and off, beside the data loader alone.
+"""Training speed at the paper's input size with AMP on and off, beside the data loader alone.
 
-    python benchmarks/train_bench.py [--model agw|ivreid|mmn|cst|baseline|...] [--device cuda] [--steps 20] [--batch-ids 8]
+    python benchmarks/train_bench.py [--model agw|ivreid|mmn|mce|cst|baseline|...] [--device cuda] [--steps 20] [--batch-ids 8]
 
 Any declared paper (vireid_lib.papers), at the paper's input size: image papers on synthetic
 SYSU-MM01 report sampled images/s (MMN's middle-modality images are made inside the step and not
-counted); video papers (S = 6 frames, 8 ids x (2 + 2) tracklets) tracklets/s and frames/s.
+counted; MCE's batch [V, I, CA] counts all three views); video papers (S = 6 frames, 8 ids x
+(2 + 2) tracklets) tracklets/s and frames/s.
+
+A paper with an epoch-start hook (MCE's memory rebuild, a full pass over the training set) has
+it timed too, under each AMP setting: its images/s when the hook reports how many images it
+read, and its share of an official-length epoch on the real dataset, estimated from the step
+rate measured in the same run (the hook's cost and the epoch's both grow with the training set).
 
 The loader figure (synthetic SYSU-MM01, AGW's cached-array pipeline, the official 8 ids x
 (4 + 4) batch) is measured in the same run as the model steps, so the ratio shows which of
@@ -17,6 +23,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import time
+from dataclasses import replace
 
 import torch
 
@@ -29,7 +36,7 @@ def images_per_second(run, steps: int, amp: str) -> tuple[float, float]:
     device = torch.device(run.train_config.device)
     model, criterion = run.model.to(device).train(), run.criterion.to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    inputs, labels = run.declaration.batch.unpack(next(iter(run.loader)))
+    inputs, labels = run.batch.unpack(next(iter(run.loader)))
     inputs, labels = tuple(x.to(device) for x in inputs), labels.to(device)
     sampled = sum(len(x) for x in inputs)
     dtype = torch.bfloat16 if amp == "bf16" else torch.float16
@@ -52,12 +59,37 @@ def images_per_second(run, steps: int, amp: str) -> tuple[float, float]:
     return steps * sampled / seconds, peak
 
 
+def hook_seconds(run, amp: str) -> tuple[float, int | None]:
+    """Seconds of one call of the paper's epoch-start hook under ``amp``, and the images it reports reading."""
+    hook = run.declaration.hooks.on_epoch_start
+    run.train_config = replace(run.train_config, amp=amp)
+    device = torch.device(run.train_config.device)
+    run.model.to(device), run.criterion.to(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    stats = hook(run, 0) or {}
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start, stats.get("images")
+
+
 def loader_rate(run, batches: int) -> float:
     it = iter(run.loader)
     next(it)
     start = time.perf_counter()
     count = sum(len(b[2]) + len(b[3]) for b in itertools.islice(it, batches))
     return count / (time.perf_counter() - start)
+
+
+def official_epoch_images(run) -> int:
+    """Images the steps of one official-length epoch sample on this training set: int(N / (P K)) + 1 batches
+    (N the larger modality), each of every view of P x K pairs."""
+    pairs = run.loader.dataset
+    per_modality = run.recipe.num_ids * run.recipe.num_per_modality
+    batches = max(len(pairs.visible), len(pairs.infrared)) // per_modality + 1
+    views = len(run.batch.input_order())
+    return batches * per_modality * views
 
 
 def main() -> None:
@@ -69,10 +101,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--batch-ids", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--synthetic-ids", type=int, default=None, help="identities of the synthetic twin (default 40)")
     args = parser.parse_args()
     paper = papers()[args.model]
     common = dict(pretrained=False, device=args.device, workers=args.workers, num_ids=args.batch_ids, progress=False,
-                  batches_per_epoch=1000)
+                  batches_per_epoch=1000, synthetic_ids=args.synthetic_ids)
     if paper.video:
         run = prepare(args.model, "vcm", seq_len=args.seq_len, **common)
         frames, unit = args.seq_len, "tracklets"
@@ -89,10 +122,17 @@ def main() -> None:
     loader = loader_rate(run, args.loader_batches)
     print(f"data loader alone ({args.workers} workers): {loader:8.1f} {unit}/s = {loader * frames:8.1f} frames/s")
     for amp in (("off", "bf16", "fp16") if device.startswith("cuda") else ("off",)):
+        if run.declaration.hooks.on_epoch_start is not None:  # also builds what the criterion needs (MCE's memories)
+            seconds, images = hook_seconds(run, amp)
+            print(f"epoch-start hook, amp={amp:<4}: {seconds:8.2f} s" + (f" = {images / seconds:8.1f} images/s" if images else ""))
         rate, peak = images_per_second(run, args.steps, amp)
         limit = "loader" if loader < rate else "model"
         print(f"train step, amp={amp:<4}: {rate:8.1f} {unit}/s = {rate * frames:8.1f} frames/s  peak {peak:5.2f} GiB  "
               f"(loader/step = {loader / rate:.2f}x; the {limit} limits)")
+        if run.declaration.hooks.on_epoch_start is not None:
+            epoch = official_epoch_images(run) / rate
+            print(f"  one official-length epoch here: {epoch:8.1f} s of steps + {seconds:.1f} s hook: the hook is "
+                  f"{100 * seconds / (seconds + epoch):.1f}% of the epoch")
 
 if __name__ == "__main__":
     main()

@@ -125,7 +125,8 @@ def _as_tuple(value) -> tuple:
 class Hooks:
     """Optional per-epoch work: ``on_epoch_start(run, epoch)`` runs after the epoch's seeding, before
     its first step (e.g. rebuilding memories from the whole training set); state it keeps must live
-    in the model (buffers) so that checkpoints carry it."""
+    in the model or the criterion (buffers) so that checkpoints carry it. It may return a dict of
+    figures about its work (``{"images": n}``), which benchmarks report."""
 
     on_epoch_start: Callable | None = None
 

@@ -253,12 +253,12 @@ class Killed(RuntimeError):
     pass
 
 
-def test_kill_mid_training_and_resume_gives_the_same_memories_weights_and_metrics(synthetic_sysu: Path, tmp_path: Path) -> None:
-    settings = dict(optimizer="adam", lr=1e-3, eval_every=1, eval_first=2, selection_trials=1)
-    whole = small_run(synthetic_sysu, tmp_path / "whole", **settings)
+def test_kill_mid_training_and_resume_gives_the_same_memories_weights_and_metrics(synthetic_regdb: Path, tmp_path: Path) -> None:
+    settings = dict(optimizer="adam", lr=1e-3, eval_every=1, eval_first=2)
+    whole = small_run(synthetic_regdb, tmp_path / "whole", "regdb", **settings)
     whole.train()
 
-    cut = small_run(synthetic_sysu, tmp_path / "cut", **settings)
+    cut = small_run(synthetic_regdb, tmp_path / "cut", "regdb", **settings)
 
     def kill(epoch: int, step: int) -> None:
         if epoch == 1 and step == 1:  # mid-way through the second epoch: after its memories were rebuilt
@@ -267,7 +267,7 @@ def test_kill_mid_training_and_resume_gives_the_same_memories_weights_and_metric
     with pytest.raises(Killed):
         train(cut.model, cut.criterion, cut.loader, cut.train_config, on_step=kill,
               unpack=cut.batch.unpack, on_epoch_start=lambda epoch: PAPER.hooks.on_epoch_start(cut, epoch))
-    resumed = small_run(synthetic_sysu, tmp_path / "cut", **settings)  # a new process builds the run afresh
+    resumed = small_run(synthetic_regdb, tmp_path / "cut", "regdb", **settings)  # a new process builds the run afresh
     result = resumed.train()
     assert result.resumed_from == 1
     for mine, theirs in ((resumed.model, whole.model), (resumed.criterion, whole.criterion)):

@@ -91,7 +91,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             run.train()
         if not dist.is_initialized() or dist.get_rank() == 0:
-            print(run.evaluate().summary.round(2).to_string(index=False))
+            print("last epoch:\n" + run.evaluate().summary.round(2).to_string(index=False))
+            best = run.evaluate_best()
+            if best is not None:
+                print(f"best-on-test (epoch {run.train_result.best_epoch}, chosen by mAP on the test set, as the "
+                      "official script keeps it):\n" + best.summary.round(2).to_string(index=False))
             print("record:", run.record(args.results_dir))
     except USER_ERRORS as err:  # what a user can fix: say it plainly, no traceback
         print(f"error: {err}", file=sys.stderr)

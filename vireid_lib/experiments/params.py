@@ -100,9 +100,10 @@ RULES = {
     "seq_len": integer, "dim": integer, "cttm_depth": integer, "mtfm_depth": integer, "heads": integer,
     "height": lambda n, v: integer(n, v, 16), "width": lambda n, v: integer(n, v, 16),
     "lr": positive, "backbone_lr_factor": positive, "baseline_lr": positive,
-    "dc_weight": lambda n, v: None if v is None else (v if isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                       and math.isfinite(v) and v >= 0 else
-                                                       _bad(n, v, "a finite number >= 0 (0 turns it off)")),
+    **{name: lambda n, v: None if v is None else (v if isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                   and math.isfinite(v) and v >= 0 else
+                                                   _bad(n, v, "a finite number >= 0 (0 turns it off)"))
+       for name in ("dc_weight", "kl_weight", "ca_weight", "centre_weight", "memory_weight", "modality_weight")},
     "seed": lambda n, v: integer(n, v, 0),
     "workers": lambda n, v: integer(n, v, 0, optional=False),
     "eval_every": lambda n, v: integer(n, v, 0), "eval_first": lambda n, v: integer(n, v, 0),
@@ -111,9 +112,10 @@ RULES = {
     "synthetic_ids": lambda n, v: integer(n, v, 4),
     "arch": lambda n, v: choice(n, v, ARCHS),
     "optimizer": lambda n, v: choice(n, v, OPTIMIZERS, optional=True),
+    "schedule": lambda n, v: choice(n, v, ("warmup_step", "constant"), optional=True),
     "amp": lambda n, v: choice(n, v, AMP),
     "pretrained": flag, "resume": flag, "progress": flag, "score_untrained": flag,
-    "stem_relu": lambda n, v: flag(n, v, optional=True),
+    "stem_relu": lambda n, v: flag(n, v, optional=True), "official_one_channel": lambda n, v: flag(n, v, optional=True),
 }
 
 

@@ -353,7 +353,7 @@ class MCECriterion(nn.Module):
 # ---------------------------------------------------------------------------------------------
 
 
-def rebuild_memories(run, epoch: int) -> None:
+def rebuild_memories(run, epoch: int) -> dict:
     """``on_epoch_start``: rebuild every memory from eval-mode features of the whole training set.
 
     Three passes through the run's cached training images, with the test transform (no flip, as
@@ -361,7 +361,7 @@ def rebuild_memories(run, epoch: int) -> None:
     random channel per image, drawn from torch's generator, which the trainer seeds from (run seed,
     epoch), so a resumed run draws the same). Under no_grad, in evaluation mode, under the run's AMP
     and channels-last settings, through the extraction loader every feature pass uses, with a
-    progress bar.
+    progress bar. Returns ``{"images": the number of images passed through the network}``.
     """
     pairs, config = run.loader.dataset, run.train_config
     plain = build_test_transform(run.test_transform)
@@ -377,6 +377,7 @@ def rebuild_memories(run, epoch: int) -> None:
                                       run.params["workers"], output="embedding", amp=config.amp,
                                       channels_last=config.channels_last, desc=desc))
     run.criterion.rebuild(views, epoch)
+    return {"images": sum(len(labels) for _, labels in views)}
 
 
 def show_memories(run, **options):
