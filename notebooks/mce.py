@@ -152,7 +152,8 @@ table(evaluation.readable(), caption="last epoch")
 
 # %%
 if best is None:
-    print("no best-on-test epoch: no test ran during training (eval_every=0, or training stopped before eval_first)")
+    print("no best-on-test epoch: no test ran during training (eval_every=0, training ended before eval_first, or "
+          "the weights were loaded from a checkpoint instead of trained here)")
 table(run.last_and_best())
 
 # %% [markdown]

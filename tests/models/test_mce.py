@@ -210,6 +210,22 @@ def test_the_total_is_the_weighted_sum_of_the_terms() -> None:
         MCECriterion(2, 3)({"bn": torch.randn(6, 3)}, torch.tensor([0, 1, 0, 1, 0, 1]))
 
 
+def test_the_criterion_runs_in_float32_under_mixed_precision() -> None:
+    """Under autocast the memory logits would come back in bfloat16 and the backward pass's memory update would
+    mix dtypes; the criterion computes in float32 whatever autocast says (CPU autocast stands in for CUDA's)."""
+    torch.manual_seed(4)
+    bn = torch.randn(6, 3, requires_grad=True)
+    labels = torch.tensor([0, 1, 0, 1, 0, 1])
+    plain, mixed = _criterion_with_memories(), _criterion_with_memories()
+    expected = plain({"bn": bn}, labels)["loss"]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = mixed({"bn": bn.to(torch.bfloat16)}, labels)["loss"]
+    assert got.dtype == torch.float32 and got.item() == pytest.approx(expected.item(), rel=2e-2)
+    got.backward()
+    assert bn.grad is not None and mixed.memory.features.dtype == torch.float32
+    assert not torch.equal(mixed.memory.features, mixed.memory.centers)  # the backward pass updated it
+
+
 # --- the recipe ---------------------------------------------------------------------------------
 
 
@@ -254,7 +270,7 @@ class Killed(RuntimeError):
 
 
 def test_kill_mid_training_and_resume_gives_the_same_memories_weights_and_metrics(synthetic_regdb: Path, tmp_path: Path) -> None:
-    settings = dict(optimizer="adam", lr=1e-3, eval_every=1, eval_first=2)
+    settings = dict(optimizer="adam", lr=1e-3, eval_every=1, eval_first=1, epochs=2)
     whole = small_run(synthetic_regdb, tmp_path / "whole", "regdb", **settings)
     whole.train()
 
@@ -265,7 +281,7 @@ def test_kill_mid_training_and_resume_gives_the_same_memories_weights_and_metric
             raise Killed
 
     with pytest.raises(Killed):
-        train(cut.model, cut.criterion, cut.loader, cut.train_config, on_step=kill,
+        train(cut.model, cut.criterion, cut.loader, cut.train_config, on_step=kill, evaluate_fn=cut.selection_test,
               unpack=cut.batch.unpack, on_epoch_start=lambda epoch: PAPER.hooks.on_epoch_start(cut, epoch))
     resumed = small_run(synthetic_regdb, tmp_path / "cut", "regdb", **settings)  # a new process builds the run afresh
     result = resumed.train()

@@ -97,12 +97,14 @@ class PaperRun:
         """How this run's training batches are composed (the paper's layout for this dataset)."""
         return self.declaration.batch_for(self.dataset)
 
-    def train(self) -> TrainResult:
-        def quick_eval(model) -> dict:
-            # the model-selection test: the first setting, on as many galleries as the paper's script uses
-            row = self._score(quick=True).summary.iloc[0]
-            return {"mAP": row["mAP"], "R1": row["R1"]}
+    def selection_test(self, model=None) -> dict:
+        """The model-selection test the trainer runs during training: the first setting, on as many galleries
+        as the paper's script uses (``selection_trials``); ``{"mAP", "R1"}``. ``model`` is ignored (it is the
+        run's own; the argument makes this the trainer's ``evaluate_fn``)."""
+        row = self._score(quick=True).summary.iloc[0]
+        return {"mAP": row["mAP"], "R1": row["R1"]}
 
+    def train(self) -> TrainResult:
         hook = self.declaration.hooks.on_epoch_start
 
         def epoch_start(epoch: int) -> None:
@@ -112,7 +114,7 @@ class PaperRun:
 
         start = time.perf_counter()
         self.train_result = train(self.model, self.criterion, self.loader, self.train_config,
-                                  evaluate_fn=quick_eval if self.train_config.eval_every else None,
+                                  evaluate_fn=self.selection_test if self.train_config.eval_every else None,
                                   unpack=self.batch.unpack, on_epoch_start=epoch_start if hook else None)
         self.durations["train_s"] = round(time.perf_counter() - start, 1)
         return self.train_result

@@ -329,8 +329,14 @@ class MCECriterion(nn.Module):
             raise RuntimeError("MCE's memories were never built: they are rebuilt from the whole training set at the "
                                "start of every epoch by the paper's on_epoch_start hook (rebuild_memories(run, epoch)); "
                                "train through run.train(), or call the hook before stepping by hand.")
+        # In float32 whatever autocast says: the memories are float32 and are updated in the backward pass, whose
+        # gradient would otherwise come back in the autocast dtype.
+        with torch.autocast(outputs["bn"].device.type, enabled=False):
+            return self._losses(outputs["bn"].float(), labels)
+
+    def _losses(self, bn: torch.Tensor, labels: torch.Tensor) -> Outputs:
         n = len(labels) // len(VIEWS)
-        feats = F.normalize(outputs["bn"].float(), dim=1)
+        feats = F.normalize(bn, dim=1)
         v, i, ca = feats[:n], feats[n:2 * n], feats[2 * n:]
         lv, li, lca = labels[:n], labels[n:2 * n], labels[2 * n:]
         centre = self.centre_triplet(feats, labels, self.memory.centers)
