@@ -78,7 +78,7 @@ def loader_rate(run, batches: int) -> float:
     it = iter(run.loader)
     next(it)
     start = time.perf_counter()
-    count = sum(len(b[2]) + len(b[3]) for b in itertools.islice(it, batches))
+    count = sum(sum(len(x) for x in run.batch.unpack(b)[0]) for b in itertools.islice(it, batches))
     return count / (time.perf_counter() - start)
 
 
@@ -114,8 +114,10 @@ def main() -> None:
         run = prepare(args.model, "sysu", **common)
         frames, unit = 1, "images"
         layout = f"{args.batch_ids} ids x {run.recipe.num_per_modality} + {run.recipe.num_per_modality}"
+    views = len(run.batch.input_order())  # MCE's [V, I, CA]: three views of every sampled pair
+    layout += f", {views} views" if views != 2 else ""
     device = run.train_config.device
-    batch = run.loader.batch_size * 2
+    batch = run.loader.batch_size * views
     print(f"torch {torch.__version__}, device {device}"
           + (f" ({torch.cuda.get_device_name()})" if device.startswith("cuda") else "")
           + f", {args.model} at {run.transform.height}x{run.transform.width}, batch {batch} {unit} ({layout})")

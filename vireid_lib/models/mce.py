@@ -235,7 +235,8 @@ def class_means(features: torch.Tensor, labels: torch.Tensor, num_classes: int, 
         raise ValueError(f"the {view or 'training'} images hold no sample of identities {missing[:10]}"
                          f"{' ...' if len(missing) > 10 else ''}; every training identity needs images of both "
                          "modalities to build MCE's memories. Check the dataset's training split.")
-    sums = torch.zeros(num_classes, features.shape[1], dtype=torch.float32).index_add_(0, labels, F.normalize(features.float(), dim=1))
+    unit = F.normalize(features.float(), dim=1)
+    sums = torch.zeros(num_classes, features.shape[1], dtype=torch.float32).index_add_(0, labels, unit)
     return F.normalize(sums / counts[:, None], dim=1)
 
 
@@ -248,8 +249,8 @@ class MCECriterion(nn.Module):
     """
 
     def __init__(self, num_classes: int, dim: int = 2048, margin: float = 0.3, centre_weight: float = 1.0,
-                 temperature: float = 0.05, memory_weight: float = 1.0, modality_weight: float = 1.0, ca_weight: float = 0.4,
-                 kl_weight: float = 1.2, kl_temperature: float = 0.05, global_momentum: float = 0.1,
+                 temperature: float = 0.05, memory_weight: float = 1.0, modality_weight: float = 1.0,
+                 ca_weight: float = 0.4, kl_weight: float = 1.2, kl_temperature: float = 0.05, global_momentum: float = 0.1,
                  modality_momentum: float = 0.25, hard_global: bool = True) -> None:
         super().__init__()
         self.num_classes, self.dim = num_classes, dim
@@ -297,7 +298,8 @@ class MCECriterion(nn.Module):
                 picks = torch.nonzero(labels == pid).squeeze(1)[:SAMPLE_PER_ID]
                 start = (v * SAMPLE_IDS + pid) * SAMPLE_PER_ID
                 where = slice(start, start + len(picks))
-                self.snapshot_features[slot, where] = F.normalize(features[picks].float(), dim=1).to(self.snapshot_features.device)
+                sample = F.normalize(features[picks].float(), dim=1)
+                self.snapshot_features[slot, where] = sample.to(self.snapshot_features.device)
                 self.snapshot_labels[slot, where] = pid
 
     def snapshot(self, slot: int) -> dict | None:
