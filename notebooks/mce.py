@@ -133,8 +133,10 @@ else:
 # ## The memories, first and last epoch
 # Left: the visible, infrared and CA memory rows (one dot per identity) and a sample of image features in 2-D (the
 # first two principal components); grey lines join one identity's three centres. Right: the cosine similarity of
-# every visible memory row to every infrared one. Training should shorten the lines and make the diagonal (the same
-# identity in both modalities) stand out from the rest: the modalities pulled together.
+# every visible memory row to every infrared one. What MCE's losses aim at: shorter lines, and a diagonal (the same
+# identity in both modalities) standing out from the rest, the modalities pulled together. A short run from scratch
+# (the synthetic smoke runs) first learns what separates the modalities: there the first component splits visible
+# from infrared before the identities line up across them.
 
 # %%
 run.figure(run.paper_figure("memories"), "memories")
