@@ -137,7 +137,7 @@ class MCE(GlobalFeatureReID):
         images = [x for x in (visible, infrared, augmented) if x is not None]
         if not images:
             raise ValueError("MCE.forward needs at least one batch of images (all were None).")
-        pooled = self.pool(self.backbone(torch.cat(images), None)).flatten(1)
+        pooled = self.pooled_feature(torch.cat(images), None)  # the shared stem takes them as one batch
         if self.training:
             return {"pooled": pooled, "bn": self.neck(pooled)[0]}
         return self.test_outputs(pooled)
