@@ -164,7 +164,8 @@ class Paper:
 
 # The modules holding a declaration (``PAPER``). The registry is the one place naming them.
 DECLARATIONS = ("vireid_lib.models.ivreid", "vireid_lib.models.agw", "vireid_lib.models.mmn",
-                "vireid_lib.models.mce", "vireid_lib.models.video", "vireid_lib.models.cst")
+                "vireid_lib.models.mce", "vireid_lib.models.video", "vireid_lib.models.mitml",
+                "vireid_lib.models.cst")
 
 
 _REGISTERED: dict[str, Paper] = {}

@@ -81,26 +81,42 @@ def test_message_tokens_exchange_information_across_frames_and_not_when_masked()
     maps = torch.randn(1, 4, 16, 2, 2)
     changed = maps.clone()
     changed[:, 3] = torch.randn(16, 2, 2)  # only the last frame changes (not by a constant: LayerNorm hides those)
-
-    def per_frame(x: torch.Tensor, exchange: bool) -> torch.Tensor:
-        # the message tokens of each frame after all layers (mean over frames is the output)
-        tokens = x.flatten(3).transpose(2, 3) + mtfm.space
-        messages = mtfm.message.expand(1, 4, -1) + mtfm.time
-        mask = None if exchange else torch.eye(4, dtype=torch.bool)
-        for layer in mtfm.layers:
-            messages, tokens, _, _ = layer(messages, tokens, mask)
-        return messages
-
     with torch.no_grad():
-        open_before, open_after = per_frame(maps, True), per_frame(changed, True)
-        shut_before, shut_after = per_frame(maps, False), per_frame(changed, False)
+        open_before, open_after = mtfm.encode(maps, True)[0], mtfm.encode(changed, True)[0]
+        shut_before, shut_after = mtfm.encode(maps, False)[0], mtfm.encode(changed, False)[0]
     # with exchange, frame 0's message hears about frame 3; masked, it cannot
     assert (open_before[:, 0] - open_after[:, 0]).abs().max() > 1e-3
     torch.testing.assert_close(shut_before[:, :3], shut_after[:, :3])
     assert (shut_before[:, 3] - shut_after[:, 3]).abs().max() > 1e-3
-    # and the module's own switch gives the same outputs as the hand-run layers
-    with torch.no_grad():
+    with torch.no_grad():  # the module's output is the mean of the normalised per-frame messages
         torch.testing.assert_close(mtfm(maps, exchange=False)[0], mtfm.norm(shut_before).mean(1))
+
+
+def test_with_one_layer_a_later_frame_reaches_frame_zero_through_its_message_token() -> None:
+    torch.manual_seed(0)
+    mtfm = MTFM(dim=16, seq_len=6, map_size=(2, 2), depth=1, heads=4).eval()
+    maps = torch.randn(1, 6, 16, 2, 2)
+    changed = maps.clone()
+    changed[:, 5] = torch.randn(16, 2, 2)
+    with torch.no_grad():
+        before, after = mtfm.encode(maps)[:2], mtfm.encode(changed)[:2]
+        masked_before, masked_after = mtfm.encode(maps, exchange=False)[:2], mtfm.encode(changed, exchange=False)[:2]
+    for b, a in zip(before, after):  # frame 0's message and its spatial tokens both change
+        assert (b[:, 0] - a[:, 0]).abs().max() > 1e-3
+    for b, a in zip(masked_before, masked_after):  # no exchange: frame 0 cannot know frame 5
+        torch.testing.assert_close(b[:, 0], a[:, 0])
+
+
+def test_two_clips_give_different_first_layer_exchange_outputs() -> None:
+    torch.manual_seed(0)
+    mtfm = MTFM(dim=16, seq_len=6, map_size=(2, 2), depth=2, heads=4).eval()
+    seen = []
+    handle = mtfm.layers[0].exchange.register_forward_hook(lambda module, args, out: seen.append(out[0]))
+    with torch.no_grad():
+        mtfm(torch.randn(2, 6, 16, 2, 2))
+    handle.remove()
+    first, second = seen[0]
+    assert (first - second).abs().max() > 1e-2  # message tokens start from their frames, not from a constant
 
 
 def test_cst_training_outputs_losses_and_gradients(cst) -> None:
@@ -117,7 +133,7 @@ def test_cst_training_outputs_losses_and_gradients(cst) -> None:
         expected = sum(losses[f"id_{b}"] + losses[f"triplet_{b}"] for b in ("global", "tube", "message")) + losses["dc"]
         torch.testing.assert_close(losses["loss"], expected)
         losses["loss"].backward()
-        assert cst.cttm.embed.weight.grad is not None and cst.mtfm.message.grad is not None
+        assert cst.cttm.embed.weight.grad is not None and cst.mtfm.message.weight.grad is not None
     finally:
         cst.zero_grad(set_to_none=True)
         cst.eval()

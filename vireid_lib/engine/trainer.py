@@ -153,7 +153,7 @@ def train(
     criterion with ``labels`` (default: ``(visible, infrared, visible_pids, infrared_pids)``
     batches; a paper's :class:`~vireid_lib.papers.BatchLayout` supplies its own).
     ``on_epoch_start(epoch)`` runs after the epoch's seeding, before its first step.
-    ``loader.sampler`` (if it has ``set_epoch``) is told the epoch. ``on_step(epoch, step)``
+    ``loader.sampler`` and the criterion (if they have ``set_epoch``) are told the epoch. ``on_step(epoch, step)``
     is called before every step (progress hooks, tests that interrupt a run). The run folder
     is locked for the duration (:mod:`.runlock`): a second process training into it fails.
     """
@@ -203,6 +203,8 @@ def _train(model: nn.Module, criterion: nn.Module, loader: Iterable, config: Tra
         seed_everything(epoch_seed(config.seed, epoch) + rank)
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)
+        if hasattr(criterion, "set_epoch"):  # a loss whose terms depend on the epoch (a term switched on later)
+            criterion.set_epoch(epoch)
         if on_epoch_start is not None:
             on_epoch_start(epoch)
         factor = config.lr_factor(epoch)

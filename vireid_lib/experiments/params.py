@@ -99,11 +99,13 @@ RULES = {
     "epochs": integer, "num_ids": integer, "num_per_modality": integer, "batches_per_epoch": integer,
     "seq_len": integer, "dim": integer, "cttm_depth": integer, "mtfm_depth": integer, "heads": integer,
     "height": lambda n, v: integer(n, v, 16), "width": lambda n, v: integer(n, v, 16),
-    "lr": positive, "backbone_lr_factor": positive, "baseline_lr": positive,
+    "lr": positive, "backbone_lr_factor": positive, "mitml_lr": positive, "modality_lr": positive,
+    "confusion_epoch": lambda n, v: integer(n, v, 0), "mitml_confusion_epoch": lambda n, v: integer(n, v, 0),
     **{name: lambda n, v: None if v is None else (v if isinstance(v, (int, float)) and not isinstance(v, bool)
                                                    and math.isfinite(v) and v >= 0 else
                                                    _bad(n, v, "a finite number >= 0 (0 turns it off)"))
-       for name in ("dc_weight", "kl_weight", "ca_weight", "centre_weight", "memory_weight", "modality_weight")},
+       for name in ("dc_weight", "kl_weight", "ca_weight", "centre_weight", "memory_weight", "modality_weight",
+                    "confusion_weight")},
     "seed": lambda n, v: integer(n, v, 0),
     "workers": lambda n, v: integer(n, v, 0, optional=False),
     "eval_every": lambda n, v: integer(n, v, 0), "eval_first": lambda n, v: integer(n, v, 0),

@@ -11,7 +11,17 @@ the paper's description:
   modalities, the squared distance between its mean visible and mean infrared feature, per
   dimension, averaged over those identities: identical cross-modal features cost nothing;
 * **covariance** (diversity): the squared off-diagonal entries of the batch covariance
-  matrix, summed and divided by the dimension, so dimensions decorrelate.
+  matrix, summed and divided by the dimension ``D``, as VICReg scales it, so dimensions
+  decorrelate.
+
+The batch-size caveat: a covariance estimated from ``N`` samples has rank at most ``N - 1``.
+With ``N - 1 < D`` no feature set is fully decorrelated, and at unit variance the covariance
+term cannot fall below :func:`covariance_floor` ``= D / (N - 1) - 1`` (reached when the
+``N - 1`` non-zero eigenvalues are equal). At CST's recipe, 32 clips and ``D = 1024`` (two
+512-d transformer features), the floor is about 32 (1.3 after the 0.04 weight); what the term
+can still do is spread the batch's variance evenly over the directions it spans, and its
+pull on the variance scale works against the variance term. VICReg runs with ``N = 2048``
+and ``D = 8192`` (floor 3). Larger batches, or a DC loss on narrower features, lower it.
 
 The term weights are this workbook's choice (the paper's are not known here): VICReg's
 25 : 25 : 1 ratio, scaled to 1 : 1 : 0.04 so the sum sits next to cross-entropy.
@@ -44,6 +54,14 @@ def covariance_term(features: torch.Tensor) -> torch.Tensor:
     cov = centred.T @ centred / (n - 1)
     off_diagonal = cov - torch.diag(torch.diagonal(cov))
     return off_diagonal.pow(2).sum() / d
+
+
+def covariance_floor(batch: int, dim: int) -> float:
+    """The least :func:`covariance_term` of ``batch`` unit-variance ``dim``-d features: ``D / (N - 1) - 1``
+    when ``N - 1 < D`` (the covariance's rank is at most ``N - 1``), else 0."""
+    if batch < 2 or dim < 1:
+        raise ValueError(f"a covariance needs batch >= 2 and dim >= 1, got batch={batch}, dim={dim}.")
+    return max(0.0, dim / (batch - 1) - 1.0)
 
 
 class DiversityConsistencyLoss(nn.Module):

@@ -12,7 +12,8 @@ from .contract import Criterion, Outputs, ParamGroups
 from .cst import CST, CSTAttention, CSTCriterion, CSTRecipe, build_cst
 from .ivreid import IVReID, IVReIDCriterion, IVReIDRecipe, ModalityHead, build_ivreid
 from .layers import BNNeck, GeM, NonLocal
-from .video import ClipFeatureReID, VideoBaselineCriterion, VideoBaselineRecipe, build_video_baseline
+from .mitml import MITML, MITMLCriterion, MITMLRecipe, ModalityClassifier, build_mitml
+from .video import ClipFeatureReID, VideoBaselineCriterion, VideoBaselineRecipe, VideoRecipe, build_video_baseline
 
 __all__ = [
     "AGW",
@@ -31,6 +32,10 @@ __all__ = [
     "IVReID",
     "IVReIDCriterion",
     "IVReIDRecipe",
+    "MITML",
+    "MITMLCriterion",
+    "MITMLRecipe",
+    "ModalityClassifier",
     "ModalityHead",
     "NonLocal",
     "Outputs",
@@ -39,9 +44,11 @@ __all__ = [
     "TwoStreamResNet50",
     "VideoBaselineCriterion",
     "VideoBaselineRecipe",
+    "VideoRecipe",
     "WeightsError",
     "build_agw",
     "build_cst",
     "build_ivreid",
+    "build_mitml",
     "build_video_baseline",
 ]

@@ -334,7 +334,12 @@ class TwoStreamResNet50(nn.Module):
             yield from getattr(self, name).parameters()
         yield from self.non_local_blocks.parameters()
 
-    def forward(self, visible: torch.Tensor | None = None, infrared: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, visible: torch.Tensor | None = None, infrared: torch.Tensor | None = None,
+                until: str = "layer4") -> torch.Tensor:
+        """The map after stage ``until`` (default the whole network; ``"layer3"`` for a model that runs
+        its own copies of layer4 on it, as MITML does)."""
+        if until not in _LAYERS:
+            raise ValueError(f"until={until!r} is not a stage; use one of {_LAYERS}.")
         if visible is None and infrared is None:
             raise ValueError("TwoStreamResNet50.forward needs a visible or an infrared batch (both were None).")
         if self.shared_stem:
@@ -346,7 +351,7 @@ class TwoStreamResNet50(nn.Module):
             if infrared is not None:
                 parts.append(self.infrared_stem(infrared))
             x = parts[0] if len(parts) == 1 else torch.cat(parts, dim=0)
-        for name in _LAYERS:
+        for name in _LAYERS[:_LAYERS.index(until) + 1]:
             for index, block in enumerate(getattr(self, name)):
                 x = block(x)
                 key = f"{name}_{index}"

@@ -15,6 +15,9 @@ Keys used across papers (a model may add its own):
 
 A criterion is an ``nn.Module`` whose ``forward(outputs, labels)`` returns a dict of scalar
 tensors: ``"loss"`` (what is back-propagated) and one entry per named term for logging.
+Optional: ``param_groups(lr)`` (trainable layers the main optimiser steps), ``set_epoch(epoch)``
+(called by the trainer before each epoch, for terms that start later), and state of its own
+(buffers, or ``get_extra_state`` for e.g. an auxiliary optimiser), which checkpoints carry.
 """
 
 from __future__ import annotations

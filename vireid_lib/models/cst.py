@@ -9,11 +9,19 @@ the paper. On top of the video baseline's per-frame two-stream ResNet-50
   becomes one token (a linear tube embedding, as in ViViT), a class token and learned
   positions are added, and a transformer encoder relates all tubes. Its class token is the
   clip's global spatial-temporal feature.
-* **MTFM**, the multi-frame transformer fusion: every frame gets a message token. Each of
-  its layers first lets the S message tokens attend to each other (across frames), then runs
-  each frame's own attention over ``[message token; that frame's spatial tokens]``, so what
-  the messages gathered from the other frames flows into every frame. The mean of the
-  message tokens is the clip's temporal feature.
+* **MTFM**, the multi-frame transformer fusion: every frame gets a message token, **made from
+  that frame's content**: the mean of its spatial tokens, linearly projected, plus a learned
+  time embedding. Each layer first lets the S message tokens attend to each other (across
+  frames), then runs each frame's own attention over ``[message token; that frame's spatial
+  tokens]``, so what the messages gathered from the other frames flows into every frame from
+  the first layer on. The mean of the message tokens is the clip's temporal feature.
+  Which reading of the paper this is: the paper says each frame has a message token that
+  exchanges information across frames to model long-range temporal dependencies, without
+  saying how the token starts; a token that starts as a learned constant (as this module
+  first did) carries nothing of its frame into the first exchange (two unrelated clips gave
+  the same first-layer exchange output, and with one layer frame 0 never saw frame 5), so the
+  token is initialised from its frame, as message tokens built from frame summaries are in
+  video transformers with per-frame messengers.
 * the **DC loss** (:class:`~vireid_lib.losses.consistency.DiversityConsistencyLoss`) on the
   transformer features, with cross-entropy and triplet on each branch.
 
@@ -49,13 +57,13 @@ from .attention import TransformerBlock, attention_rollout
 from .backbone import TwoStreamResNet50, feature_map_size
 from .contract import Outputs
 from .layers import BNNeck
-from .video import ClipFeatureReID, VideoBaselineRecipe
+from .video import ClipFeatureReID, VideoRecipe
 
 BRANCHES = ("global", "tube", "message")
 
 
 @dataclass(frozen=True)
-class CSTRecipe(VideoBaselineRecipe):
+class CSTRecipe(VideoRecipe):
     """CST's training recipe: lr from the README with Adam; schedule, sampler, input size and
     margin are MITML's (inherited), which CST says it builds on; then the module sizes."""
 
@@ -181,21 +189,23 @@ class MTFM(nn.Module):
                  mlp_ratio: float = 4.0, dropout: float = 0.0) -> None:
         super().__init__()
         self.seq_len = seq_len
-        self.message = nn.Parameter(torch.zeros(1, 1, dim))
+        self.message = nn.Linear(dim, dim)  # a frame's pooled content -> its message token
         self.time = nn.Parameter(torch.zeros(1, seq_len, dim))
         self.space = nn.Parameter(torch.zeros(1, 1, map_size[0] * map_size[1], dim))
-        for p in (self.message, self.time, self.space):
+        for p in (self.time, self.space):
             nn.init.trunc_normal_(p, std=0.02)
         self.layers = nn.ModuleList(MTFMLayer(dim, heads, mlp_ratio, dropout) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)
 
-    def forward(self, maps: torch.Tensor, exchange: bool = True) -> tuple[torch.Tensor, list, list]:
+    def encode(self, maps: torch.Tensor, exchange: bool = True) -> tuple[torch.Tensor, torch.Tensor, list, list]:
+        """``(messages [B, S, D], frame tokens [B, S, h*w, D], message weights, frame weights)`` after the last layer."""
         b, s, d, h, w = maps.shape
         if s != self.seq_len or h * w != self.space.shape[2]:
             raise ValueError(f"MTFM was built for {self.seq_len} frames of {self.space.shape[2]} cells but got {s} "
                              f"frames of {h}x{w}: build the model with this seq_len and input size.")
-        tokens = maps.flatten(3).transpose(2, 3) + self.space  # [B, S, h*w, D]
-        messages = self.message.expand(b, s, -1) + self.time
+        content = maps.flatten(3).transpose(2, 3)  # [B, S, h*w, D]
+        messages = self.message(content.mean(dim=2)) + self.time
+        tokens = content + self.space
         # exchange=False keeps every message token to its own frame (an ablation, and the test
         # that information crosses frames only through the message tokens).
         mask = None if exchange else torch.eye(s, dtype=torch.bool, device=maps.device)
@@ -204,6 +214,10 @@ class MTFM(nn.Module):
             messages, tokens, a_message, a_frame = layer(messages, tokens, mask)
             message_weights.append(a_message)
             frame_weights.append(a_frame)
+        return messages, tokens, message_weights, frame_weights
+
+    def forward(self, maps: torch.Tensor, exchange: bool = True) -> tuple[torch.Tensor, list, list]:
+        messages, _, message_weights, frame_weights = self.encode(maps, exchange)
         return self.norm(messages).mean(dim=1), message_weights, frame_weights
 
 

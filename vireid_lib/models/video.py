@@ -1,4 +1,8 @@
-"""The video baseline for HITSZ-VCM, MITML-style (Lin et al., CVPR 2022, ``VCM-project233/MITML``).
+"""A light video baseline for HITSZ-VCM, built from MITML's parts (Lin et al., CVPR 2022); **not MITML**.
+
+MITML itself, as its code runs it, is :mod:`vireid_lib.models.mitml` (about 135M parameters plus
+a modality classifier); this lighter network (about 58M) is kept for quick experiments and as
+the per-frame base CST builds on.
 
 Every frame of a clip goes through AGW's two-stream ResNet-50 (modality stems, shared
 layers 1-4, last stride 1); global average pooling gives one vector per frame, and the S
@@ -7,14 +11,12 @@ at the last frame). A BNNeck and a bias-free identity classifier follow; cross-e
 the logits and batch-hard triplet (margin 0.3) on the aggregated pre-BN feature train it.
 The test feature is the post-BN feature.
 
-What is MITML's and what is this workbook's: the two-stream per-frame backbone, average
-pooling, the LSTM over frame features, the BNNeck, the losses, the sampler (8 identities x
-2 visible + 2 infrared tracklets) and the schedule (SGD, lr 0.1 for the head and 0.01 for the
-backbone, 10 warm-up epochs, x0.1 at 35 and x0.01 at 80, 200 epochs) are MITML's. Its
-temporal-memory module, the second layer4 copy and the per-frame SE gating are not
-reproduced (they are MITML's contribution, not the baseline's); the LSTM here has one layer
-of the feature width, added to the frame mean (MITML stacks two). Non-local blocks are off,
-as in MITML's model.
+What it takes from MITML: the two-stream per-frame backbone, average pooling, an LSTM over
+frame features, the BNNeck, the losses, the sampler (8 identities x 2 visible + 2 infrared
+tracklets) and the schedule (SGD, lr 0.1 for the head and 0.01 for the rest, 10 warm-up
+epochs, x0.1 at 35 and x0.01 at 80, 200 epochs). What it leaves out: the second layer4 copy,
+the two-layer LSTM driving a per-frame linear + SE gate, and the modality classifier with its
+confusion term. Its one LSTM layer is added to the frame mean, and it trains at the head's lr.
 
 Inputs are clips ``[B, S, 3, H, W]``; in training ``forward(visible, infrared)`` takes both
 halves of a batch, in evaluation one of them (see :mod:`vireid_lib.models.contract`).
@@ -39,11 +41,11 @@ from .layers import BNNeck
 
 
 @dataclass(frozen=True)
-class VideoBaselineRecipe(Recipe):
-    """MITML's training recipe (``train.py``)."""
+class VideoRecipe(Recipe):
+    """MITML's training recipe (``train.py``), which the video papers here build on."""
 
     optimizer: str = "sgd"
-    lr: float = 0.1  # head (BNNeck, classifier); the backbone trains at backbone_lr_factor x lr
+    lr: float = 0.1  # head (BNNeck, classifier); the rest trains at backbone_lr_factor x lr
     backbone_lr_factor: float = 0.1
     momentum: float = 0.9
     nesterov: bool = True
@@ -65,6 +67,12 @@ class VideoBaselineRecipe(Recipe):
     train_resize: str = "bilinear"
     cache_training_images: bool = False
     test_resize: str = "bilinear"
+
+
+@dataclass(frozen=True)
+class VideoBaselineRecipe(VideoRecipe):
+    """The light baseline: MITML's recipe, and whether its one-layer LSTM branch is on."""
+
     lstm: bool = True
 
 
@@ -133,7 +141,7 @@ class ClipFeatureReID(GlobalFeatureReID):
 def build_video_baseline(num_classes: int, pretrained: bool = True, weights_file: str | Path | None = None,
                          last_stride: int = 1, lstm: bool = True, arch: str = "resnet50",
                          backbone_lr_factor: float = VideoBaselineRecipe.backbone_lr_factor) -> ClipFeatureReID:
-    """MITML-style video baseline; ``arch`` other than "resnet50" is for quick experiments."""
+    """The light video baseline (not MITML); ``arch`` other than "resnet50" is for quick experiments."""
     backbone = TwoStreamResNet50(pretrained=pretrained, weights_file=weights_file, last_stride=last_stride,
                                  non_local=False, shared_stem=False, arch=arch)
     # MITML's BNNeck: N(1, 0.01) BN weight, frozen zero bias, bias-free classifier drawn from N(0, 0.001).
@@ -157,10 +165,10 @@ class VideoBaselineCriterion(nn.Module):
 
 
 PAPER = Paper(
-    method="baseline", title="Video baseline (MITML-style)", datasets=("vcm",), recipe=VideoBaselineRecipe(),
+    method="baseline", title="Light video baseline (not MITML)", datasets=("vcm",), recipe=VideoBaselineRecipe(),
     build=lambda classes, recipe, weights: build_video_baseline(classes, lstm=recipe.lstm, arch=recipe.arch,
                                                                 backbone_lr_factor=recipe.backbone_lr_factor, **weights),
     criterion=lambda classes, recipe, dataset: VideoBaselineCriterion(classes, margin=recipe.margin),
-    fidelity=("A lighter MITML-style network (two-stream ResNet-50 per frame, frame mean plus a one-layer LSTM, "
-              "BNNeck); MITML's temporal memory and SE gating are not reproduced."),
+    fidelity=("Not MITML: a light network from MITML's parts (two-stream ResNet-50 per frame, frame mean plus a "
+              "one-layer LSTM, BNNeck) with MITML's recipe; the faithful MITML is the 'mitml' paper."),
 )
