@@ -1,6 +1,6 @@
 """Training speed at the paper's input size with AMP on and off, beside the data loader alone.
 
-    python benchmarks/train_bench.py [--model agw|ivreid|mmn|mce|cst|baseline|...] [--device cuda] [--steps 20] [--batch-ids 8]
+    python benchmarks/train_bench.py [--model agw|ivreid|mmn|mce|mitml|cst|baseline|...] [--device cuda] [--steps 20] [--batch-ids 8]
 
 Any declared paper (vireid_lib.papers), at the paper's input size: image papers on synthetic
 SYSU-MM01 report sampled images/s (MMN's middle-modality images are made inside the step and not
@@ -102,6 +102,9 @@ def main() -> None:
     parser.add_argument("--batch-ids", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--synthetic-ids", type=int, default=None, help="identities of the synthetic twin (default 40)")
+    parser.add_argument("--epoch", type=int, default=None,
+                        help="the 0-based epoch a criterion with epoch-dependent terms is told (default: the recipe's "
+                             "last, e.g. MITML's step with its confusion term on)")
     args = parser.parse_args()
     paper = papers()[args.model]
     common = dict(pretrained=False, device=args.device, workers=args.workers, num_ids=args.batch_ids, progress=False,
@@ -121,6 +124,10 @@ def main() -> None:
     print(f"torch {torch.__version__}, device {device}"
           + (f" ({torch.cuda.get_device_name()})" if device.startswith("cuda") else "")
           + f", {args.model} at {run.transform.height}x{run.transform.width}, batch {batch} {unit} ({layout})")
+    if hasattr(run.criterion, "set_epoch"):
+        epoch = run.train_config.epochs - 1 if args.epoch is None else args.epoch
+        run.criterion.set_epoch(epoch)
+        print(f"criterion told epoch {epoch} (0-based; --epoch changes it)")
     loader = loader_rate(run, args.loader_batches)
     print(f"data loader alone ({args.workers} workers): {loader:8.1f} {unit}/s = {loader * frames:8.1f} frames/s")
     for amp in (("off", "bf16", "fp16") if device.startswith("cuda") else ("off",)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 import shutil
@@ -178,20 +179,27 @@ def test_an_agw_checkpoint_in_the_authors_layout_evaluates_through_the_notebook(
     assert not (tmp_path / "runs" / "agw_regdb").exists() or not any((tmp_path / "runs" / "agw_regdb").rglob("last.pt"))
 
 
-def test_cst_notebook_runs_on_synthetic_vcm_with_both_models_and_attention_maps(tmp_path: Path) -> None:
-    parameters = dict(pretrained=False, arch="resnet18", epochs=2, seq_len=4, height=64, width=32, tube="(2, 2, 1)",
-                      dim=32, heads=4, batches_per_epoch=2, num_ids=4, workers=0, baseline_lr=0.01)
+def test_cst_notebook_runs_on_synthetic_vcm_with_cst_mitml_and_attention_maps(tmp_path: Path) -> None:
+    parameters = dict(pretrained=False, arch="resnet18", epochs=2, seq_len=6, height=64, width=32, tube="(2, 2, 1)",
+                      dim=32, heads=4, batches_per_epoch=2, num_ids=4, workers=0, mitml_lr=0.01,
+                      mitml_confusion_epoch=1)
     executed, text = run_notebook("cst_vcm.ipynb", parameters, tmp_path)
     (attention_cell,) = [c for c in executed.cells if "attention_examples()" in c.source]
     pictures = [o for o in attention_cell.outputs if "image/png" in o.get("data", {})]
     assert len(pictures) == 6  # rollout, message attention and frame maps, for a visible and an infrared clip
     assert "MITML" in text and "IBAN (as reported by CST)" in text and "this run (synthetic)" in text
     records = [json.loads(p.read_text()) for p in sorted((tmp_path / "results").glob("*.json"))]
-    assert sorted(r["method"] for r in records) == ["baseline", "cst"]
+    assert sorted(r["method"] for r in records) == ["cst", "mitml"]
+    assert "MITML at the paper's size (ResNet-50, 500 identities): 135.0M + 8.4M" in text
+    (mitml,) = [r for r in records if r["method"] == "mitml"]
+    assert mitml["config"]["params"]["confusion_epoch"] == 1 and mitml["best_on_test"]["selected_by"]
+    (log,) = [p for p in (tmp_path / "runs").rglob("log.csv") if "modality_accuracy" in p.read_text()]
+    rows = list(csv.DictReader(log.open()))
+    assert float(rows[0]["confusion"]) == 0 and float(rows[1]["confusion"]) > 0  # on from (0-based) epoch 1
     for record in records:
         assert record["dataset"] == "vcm" and record["data_kind"] == "synthetic"
         assert {row["direction"] for row in record["rows"]} == {"ir2rgb", "rgb2ir"}
-        assert record["config"]["params"]["seq_len"] == 4
+        assert record["config"]["params"]["seq_len"] == 6
 
 
 def test_command_line_entry_trains_under_torchrun_with_two_cpu_processes(tmp_path: Path) -> None:

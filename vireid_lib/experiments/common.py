@@ -212,6 +212,11 @@ class PaperRun:
         order = keys + [f"{m} {s}" for m in ("R1", "mAP") for s in ("untrained", "trained", "chance") if f"{m} {s}" in table]
         return table[order]
 
+    def parameter_counts(self) -> dict[str, int]:
+        """Parameters of the network and of the criterion's own layers (a projection head, an adversary)."""
+        return {"network": sum(p.numel() for p in self.model.parameters()),
+                "criterion": sum(p.numel() for p in self.criterion.parameters())}
+
     def figure(self, fig, name: str):
         """Save ``fig`` as ``<run dir>/figures/<name>.png`` and return it (for the notebook to show)."""
         folder = self.run_dir / "figures"
