@@ -23,6 +23,12 @@ COCO17_NAMES = (
     "left_knee", "right_knee", "left_ankle", "right_ankle",
 )
 FILE_NAME = "skeletons_coco17.h5"
+# The 19 COCO-17 limbs as (joint, joint) pairs, in the order STAR's code lists them (its ``connections``):
+# legs, hips, torso, shoulders, arms, then the head.
+COCO17_BONES = (
+    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
+    (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
+)
 
 
 def write_skeletons(path: Path | str, folders: Mapping[str, Iterable[tuple[str, np.ndarray]]]) -> None:
