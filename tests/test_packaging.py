@@ -19,8 +19,9 @@ def _split(spec: str) -> tuple[str, str]:
 
 
 def pip_requirements() -> dict[str, str]:
+    """The core dependencies and every extra: the conda environment installs them all."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    specs = project["dependencies"] + project["optional-dependencies"]["test"]
+    specs = project["dependencies"] + [s for extra in project["optional-dependencies"].values() for s in extra]
     return dict(_split(s) for s in specs)
 
 
@@ -40,6 +41,13 @@ def test_pip_and_conda_list_the_same_packages_and_bounds() -> None:
     pip, conda = pip_requirements(), conda_requirements()
     assert pip == conda
     assert REQUIRED <= set(pip)
+
+
+def test_pose_estimation_stays_an_extra() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extra = dict(_split(s) for s in project["optional-dependencies"]["skeletons"])
+    assert {"rtmlib", "onnxruntime"} <= set(extra)
+    assert not set(extra) & {_split(s)[0] for s in project["dependencies"]}  # the core install never needs them
 
 
 def test_ci_runs_the_readme_test_command() -> None:

@@ -1,6 +1,7 @@
 """The paper interface: everything that differs between papers, declared once in the paper's file.
 
-A paper's model file ends with a :class:`Paper` declaration (``PAPER = Paper(...)``): its recipe
+A paper's model file ends with a :class:`Paper` declaration (``PAPER = Paper(...)``; a file that also
+declares the paper's own baseline row lists both in ``PAPERS``): its recipe
 (every default, typed), how to build its model and its criterion, how a training batch is
 composed, the optional per-epoch hook, the test-feature variants it reports, the reported rows
 it is shown beside, the authors' checkpoint layouts and its own figures. The experiment runner
@@ -60,8 +61,10 @@ class Recipe:
     flip: bool = True
     random_erasing: float = 0.0
     erasing_fill: tuple[float, float, float] = REID_ERASING_FILL
-    # video: frames sampled per tracklet (0 for image papers)
+    # video: frames sampled per tracklet (0 for image papers), and whether each sampled frame's COCO-17
+    # keypoints are read beside it (a skeleton store; the model then receives them after the clips)
     seq_len: int = 0
+    skeletons: bool = False
     # model selection on the test set, as the official script does it: evaluate after every
     # ``eval_every``-th epoch from the (1-based) epoch ``eval_first`` on (0: none during training),
     # on ``selection_trials`` SYSU-MM01 all-search single-shot galleries; the best mAP is kept,
@@ -165,7 +168,7 @@ class Paper:
 # The modules holding a declaration (``PAPER``). The registry is the one place naming them.
 DECLARATIONS = ("vireid_lib.models.ivreid", "vireid_lib.models.agw", "vireid_lib.models.mmn",
                 "vireid_lib.models.mce", "vireid_lib.models.video", "vireid_lib.models.mitml",
-                "vireid_lib.models.cst")
+                "vireid_lib.models.cst", "vireid_lib.models.star")
 
 
 _REGISTERED: dict[str, Paper] = {}
@@ -181,9 +184,10 @@ def register(declaration: Paper) -> Paper:
 def papers() -> dict[str, Paper]:
     """Every declared paper by its method key (the workbook's, then any registered)."""
     found = {}
-    for module in DECLARATIONS:
-        paper = importlib.import_module(module).PAPER
-        found[paper.method] = paper
+    for name in DECLARATIONS:
+        module = importlib.import_module(name)
+        for paper in getattr(module, "PAPERS", (module.PAPER,)):  # a file may declare a paper and its baseline
+            found[paper.method] = paper
     return {**found, **_REGISTERED}
 
 

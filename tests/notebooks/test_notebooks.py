@@ -202,6 +202,26 @@ def test_cst_notebook_runs_on_synthetic_vcm_with_cst_mitml_and_attention_maps(tm
         assert record["config"]["params"]["seq_len"] == 6
 
 
+def test_star_notebook_trains_star_and_its_baseline_and_draws_skeleton_maps(tmp_path: Path) -> None:
+    parameters = dict(pretrained=False, arch="resnet18", epochs=2, seq_len=6, height=64, width=32, batches_per_epoch=2,
+                      num_ids=4, workers=0, official_graph=True)
+    executed, text = run_notebook("star_vcm.ipynb", parameters, tmp_path)
+    assert "ground-truth** keypoints" in text and "keypoints from: ground truth" in text
+    (maps,) = [c for c in executed.cells if "plot_skeleton_clip(" in c.source]
+    (graph,) = [c for c in executed.cells if "plot_graph_attention(" in c.source]
+    (pooling,) = [c for c in executed.cells if "plot_pooling_weights(" in c.source]
+    for cell, count in ((maps, 2), (graph, 4), (pooling, 4)):  # a visible and an infrared clip each
+        assert sum("image/png" in o.get("data", {}) for o in cell.outputs) == count, cell.source[:60]
+    assert "STAR baseline" in text and "this run (synthetic)" in text and "58.56" in text
+    records = [json.loads(p.read_text()) for p in sorted((tmp_path / "results").glob("*.json"))]
+    assert sorted(r["method"] for r in records) == ["star", "star_baseline"]
+    (star,) = [r for r in records if r["method"] == "star"]
+    assert star["config"]["params"]["recipe"]["official_graph"] is True
+    assert star["config"]["params"]["skeleton_store"].endswith("skeletons_coco17.h5")
+    for record in records:
+        assert record["data_kind"] == "synthetic" and {row["direction"] for row in record["rows"]} == {"ir2rgb", "rgb2ir"}
+
+
 def test_command_line_entry_trains_under_torchrun_with_two_cpu_processes(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
                "-m", "vireid_lib.experiments", "--method", "ivreid", "--dataset", "regdb", "--no-pretrained",

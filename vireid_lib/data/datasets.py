@@ -8,15 +8,19 @@ position i of a batch pairs a visible and an infrared item of the same identity.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .errors import DatasetError
 from .io import read_image
 from .records import ImageRecord, TrackletRecord
+from .skeletons import EXTRACT_COMMAND, SkeletonStore
 from .transforms import apply_per_frame
 from .vcm import sample_test_frames, sample_train_frames
 
@@ -63,18 +67,65 @@ class PairedImageDataset(Dataset):
         return visible, infrared, visible_pid, infrared_pid
 
 
+def skeleton_key(frame: str | Path) -> str:
+    """A frame's key in a skeleton store: the last four parts of its path, ``pid/modality/camera/file``."""
+    return "/".join(Path(frame).parts[-4:])
+
+
+def check_skeleton_store(path: str | Path, records: Sequence[TrackletRecord], dataset: str = "vcm") -> Path:
+    """``path`` if it is a skeleton store of ``dataset`` holding the first and last frame of every record;
+    otherwise a :class:`DatasetError` naming the file or frame and the command that makes the store."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"skeleton store {path} does not exist: this model reads COCO-17 keypoints for every frame. "
+                           f"Make it with `{EXTRACT_COMMAND}` (or pass skeleton_store=<its path>).")
+    with SkeletonStore(path) as store:
+        if store.dataset not in (None, dataset):
+            raise DatasetError(f"skeleton store {path} was made for dataset {store.dataset!r}, not {dataset!r}: make one "
+                               f"for this dataset with `{EXTRACT_COMMAND}`.")
+        for record in records:
+            for frame in (record.frames[0], record.frames[-1]):
+                if skeleton_key(frame) not in store:
+                    raise DatasetError(f"skeleton store {path} has no keypoints for frame {frame} "
+                                       f"(key {skeleton_key(frame)!r}): it was made for another copy of the data or "
+                                       f"was interrupted; rerun `{EXTRACT_COMMAND}` (it resumes).")
+    return path
+
+
 class TrackletDataset(Dataset):
     """Tracklets as ``[S, C, H, W]`` clips.
 
     Test mode takes the deterministic first frame of each chunk; training mode one random
     frame per chunk, each frame transformed on its own (MITML augments per frame).
+
+    With ``skeletons`` (a skeleton store, :mod:`vireid_lib.data.skeletons`) an item's clip is
+    ``(clip, keypoints)``: the COCO-17 keypoints ``[S, 17, 3]`` (x, y in pixels of the stored
+    frame, score) of the same sampled frames, untouched by the frames' augmentation and with
+    low-score joints kept, as STAR reads them.
     """
 
-    def __init__(self, records: Sequence[TrackletRecord], seq_len: int, transform: Transform, train: bool = False) -> None:
+    def __init__(self, records: Sequence[TrackletRecord], seq_len: int, transform: Transform, train: bool = False,
+                 skeletons: str | Path | None = None) -> None:
         self.records = list(records)
         self.seq_len = seq_len
         self.transform = transform
         self.train = train
+        self.skeletons = None if skeletons is None else Path(skeletons)
+        self._store: tuple[int, SkeletonStore] | None = None
+
+    def _open_store(self) -> SkeletonStore:
+        # An HDF5 handle does not survive a fork: each loader process opens its own, once.
+        if self._store is None or self._store[0] != os.getpid():
+            self._store = (os.getpid(), SkeletonStore(self.skeletons))
+        return self._store[1]
+
+    def keypoints(self, record: TrackletRecord, indices: Sequence[int]) -> torch.Tensor:
+        """``[len(indices), 17, 3]`` float32 keypoints of ``record``'s frames at ``indices``."""
+        store = self._open_store()
+        return torch.from_numpy(np.stack([store.get(skeleton_key(record.frames[i])) for i in indices]).astype(np.float32))
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_store": None}
 
     def __len__(self) -> int:
         return len(self.records)
@@ -83,10 +134,13 @@ class TrackletDataset(Dataset):
         n = len(self.records[index].frames)
         return sample_train_frames(n, self.seq_len) if self.train else sample_test_frames(n, self.seq_len)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+    def __getitem__(self, index: int) -> tuple[Any, int, int]:
         record = self.records[index]
-        frames = [read_image(record.frames[i]) for i in self.frame_indices(index)]
-        return apply_per_frame(self.transform, frames), record.pid, record.camid
+        indices = self.frame_indices(index)
+        clip = apply_per_frame(self.transform, [read_image(record.frames[i]) for i in indices])
+        if self.skeletons is None:
+            return clip, record.pid, record.camid
+        return (clip, self.keypoints(record, indices)), record.pid, record.camid
 
 
 class PairedTrackletDataset(PairedImageDataset):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,19 +18,27 @@ from ..progress import progress
 
 
 @torch.no_grad()
-def embed(model: nn.Module, batch: torch.Tensor, modality: int, flip: bool = False, output: str = "embedding") -> torch.Tensor:
+def embed(model: nn.Module, batch: torch.Tensor | Sequence[torch.Tensor], modality: int, flip: bool = False,
+          output: str = "embedding") -> torch.Tensor:
     """The model's test feature for one batch of a single modality, optionally flip-averaged.
 
-    Flip averaging (CAJ and later papers: the mean of the image's and its mirror's feature)
-    is off by default because AGW and the IV-ReID baseline do not use it.
+    ``batch`` is the images (or clips), or ``(images, *side inputs)`` (e.g. ``(clips, keypoints)``):
+    each part goes in its modality's slot, ``model(v, None, v_side, None)`` or
+    ``model(None, i, None, i_side)``, the order a training batch gives them. Flip averaging (CAJ
+    and later papers: the mean of the image's and its mirror's feature) flips the images only;
+    it is off by default because AGW and the IV-ReID baseline do not use it.
     """
-    def run(x: torch.Tensor) -> torch.Tensor:
-        outputs = model(None, x) if modality == INFRARED else model(x, None)
-        return outputs[output].float()
+    parts = list(batch) if isinstance(batch, (list, tuple)) else [batch]
 
-    features = run(batch)
+    def run(images: torch.Tensor) -> torch.Tensor:
+        args: list[torch.Tensor | None] = []
+        for part in [images, *parts[1:]]:
+            args += [None, part] if modality == INFRARED else [part, None]
+        return model(*args)[output].float()
+
+    features = run(parts[0])
     if flip:
-        features = (features + run(torch.flip(batch, dims=[-1]))) / 2
+        features = (features + run(torch.flip(parts[0], dims=[-1]))) / 2
     return features
 
 
@@ -62,9 +71,12 @@ def extract_features(
     features, pids = [], []
     try:
         for images, pid, _ in progress(loader, desc=desc, enabled=desc is not None, unit="batch"):
-            images = images.to(device, non_blocking=True)
-            if channels_last and images.ndim == 4:
-                images = images.contiguous(memory_format=torch.channels_last)
+            if isinstance(images, (list, tuple)):  # (clips, side inputs such as keypoints)
+                images = [part.to(device, non_blocking=True) for part in images]
+            else:
+                images = images.to(device, non_blocking=True)
+                if channels_last and images.ndim == 4:
+                    images = images.contiguous(memory_format=torch.channels_last)
             with precision:
                 features.append(embed(model, images, modality, flip, output).cpu())
             pids.append(torch.as_tensor(pid))
@@ -82,12 +94,14 @@ def make_extractor(
     flip: bool = False,
     seq_len: int = 6,
     output: str = "embedding",
+    skeletons: str | Path | None = None,
 ) -> Callable[[Sequence], np.ndarray]:
     """``records -> features`` (one row per record, in order) for the protocol runners.
 
     Records of one call may mix modalities; each modality goes through its own stem and the
     rows come back in the records' order. Tracklet records are sampled with the test rule.
     ``output`` names the evaluation output taken as the feature (a paper's test-feature variant).
+    ``skeletons``: a skeleton store whose keypoints go to the model beside each clip.
     """
     def extract(records: Sequence) -> np.ndarray:
         out: list[np.ndarray | None] = [None] * len(records)
@@ -95,7 +109,7 @@ def make_extractor(
             positions = [i for i, r in enumerate(records) if r.modality == modality]
             subset = [records[i] for i in positions]
             if isinstance(subset[0], TrackletRecord):
-                dataset = TrackletDataset(subset, seq_len, transform)
+                dataset = TrackletDataset(subset, seq_len, transform, skeletons=skeletons)
             else:
                 dataset = ImageDataset(subset, transform)
             rows, _ = extract_features(model, dataset, modality, device, batch_size, workers, flip, output)

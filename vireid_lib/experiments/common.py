@@ -90,7 +90,8 @@ class PaperRun:
         output = self.variants[variant or next(iter(self.variants))].output
         return make_extractor(self.model, build_test_transform(transform or self.test_transform or self.transform),
                               device=self.train_config.device, batch_size=batch_size, workers=self.params["workers"],
-                              seq_len=self.params.get("seq_len", 6), output=output)
+                              seq_len=self.params.get("seq_len", 6), output=output,
+                              skeletons=self.params.get("skeleton_store") or None)
 
     @property
     def batch(self) -> BatchLayout:

@@ -105,7 +105,7 @@ RULES = {
                                                    and math.isfinite(v) and v >= 0 else
                                                    _bad(n, v, "a finite number >= 0 (0 turns it off)"))
        for name in ("dc_weight", "kl_weight", "ca_weight", "centre_weight", "memory_weight", "modality_weight",
-                    "confusion_weight")},
+                    "confusion_weight", "skeleton_id_weight", "consistency_weight", "defense_weight")},
     "seed": lambda n, v: integer(n, v, 0),
     "workers": lambda n, v: integer(n, v, 0, optional=False),
     "eval_every": lambda n, v: integer(n, v, 0), "eval_first": lambda n, v: integer(n, v, 0),
@@ -118,6 +118,7 @@ RULES = {
     "amp": lambda n, v: choice(n, v, AMP),
     "pretrained": flag, "resume": flag, "progress": flag, "score_untrained": flag,
     "stem_relu": lambda n, v: flag(n, v, optional=True), "official_one_channel": lambda n, v: flag(n, v, optional=True),
+    "official_graph": lambda n, v: flag(n, v, optional=True),
 }
 
 

@@ -22,7 +22,10 @@ import torch
 from .. import papers
 from ..data import HITSZVCM, INFRARED, VISIBLE, RegDB, SYSUMM01, provenance
 from ..data.cache import load_image_cache
-from ..data.datasets import ImageDataset, PairedImageDataset, PairedTrackletDataset, TrackletDataset
+from ..data.datasets import (ImageDataset, PairedImageDataset, PairedTrackletDataset, TrackletDataset,
+                             check_skeleton_store)
+from ..data.errors import DatasetError
+from ..data.skeletons import FILE_NAME as SKELETON_FILE
 from ..data.samplers import CrossModalityIdentitySampler, TrackletSampler
 from ..data.synthetic import SyntheticConfig, ensure_synthetic
 from ..data.synthetic.writers import DEFAULT_CONFIGS
@@ -74,7 +77,7 @@ def prepare(method: str, dataset: str, data_root: str = "", trial: int = 1, pret
             weights_file: str = "", checkpoint: str = "", device: str = "auto", amp: str = "off", workers: int = 2,
             out_dir: str = "runs", eval_every: int | None = None, eval_trials: int = 10, synthetic_ids: int | None = None,
             resume: bool = True, progress: bool = True, batches_per_epoch: int | None = None,
-            **overrides) -> PaperRun:
+            skeleton_store: str = "", **overrides) -> PaperRun:
     """Build a run of ``method`` on ``dataset`` (an empty ``data_root``: the synthetic twin)."""
     try:
         paper = papers.paper(method)
@@ -102,10 +105,18 @@ def prepare(method: str, dataset: str, data_root: str = "", trial: int = 1, pret
     seed = recipe.seed
     sampling = dict(num_ids=recipe.num_ids, num_per_modality=recipe.num_per_modality, replace=recipe.replace, seed=seed,
                     epoch_length=paper_value(batches_per_epoch, "official"))  # a short epoch is for smoke runs only
+    skeletons = None
+    if recipe.skeletons:  # the keypoints of every sampled frame, beside it (default: the store in the data root)
+        try:
+            skeletons = check_skeleton_store(skeleton_store or root / SKELETON_FILE, visible + infrared)
+        except DatasetError as err:
+            raise ExperimentError(f"{paper.title} reads skeletons: {err}") from None
     if paper.video:
         pairs = PairedTrackletDataset(
-            TrackletDataset(visible, recipe.seq_len, build_train_transform(transform, VISIBLE), train=True),
-            TrackletDataset(infrared, recipe.seq_len, build_train_transform(transform, INFRARED), train=True))
+            TrackletDataset(visible, recipe.seq_len, build_train_transform(transform, VISIBLE), train=True,
+                            skeletons=skeletons),
+            TrackletDataset(infrared, recipe.seq_len, build_train_transform(transform, INFRARED), train=True,
+                            skeletons=skeletons))
         sampler = TrackletSampler([r.pid for r in visible], [r.pid for r in infrared], **sampling)
     else:
         cached = [None, None]
@@ -140,6 +151,7 @@ def prepare(method: str, dataset: str, data_root: str = "", trial: int = 1, pret
                                # other recipe field may
                                "recipe": {k: v for k, v in asdict(recipe).items() if k not in RESUMABLE_RECIPE}}))
     params = dict(method=method, dataset=dataset, data_root=str(root), trial=trial, pretrained=pretrained,
+                  skeleton_store=str(skeletons) if skeletons else "",
                   weights_file=weights_file, checkpoint=checkpoint, workers=workers, eval_trials=eval_trials,
                   synthetic_ids=ids, num_classes=num_classes, batches_per_epoch=batches_per_epoch,
                   **{k: v for k, v in overrides.items() if v is not None})

@@ -1,8 +1,8 @@
 """A video paper run on HITSZ-VCM: the dataset's protocol and pictures.
 
-``cst_vcm.ipynb`` calls :func:`prepare` once per model (CST, then the baseline unless
-skipped), then ``train()``, ``evaluate()`` and ``record()``; the tables, curves, ranked lists
-and attention maps come from the methods below. ``None`` means the recipe's value. Nothing here
+``cst_vcm.ipynb`` and ``star_vcm.ipynb`` call :func:`prepare` once per model (the paper, then the
+model it is compared with unless skipped), then ``train()``, ``evaluate()`` and ``record()``; the
+tables, curves, ranked lists, attention and skeleton maps come from the methods below. ``None`` means the recipe's value. Nothing here
 depends on which paper runs: what differs is in the papers' declarations.
 """
 
@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from PIL import Image
 
-from ..data.datasets import TrackletDataset
+from ..data.datasets import TrackletDataset, skeleton_key
 from ..data.records import INFRARED, VISIBLE
+from ..data.skeletons import FILE_NAME as SKELETON_FILE
+from ..data.skeletons import SkeletonStore
 from ..data.summary import summarise
 from ..data.transforms import build_test_transform
 from ..eval import Evaluation, pairwise_distance, run_vcm
@@ -58,7 +62,8 @@ class VideoRun(PaperRun):
         for method in compared:
             for _, r in reported[reported["method"] == method].iterrows():
                 rows.append({"method": r["paper"], "source": "reported", "direction": r["direction"],
-                             "R1": float(r["R1"]), "mAP": float(r["mAP"])})
+                             # a paper may report mAP only (STAR's README): the missing column stays empty
+                             "R1": pd.to_numeric(r["R1"], errors="coerce"), "mAP": pd.to_numeric(r["mAP"], errors="coerce")})
         for run in (self, *others):
             if run.evaluation is None:
                 continue
@@ -67,7 +72,8 @@ class VideoRun(PaperRun):
                              "R1": round(float(r["R1"]), 2), "mAP": round(float(r["mAP"]), 2),
                              "mINP": round(float(r["mINP"]), 2)})
         table = pd.DataFrame(rows)
-        wide = table.pivot_table(index=["method", "source"], columns="direction", values=["R1", "mAP"], sort=False)
+        wide = table.pivot_table(index=["method", "source"], columns="direction", values=["R1", "mAP"], sort=False,
+                                 dropna=False)
         wide.columns = [f"{direction} {metric}" for metric, direction in wide.columns]
         ordered = [f"{d} {m}" for d in DIRECTIONS for m in ("R1", "mAP") if f"{d} {m}" in wide.columns]
         table = wide[ordered].reset_index()
@@ -104,6 +110,76 @@ class VideoRun(PaperRun):
                 clip = self.clip(record)
                 device = self.train_config.device
                 out.append((name, record, clip, self.model.attention(clip[None].to(device), name)))
+        return out
+
+
+    # -- skeletons (papers that read them beside the frames, e.g. STAR) -----------------------------------
+
+    @property
+    def skeleton_store(self) -> Path:
+        """The skeleton store this run reads (default: the one in the data root)."""
+        return Path(self.params.get("skeleton_store") or Path(self.root) / SKELETON_FILE)
+
+    def skeleton_coverage(self, min_score: float = 0.3) -> pd.DataFrame:
+        """Per split and modality: tracklets, frames, the share of frames in the skeleton store, the mean joint
+        score, and the frames with no joint scored at least ``min_score``."""
+        visible, infrared = self.reader.train()
+        test = self.reader.split("ir2rgb")
+        rows = []
+        with SkeletonStore(self.skeleton_store) as store:
+            folders: dict[str, dict[str, np.ndarray]] = {}
+            known = set(store.folders())
+            for split, records in (("train", visible + infrared), ("test", test.query + test.gallery)):
+                for modality in (VISIBLE, INFRARED):
+                    chosen = [r for r in records if r.modality == modality]
+                    scores, found, frames = [], 0, 0
+                    for record in chosen:
+                        for frame in record.frames:
+                            folder, _, name = skeleton_key(frame).rpartition("/")
+                            if folder not in folders:
+                                names, points = store.read_folder(folder) if folder in known else ([], [])
+                                folders[folder] = dict(zip(names, points))
+                            frames += 1
+                            if name in folders[folder]:
+                                found += 1
+                                scores.append(folders[folder][name][:, 2])
+                    joint = np.stack(scores) if scores else np.zeros((0, 17))
+                    rows.append({"split": split, "modality": "visible" if modality == VISIBLE else "infrared",
+                                 "tracklets": len(chosen), "frames": frames,
+                                 "in store %": round(100.0 * found / max(frames, 1), 2),
+                                 "mean joint score": round(float(joint.mean()), 3) if len(joint) else float("nan"),
+                                 f"frames with no joint >= {min_score}": int((joint.max(axis=1) < min_score).sum())})
+            estimator = store.estimator
+        table = pd.DataFrame(rows)
+        table.attrs["caption"] = f"skeleton store {self.skeleton_store} (keypoints from: {estimator or 'unrecorded'})"
+        return table
+
+    def skeleton_clip(self, record) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(test clip ``[S, 3, H, W]``, keypoints ``[S, 17, 3]`` as stored, the same keypoints in the clip's pixels)."""
+        dataset = TrackletDataset([record], self.params["seq_len"], build_test_transform(self.test_transform),
+                                  skeletons=self.skeleton_store)
+        (clip, keypoints), _, _ = dataset[0]
+        shown = keypoints.clone()
+        for row, index in enumerate(dataset.frame_indices(0)):
+            with Image.open(record.frames[index]) as image:
+                width, height = image.size
+            shown[row, :, 0] *= clip.shape[-1] / width
+            shown[row, :, 1] *= clip.shape[-2] / height
+        return clip, keypoints, shown
+
+    def skeleton_examples(self, count: int = 1) -> list[tuple[str, object, torch.Tensor, torch.Tensor, object]]:
+        """(modality, record, clip, keypoints in the clip's pixels, the model's skeleton attention or None) for
+        ``count`` visible and ``count`` infrared test tracklets."""
+        split = self.reader.split("ir2rgb")
+        out = []
+        for modality, name in ((VISIBLE, "visible"), (INFRARED, "infrared")):
+            for record in [r for r in split.query + split.gallery if r.modality == modality][:count]:
+                clip, keypoints, shown = self.skeleton_clip(record)
+                attention = None
+                if getattr(self.model, "skeletons", False):
+                    device = self.train_config.device
+                    attention = self.model.attention(clip[None].to(device), keypoints[None].to(device), name)
+                out.append((name, record, clip, shown, attention))
         return out
 
 

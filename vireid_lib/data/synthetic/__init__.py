@@ -14,7 +14,8 @@ from pathlib import Path
 
 from ...locks import exclusive
 from ..cache import default_cache_dir
-from .writers import DEFAULT_CONFIGS, MARKER, WRITERS, SyntheticConfig, write_regdb, write_sysu, write_vcm
+from .writers import (DEFAULT_CONFIGS, GENERATOR_VERSION, MARKER, WRITERS, SyntheticConfig, write_regdb, write_sysu,
+                      write_vcm)
 
 __all__ = ["SyntheticConfig", "ensure_synthetic", "is_synthetic", "write_regdb", "write_sysu", "write_vcm", "KINDS"]
 
@@ -39,7 +40,10 @@ def ensure_synthetic(kind: str, root: Path | str | None = None, config: Syntheti
     marker = root / MARKER
 
     def ready() -> bool:
-        return marker.is_file() and json.loads(marker.read_text()).get("config") == asdict(config)
+        if not marker.is_file():
+            return False
+        info = json.loads(marker.read_text())
+        return info.get("config") == asdict(config) and info.get("generator") == GENERATOR_VERSION
 
     if ready():
         return root

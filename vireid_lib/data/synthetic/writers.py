@@ -23,6 +23,9 @@ from ..skeletons import write_skeletons
 from .render import Identity, Scene, render, sample_identity, sample_pose, walk
 
 MARKER = ".vireid_synthetic.json"
+# Raised when what the writers put on disk changes (2: the VCM skeleton store records its dataset and
+# estimator), so that cached twins made by an older generator are made again rather than reused.
+GENERATOR_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ def _start(config: SyntheticConfig, minimum: int, dataset: str) -> tuple[np.rand
 
 
 def _write_marker(root: Path, kind: str, config: SyntheticConfig, extra: dict) -> None:
-    info = {"kind": kind, "synthetic": True, "config": asdict(config), **extra}
+    info = {"kind": kind, "synthetic": True, "generator": GENERATOR_VERSION, "config": asdict(config), **extra}
     (root / MARKER).write_text(json.dumps(info, indent=1))
 
 
@@ -199,7 +202,7 @@ def write_vcm(
     # As in the real data, the queries are the infrared test tracklets, chosen before any filter.
     query = [str(row) for row, r in enumerate(tracks["test"], start=1) if r[0] == VCM_MODALITY_CODE[INFRARED]]
     (info_dir / "query_IDX.txt").write_text(" ".join(query) + "\n")
-    write_skeletons(root / SKELETON_FILE, skeletons)
+    write_skeletons(root / SKELETON_FILE, skeletons, dataset="vcm", estimator="ground truth")
     frames = sum(len(names) for _, names in subsets.values())
     summary = {"train_ids": n_train, "test_ids": n - n_train, "tracklets": sum(map(len, tracks.values())),
                "frames": frames, "tree": tree, "info": info}

@@ -1,0 +1,209 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # STAR on HITSZ-VCM: skeleton-guided spatial-temporal features
+#
+# Seed 002, arXiv 2411.11069. STAR's MindSpore release trains **only its baseline**: the skeleton modules are
+# commented out there. `vireid_lib.models.star` takes them from STAR's public PyTorch model and the losses and
+# schedule from the MindSpore `train.py`, so this is a place where STAR runs with its skeleton modules at all:
+#
+# * the **baseline** (SAADG's): two-stream ResNet-50 per frame, style augmentation and AdaIN style disturbance with
+#   the defense loss, frame-level and sequence-level heads, temporal GeM (p = 3);
+# * the **bone stream**: lengths and angles of the 19 COCO bones per frame -> linear -> BiLSTM;
+# * **frame-level refinement**: bone features attend to the visual frame features and back;
+# * the **joint graph**: 12 x 17 joints, bones within each frame and links between frames, two graph-attention layers;
+# * **skeleton-guided pooling**: per channel, a softmax over temporal GeMs with p in {0.7, 1, 3, 5, 7}.
+#
+# Where the code is unclear the workbook chooses and says so: the graph has bones in every frame (the code builds
+# them for the first frame only, which looks like a bug; `official_graph=True` reproduces it); the skeleton identity
+# loss (weight 1) and the joint/bone consistency term (weight 0, commented out in the code) have unknown weights.
+# Keypoints are COCO-17 (x, y, score) for every frame, read from a skeleton store: on real data, make it once with
+# `python -m vireid_lib.skeletons extract vcm ROOT ROOT/skeletons_coco17.h5` (RTMPose through rtmlib, or any
+# estimator). The synthetic twin ships the **ground-truth** keypoints of its rendered people.
+#
+# `papermill notebooks/star_vcm.ipynb out.ipynb -p data_root /data/HITSZ-VCM`. Relative `out_dir` and `results_dir`
+# are taken in the workbook's root.
+
+# %% tags=["parameters"]
+data_root = ""             # empty: the bundled synthetic twin, generated on first use (NOT a reproduction)
+skeleton_store = ""        # empty: <data_root>/skeletons_coco17.h5
+seq_len = None             # None: STAR's 12 frames per tracklet
+epochs = None              # None: the recipe's 201 (warm-up 10, x0.1 from 60, x0.01 from 120)
+lr = None                  # None: STAR's 0.1 (the two BNNecks; everything else 0.1x)
+num_ids = 8                # identities per batch
+num_per_modality = 2       # tracklets per identity and modality
+height = 288
+width = 144
+official_graph = False     # True: bones in the first frame only, as STAR's code builds its graph
+skeleton_id_weight = None  # None: 1.0 (the skeleton feature's identity loss; the code leaves the weight open)
+consistency_weight = None  # None: 0.0 (the joint / bone KL, commented out in the code)
+train_baseline = True      # also train STAR's baseline (no skeleton modules) for the comparison
+arch = "resnet50"          # the paper's; "resnet18" only for quick experiments
+optimizer = None           # None: the recipe's SGD
+backbone_lr_factor = None  # None: the recipe's 0.1
+batches_per_epoch = None   # None: the official epoch length; a small number only for smoke runs
+pretrained = True          # torchvision's ImageNet weights (downloaded once)
+weights_file = ""          # or a local ResNet state dict
+checkpoint = ""            # evaluate this STAR checkpoint instead of training it
+device = "auto"
+amp = "off"                # "off", "bf16" or "fp16" (CUDA only)
+seed = None
+workers = 2
+eval_every = None          # None: the recipe's (tested every 10 epochs from the first, as STAR's script does)
+score_untrained = False    # also score the models before training (the floor training must lift)
+synthetic_ids = 24         # identities of the synthetic twin
+resume = True              # continue an interrupted run found in out_dir
+out_dir = "runs"           # checkpoints, logs and figures
+results_dir = "results"    # the runs' result records
+
+# %%
+# %matplotlib inline
+from IPython.display import Markdown, display
+
+from vireid_lib.experiments.params import check_notebook_parameters
+from vireid_lib.experiments.video import prepare
+from vireid_lib.viz import (plot_cmc, plot_frame_attention, plot_graph_attention, plot_joint_importance,
+                            plot_pooling_weights, plot_ranked_list, plot_skeleton_clip, plot_training,
+                            plot_tracklet_lengths, table)
+
+check_notebook_parameters(globals())  # a parameter this notebook does not take is an error, not a warning
+
+# %%
+common = dict(data_root=data_root, skeleton_store=skeleton_store, seq_len=seq_len, epochs=epochs, lr=lr,
+              num_ids=num_ids, num_per_modality=num_per_modality, height=height, width=width, arch=arch,
+              optimizer=optimizer, backbone_lr_factor=backbone_lr_factor, batches_per_epoch=batches_per_epoch,
+              pretrained=pretrained, weights_file=weights_file, device=device, amp=amp, seed=seed, workers=workers,
+              eval_every=eval_every, synthetic_ids=synthetic_ids, resume=resume, out_dir=out_dir)
+run = prepare("star", official_graph=official_graph, skeleton_id_weight=skeleton_id_weight,
+              consistency_weight=consistency_weight, checkpoint=checkpoint, **common)
+if run.data_kind == "synthetic":
+    display(Markdown("> **Synthetic data.** These numbers come from the generated twin of HITSZ-VCM, and its skeletons "
+                     "are the **ground-truth** keypoints of the rendered people, not a pose estimator's: they show that "
+                     "every step runs, and say nothing about the paper. Set `data_root` to the real dataset."))
+print(f"STAR on HITSZ-VCM ({run.data_kind}), {run.params['num_classes']} training identities, device {run.train_config.device}")
+print(f"skeletons: {run.skeleton_store}; checkpoints, log and figures: {run.run_dir}")
+
+# %% [markdown]
+# ## Data and skeletons
+# Tracklets per split and modality, their lengths, and how much of the data the skeleton store covers: the share of
+# frames with keypoints, the mean joint score, and the frames where no joint is confident (pose estimators trained on
+# RGB are weaker on infrared; STAR keeps low-score joints with their scores).
+
+# %%
+run.summary()
+
+# %%
+tracklets = run.tracklets()
+display(tracklets.groupby(["split", "modality"]).agg(tracklets=("pid", "size"), identities=("pid", "nunique"),
+                                                      mean_frames=("frames", "mean")).round(1))
+display(table(run.skeleton_coverage()))
+run.figure(plot_tracklet_lengths(tracklets), "tracklet_lengths")
+
+# %% [markdown]
+# ### Skeleton maps
+# The sampled frames of a visible and an infrared test clip with their keypoints and limbs; joint colour is the
+# keypoint's confidence, hollow joints are below 0.3.
+
+# %%
+examples = run.skeleton_examples()
+for modality, record, clip, keypoints, _ in examples:
+    title = f"{modality} id {record.pid} cam {record.camid}"
+    display(run.figure(plot_skeleton_clip(clip, keypoints, title=title, min_score=0.3), f"skeletons_{modality}"))
+
+# %% [markdown]
+# ## Training
+# STAR first, then its baseline (same recipe, no skeleton modules). The loss terms: sequence identity and triplet,
+# frame identity on clean and disturbed frames, the defense loss, and with skeletons the skeleton identity term.
+
+# %%
+if score_untrained:
+    display(table(run.score_untrained().readable(), caption="STAR before training"))
+if not checkpoint:
+    result = run.train()
+    display(run.figure(plot_training(result.history), "training"))
+    print(f"STAR: {len(result.history)} epochs in {run.durations['train_s']} s; checkpoint {result.checkpoint}")
+
+# %%
+baseline = None
+if train_baseline:
+    baseline = prepare("star_baseline", **common)
+    display(baseline.figure(plot_training(baseline.train().history), "training"))
+    print(f"STAR baseline: {baseline.durations['train_s']} s")
+
+# %% [markdown]
+# ## Evaluation
+# Both directions of the official protocol, **last-epoch** numbers, beside STAR's README (mAP only: its R1 could not be
+# read here).
+
+# %%
+evaluation = run.evaluate()
+others = (baseline,) if baseline is not None else ()
+for other in others:
+    other.evaluate()
+table(evaluation.readable())
+
+# %%
+if score_untrained:
+    display(table(run.learning_summary(), caption="STAR: untrained vs trained vs chance (random features)"))
+table(run.compare_with_paper(others))
+
+# %%
+curves = {(f"STAR {p}", d): c for (p, d), c in evaluation.cmc.items()}
+for other in others:
+    curves.update({(f"{other.paper} {p}", d): c for (p, d), c in other.evaluation.cmc.items()})
+run.figure(plot_cmc(curves, title=f"HITSZ-VCM ({run.data_kind})"), "cmc")
+
+# %% [markdown]
+# ## Ranked tracklet lists
+# The ten nearest gallery tracklets of a few infrared queries: true matches framed green, distance under each.
+
+# %%
+queries, gallery, distances, removed = run.ranking_example("ir2rgb")
+for q in range(0, len(queries), max(1, len(queries) // 3))[:3]:
+    display(run.figure(plot_ranked_list(queries[q], gallery, distances[q], top=10, removed=removed[q]), f"ranked_query{q}"))
+
+# %% [markdown]
+# ## What the skeleton modules weigh
+# For the same two clips, after training: the **graph attention** of the last graph layer on every edge of the first
+# four frames (solid: bones within a frame, dashed: a joint to itself in the next frame; node size: its self loop),
+# the **joints' and
+# bones' importance** over the clip (the attention each joint receives, and each bone edge's mean attention), the
+# **guided pooling weights** per p over channels, and the **frame-level attention** between bone and visual features.
+
+# %%
+for modality, record, clip, keypoints, attention in run.skeleton_examples():
+    tag = f"{modality} id {record.pid}"
+    display(run.figure(plot_graph_attention(keypoints, attention.edges, attention.edge_weights()[0], title=tag,
+                                            frames=list(range(min(4, clip.shape[0])))), f"graph_{modality}"))
+    display(run.figure(plot_joint_importance(attention.joint_importance()[0], attention.bone_importance()[0],
+                                             title=tag), f"importance_{modality}"))
+
+# %%
+for modality, record, clip, keypoints, attention in run.skeleton_examples():
+    tag = f"{modality} id {record.pid}"
+    display(run.figure(plot_pooling_weights(attention.pooling, attention.p_values, title=f"guided pooling, {tag}"),
+                       f"pooling_{modality}"))
+    display(run.figure(plot_frame_attention(attention.bone_to_visual[0], attention.visual_to_bone[0], title=tag),
+                       f"frame_attention_{modality}"))
+
+# %% [markdown]
+# ## Result records
+# One JSON record per trained model in `results/`; `python -m vireid_lib.results readme` regenerates the README.
+
+# %%
+for finished in (run, *others):
+    print(f"{finished.paper}: result record {finished.record(results_dir)}, figures {finished.run_dir / 'figures'}")
