@@ -1,11 +1,11 @@
 """Training speed at the paper's input size with AMP on and off, beside the data loader alone.
 
-    python benchmarks/train_bench.py [--model agw|ivreid|mmn|mce|mitml|cst|baseline|...] [--device cuda] [--steps 20] [--batch-ids 8]
+    python benchmarks/train_bench.py [--model agw|ivreid|mmn|mce|mitml|cst|star|...] [--device cuda] [--steps 20] [--batch-ids 8]
 
 Any declared paper (vireid_lib.papers), at the paper's input size: image papers on synthetic
 SYSU-MM01 report sampled images/s (MMN's middle-modality images are made inside the step and not
-counted; MCE's batch [V, I, CA] counts all three views); video papers (S = 6 frames, 8 ids x
-(2 + 2) tracklets) tracklets/s and frames/s.
+counted; MCE's batch [V, I, CA] counts all three views); video papers (the paper's S frames, 8 ids x
+(2 + 2) tracklets; STAR's keypoints read beside them) tracklets/s and frames/s.
 
 A paper with an epoch-start hook (MCE's memory rebuild, a full pass over the training set) has
 it timed too, under each AMP setting: its images/s when the hook reports how many images it
@@ -38,7 +38,7 @@ def images_per_second(run, steps: int, amp: str) -> tuple[float, float]:
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     inputs, labels = run.batch.unpack(next(iter(run.loader)))
     inputs, labels = tuple(x.to(device) for x in inputs), labels.to(device)
-    sampled = sum(len(x) for x in inputs)
+    sampled = sum(len(x) for x in inputs if is_image_input(x))  # keypoints and other side inputs are not counted
     dtype = torch.bfloat16 if amp == "bf16" else torch.float16
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -74,11 +74,16 @@ def hook_seconds(run, amp: str) -> tuple[float, int | None]:
     return time.perf_counter() - start, stats.get("images")
 
 
+def is_image_input(x: torch.Tensor) -> bool:
+    """An image or clip batch (``[..., 3, H, W]``), not a side input such as keypoints ``[B, S, 17, 3]``."""
+    return x.is_floating_point() and x.dim() >= 4 and x.shape[-3] == 3
+
+
 def loader_rate(run, batches: int) -> float:
     it = iter(run.loader)
     next(it)
     start = time.perf_counter()
-    count = sum(sum(len(x) for x in run.batch.unpack(b)[0]) for b in itertools.islice(it, batches))
+    count = sum(sum(len(x) for x in run.batch.unpack(b)[0] if is_image_input(x)) for b in itertools.islice(it, batches))
     return count / (time.perf_counter() - start)
 
 
@@ -95,7 +100,7 @@ def official_epoch_images(run) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=sorted(papers()), default="agw")
-    parser.add_argument("--seq-len", type=int, default=6)
+    parser.add_argument("--seq-len", type=int, default=None, help="frames per tracklet (default: the paper's)")
     parser.add_argument("--loader-batches", type=int, default=10)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--steps", type=int, default=10)
@@ -111,13 +116,15 @@ def main() -> None:
                   batches_per_epoch=1000, synthetic_ids=args.synthetic_ids)
     if paper.video:
         run = prepare(args.model, "vcm", seq_len=args.seq_len, **common)
-        frames, unit = args.seq_len, "tracklets"
-        layout = f"{args.batch_ids} ids x {run.recipe.num_per_modality} + {run.recipe.num_per_modality}, S = {args.seq_len}"
+        frames, unit = run.recipe.seq_len, "tracklets"
+        layout = f"{args.batch_ids} ids x {run.recipe.num_per_modality} + {run.recipe.num_per_modality}, S = {frames}"
+        layout += ", with keypoints" if run.recipe.skeletons else ""
     else:
         run = prepare(args.model, "sysu", **common)
         frames, unit = 1, "images"
         layout = f"{args.batch_ids} ids x {run.recipe.num_per_modality} + {run.recipe.num_per_modality}"
-    views = len(run.batch.input_order())  # MCE's [V, I, CA]: three views of every sampled pair
+    # MCE's [V, I, CA]: three views of every sampled pair; STAR's keypoints ride beside the clips and are no view
+    views = len(run.batch.input_order()) - (2 if run.recipe.skeletons else 0)
     layout += f", {views} views" if views != 2 else ""
     device = run.train_config.device
     batch = run.loader.batch_size * views

@@ -2,8 +2,8 @@
 
 No RTMPose weights are downloaded: a small network with RTMPose's input (1x3x256x192) and
 SimCC outputs (17x384, 17x512) is exported here, so the batching, the whole-image person box
-and the pixel coordinates are checked, not the model's accuracy. Skipped unless the optional
-``[skeletons]`` packages (rtmlib, onnxruntime) and ``onnx`` (for the export) are installed.
+and the pixel coordinates are checked, not the model's accuracy. The ``[test]`` extra installs rtmlib,
+onnxruntime and onnx (for the export); without them these tests are skipped, and say so.
 """
 
 from __future__ import annotations
