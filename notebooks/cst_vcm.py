@@ -176,10 +176,7 @@ if mitml is not None and mitml.evaluate_best() is not None:
     display(table(mitml.last_and_best()))
 
 # %%
-curves = {(f"CST {p}", d): c for (p, d), c in evaluation.cmc.items()}
-for other in others:
-    curves.update({(f"{other.paper} {p}", d): c for (p, d), c in other.evaluation.cmc.items()})
-run.figure(plot_cmc(curves, title=f"HITSZ-VCM ({run.data_kind})"), "cmc")
+run.figure(plot_cmc(run.cmc_curves(others), title=f"HITSZ-VCM ({run.data_kind})"), "cmc")
 
 # %% [markdown]
 # ## Ranked tracklet lists

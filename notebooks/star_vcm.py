@@ -162,10 +162,7 @@ if score_untrained:
 table(run.compare_with_paper(others))
 
 # %%
-curves = {(f"STAR {p}", d): c for (p, d), c in evaluation.cmc.items()}
-for other in others:
-    curves.update({(f"{other.paper} {p}", d): c for (p, d), c in other.evaluation.cmc.items()})
-run.figure(plot_cmc(curves, title=f"HITSZ-VCM ({run.data_kind})"), "cmc")
+run.figure(plot_cmc(run.cmc_curves(others), title=f"HITSZ-VCM ({run.data_kind})"), "cmc")
 
 # %% [markdown]
 # ## Ranked tracklet lists

@@ -103,6 +103,13 @@ class HITSZVCM:
         self.test_images = self.root / "Test" if split_tree else self.root
 
     # -- metadata ---------------------------------------------------------------------
+    def frame_names(self, subset: str) -> list[str]:
+        """Every frame of ``subset`` ("train" or "test") as a relative image path, in name-list order,
+        short tracklets included (what a per-frame precomputation such as skeleton extraction needs)."""
+        if subset not in ("train", "test"):
+            raise DatasetError(f"subset={subset!r} must be 'train' or 'test'.")
+        return self._names(f"{subset}_name.txt")
+
     def _names(self, file: str) -> list[str]:
         """The name list's frames as relative image paths, decoded line by line (errors name the line)."""
         path = self.info_dir / file

@@ -81,6 +81,14 @@ class VideoRun(PaperRun):
             table.attrs["caption"] = SYNTHETIC_CAPTION
         return table
 
+    def cmc_curves(self, others: tuple["VideoRun", ...] = ()) -> dict:
+        """The evaluated runs' CMC curves, ``{(f"{title} {protocol}", direction): curves}``, for ``plot_cmc``."""
+        curves = {}
+        for run in (self, *others):
+            if run.evaluation is not None:
+                curves.update({(f"{run.paper} {p}", d): c for (p, d), c in run.evaluation.cmc.items()})
+        return curves
+
     def ranking_example(self, direction: str = "ir2rgb"):
         """(queries, gallery, distances, removed) of one direction, for ranked tracklet lists."""
         with warnings.catch_warnings():

@@ -51,9 +51,8 @@ def vcm_frames(root: Path | str) -> list[tuple[str, Path]]:
     """
     reader = HITSZVCM(root)
     frames: dict[str, Path] = {}
-    for names_file, images in (("train_name.txt", reader.train_images), ("test_name.txt", reader.test_images)):
-        # _names is the reader's one decoder of the name lists (errors name the line).
-        for key in reader._names(names_file):
+    for subset, images in (("train", reader.train_images), ("test", reader.test_images)):
+        for key in reader.frame_names(subset):
             frames.setdefault(key, images / key)
     return list(frames.items())
 
