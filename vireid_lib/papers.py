@@ -152,6 +152,12 @@ class Paper:
     dataset_recipes: Mapping[str, Recipe] = field(default_factory=dict)  # per-dataset recipes, where they differ
     dataset_batches: Mapping[str, BatchLayout] = field(default_factory=dict)  # per-dataset views, where they differ
     fidelity: str = ""  # where the network follows (or departs from) the official code, for the notebook
+    # Its notebook under notebooks/ (empty: trained inside another paper's notebook, or none), the papers that
+    # notebook trains beside it (CST's MITML), and the notebook parameters of the smoke plan beyond the shared
+    # tiny ones (vireid_lib.reproduce --smoke), e.g. a tube that fits 64 x 32 inputs.
+    notebook: str = ""
+    trains_also: tuple[str, ...] = ()
+    smoke: Mapping[str, object] = field(default_factory=dict)
     figures: Mapping[str, Callable] = field(default_factory=dict)  # name -> function(run, ...) -> Figure
 
     def recipe_for(self, dataset: str) -> Recipe:

@@ -353,6 +353,9 @@ class CSTCriterion(nn.Module):
 
 PAPER = Paper(
     method="cst", title="CST", datasets=("vcm",), recipe=CSTRecipe(),
+    notebook="cst_vcm.ipynb", trains_also=("mitml",),
+    # 64 x 32 inputs give 4 x 2 maps: a tube that divides them; MITML's confusion term switched on at once
+    smoke={"tube": "(2, 2, 1)", "dim": 32, "heads": 4, "mitml_lr": 0.01, "mitml_confusion_epoch": 1},
     build=lambda classes, recipe, weights: build_cst(
         classes, seq_len=recipe.seq_len, height=recipe.height, width=recipe.width, dim=recipe.dim, tube=recipe.tube,
         cttm_depth=recipe.cttm_depth, mtfm_depth=recipe.mtfm_depth, heads=recipe.heads, arch=recipe.arch,

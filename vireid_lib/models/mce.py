@@ -412,6 +412,7 @@ _LABELS = ("visible", "infrared", "visible")
 
 PAPER = Paper(
     method="mce", title="MCE", datasets=("sysu", "regdb"), recipe=MCERecipe(),
+    notebook="mce.ipynb",
     dataset_recipes={"sysu": MCERecipe(), "regdb": REGDB},
     build=lambda classes, recipe, weights: build_mce(arch=recipe.arch, official_one_channel=recipe.official_one_channel,
                                                      gem_p=recipe.gem_p, **weights),

@@ -216,6 +216,7 @@ def show_middle_modality(run, count: int = 4):
 
 PAPER = Paper(
     method="mmn", title="MMN", datasets=("sysu", "regdb"), recipe=MMNRecipe(),
+    notebook="mmn.ipynb",
     build=lambda classes, recipe, weights: build_mmn(classes, arch=recipe.arch, stem_relu=recipe.stem_relu,
                                                      backbone_lr_factor=recipe.backbone_lr_factor, **weights),
     criterion=lambda classes, recipe, dataset: MMNCriterion(classes, margin=recipe.margin, dc_weight=recipe.dc_weight,

@@ -1,0 +1,261 @@
+"""Reproduce every paper with one command: ``python -m vireid_lib.reproduce --sysu ROOT --regdb ROOT --vcm ROOT``.
+
+The plan comes from the papers' declarations (:mod:`vireid_lib.papers`): every paper with a
+notebook, on every dataset it reports that was given a root, at the paper's settings; RegDB's
+ten trials are ten models. Each planned run executes the paper's notebook through papermill
+(so a reproduction is exactly what a reader runs by hand), which writes its executed notebook,
+its result records and its checkpoints; the README's tables are regenerated at the end.
+
+* **Resumable.** A run whose ledger entry (``<out>/reproduce/<run>.json``) names the current
+  commit (with a clean work tree), the same parameters and records that still exist is skipped;
+  an interrupted run resumes from its checkpoint, as the notebooks do.
+* **Several GPUs.** ``--gpus 0,1,2,3`` runs independent runs side by side, one per GPU
+  (``CUDA_VISIBLE_DEVICES``); one run across GPUs stays ``torchrun``.
+* **Dry run.** ``--dry-run`` prints the plan with an estimate of each run's training images
+  (from the published training-set sizes and the paper's epochs, batch and views) and of its
+  GPU-hours at ``--rate`` images/s, an assumption to replace with a measured figure
+  (``benchmarks/train_bench.py``).
+* **Smoke.** ``--smoke`` runs the same plan on the synthetic twins with tiny settings (ResNet-18,
+  64 x 32, 2 epochs of 2 batches, one RegDB trial unless ``--trials`` says otherwise); CI runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from . import papers as registry
+from .experiments.params import _assigned
+from .paths import resolve, workbook_root
+from .results.records import git_commit
+from .results.readme import update_readme
+
+DATASETS = ("sysu", "regdb", "vcm")
+REGDB_TRIALS = tuple(range(1, 11))
+# Published training-set sizes (visible, infrared): images, or tracklets for HITSZ-VCM (PROTOCOLS.md).
+PUBLISHED_TRAIN = {"sysu": (22258, 11909), "regdb": (2060, 2060), "vcm": (5460, 4291)}
+# The smoke plan's settings, for every notebook that takes them; a paper's declaration adds its own.
+SMOKE = {"pretrained": False, "arch": "resnet18", "epochs": 2, "height": 64, "width": 32, "batches_per_epoch": 2,
+         "eval_trials": 2, "workers": 0, "num_ids": 4, "seq_len": 6}
+DEFAULT_RATE = 1000.0  # training images (frames) per second assumed for the GPU-hour estimate
+
+
+class ReproduceError(ValueError):
+    """A bad request (an unknown paper, a missing root); the message says what to pass."""
+
+
+@dataclass
+class PlannedRun:
+    """One notebook execution: a paper on a dataset (and a RegDB trial), with its papermill parameters."""
+
+    method: str
+    dataset: str
+    trial: int | None
+    notebook: str
+    parameters: dict
+    models: tuple[str, ...]  # the paper and what its notebook trains beside it
+    training_images: int = 0  # estimated, at the paper's settings
+    status: str = "planned"
+    seconds: float = 0.0
+    records: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return f"{self.method}_{self.dataset}" + (f"_trial{self.trial}" if self.trial is not None else "")
+
+
+def notebook_parameters(notebook: Path) -> set[str]:
+    """The names the notebook's tagged parameters cell assigns."""
+    cells = [c for c in nbformat.read(notebook, as_version=4).cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if not cells:
+        raise ReproduceError(f"{notebook} has no cell tagged 'parameters'; papermill could not set it up.")
+    return _assigned(cells[0].source)
+
+
+def estimated_images(method: str, dataset: str) -> int:
+    """Training images (frames for video) one full run of ``method`` on ``dataset`` passes forward and back:
+    epochs x official batches per epoch (the larger modality over P x K, plus one) x images per batch."""
+    paper = registry.paper(method)
+    recipe = paper.recipe_for(dataset)
+    per_modality = recipe.num_ids * recipe.num_per_modality
+    batches = max(PUBLISHED_TRAIN[dataset]) // per_modality + 1
+    views = len(paper.batch_for(dataset).input_order()) - (2 if recipe.skeletons else 0)
+    return recipe.epochs * batches * per_modality * views * max(recipe.seq_len, 1)
+
+
+def plan(roots: dict[str, str], smoke: bool = False, only: tuple[str, ...] = (), trials: tuple[int, ...] | None = None,
+         out_dir: str = "runs/reproduce", results_dir: str = "results",
+         datasets: tuple[str, ...] = DATASETS) -> list[PlannedRun]:
+    """Every paper with a notebook, on every dataset of ``datasets`` it reports that has a root (any, with ``smoke``)."""
+    declared = registry.papers()
+    unknown = [m for m in only if m not in declared or not declared[m].notebook]
+    if unknown:
+        runnable = sorted(m for m, p in declared.items() if p.notebook)
+        raise ReproduceError(f"--only {', '.join(unknown)}: not a paper with a notebook; use some of {runnable}.")
+    runs = []
+    for method, paper in declared.items():
+        if not paper.notebook or (only and method not in only):
+            continue
+        notebook = workbook_root() / "notebooks" / paper.notebook
+        accepted = notebook_parameters(notebook)
+        for dataset in paper.datasets:
+            if dataset not in datasets or (not smoke and not roots.get(dataset)):
+                continue
+            chosen = trials or ((1,) if smoke else REGDB_TRIALS)
+            for trial in (chosen if dataset == "regdb" else (None,)):
+                given = {"method": method, "dataset": dataset, "trial": trial, "data_root": "" if smoke else roots[dataset],
+                         "out_dir": out_dir, "results_dir": results_dir}
+                if smoke:
+                    given.update({**SMOKE, **paper.smoke})
+                parameters = {k: v for k, v in given.items() if k in accepted and v is not None}
+                images = sum(estimated_images(m, dataset) for m in (method, *paper.trains_also))
+                runs.append(PlannedRun(method, dataset, trial, paper.notebook, parameters, (method, *paper.trains_also),
+                                       images))
+    return runs
+
+
+def _ledger(run: PlannedRun, out_dir: Path) -> Path:
+    return out_dir / "ledger" / f"{run.name}.json"
+
+
+def finished(run: PlannedRun, out_dir: Path, commit: dict) -> bool:
+    """Whether ``run`` already finished at this commit with these parameters (its records still there)."""
+    path = _ledger(run, out_dir)
+    if commit.get("dirty", True) or not commit.get("sha") or not path.is_file():
+        return False
+    entry = json.loads(path.read_text())
+    return (entry.get("commit") == commit["sha"] and entry.get("parameters") == run.parameters
+            and bool(entry.get("records")) and all(Path(r).is_file() for r in entry["records"]))
+
+
+def execute(run: PlannedRun, out_dir: Path, results_dir: Path, commit: dict, gpu: str | None = None) -> PlannedRun:
+    """Run the notebook through papermill (on ``gpu`` when given) and write the ledger entry."""
+    executed = out_dir / "notebooks" / f"{run.name}.ipynb"
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    before = set(results_dir.glob("*.json")) if results_dir.is_dir() else set()
+    command = [sys.executable, "-m", "papermill", str(workbook_root() / "notebooks" / run.notebook), str(executed),
+               "--cwd", str(workbook_root()), "--no-progress-bar", "--log-level", "ERROR"]
+    for key, value in run.parameters.items():
+        command += ["-p", key, str(value)]
+    env = dict(os.environ)
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = gpu
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
+    run.seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        run.status = "failed"
+        (out_dir / "logs").mkdir(parents=True, exist_ok=True)
+        (out_dir / "logs" / f"{run.name}.txt").write_text(done.stdout + done.stderr)
+        return run
+    run.records = sorted(str(p) for p in set(results_dir.glob("*.json")) - before)
+    run.status = "done"
+    entry = {"commit": commit.get("sha"), "parameters": run.parameters, "records": run.records,
+             "notebook": str(executed), "seconds": round(run.seconds, 1), "gpu": gpu}
+    path = _ledger(run, out_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(entry, indent=1))
+    os.replace(tmp, path)
+    return run
+
+
+def describe(runs: list[PlannedRun], rate: float) -> str:
+    """The plan as a table: run, notebook, models, estimated training images and GPU-hours at ``rate``."""
+    lines = [f"{'run':<24} {'notebook':<22} {'models':<22} {'train images':>14} {'GPU-h':>7}"]
+    for run in runs:
+        lines.append(f"{run.name:<24} {run.notebook:<22} {'+'.join(run.models):<22} {run.training_images:>14,} "
+                     f"{run.training_images / rate / 3600:>7.1f}")
+    total = sum(r.training_images for r in runs)
+    lines.append(f"{len(runs)} runs, {total:,} training images: about {total / rate / 3600:.1f} GPU-hours at an assumed "
+                 f"{rate:g} images/s (training only; measure yours with benchmarks/train_bench.py and pass --rate)")
+    return "\n".join(lines)
+
+
+def reproduce(runs: list[PlannedRun], out_dir: Path, results_dir: Path, gpus: tuple[str, ...] = (),
+              report=print) -> list[PlannedRun]:
+    """Execute ``runs`` (skipping finished ones), one per GPU at a time when ``gpus`` are given."""
+    commit = git_commit(workbook_root())
+    todo = [r for r in runs if not finished(r, out_dir, commit)]
+    for run in runs:
+        if run not in todo:
+            run.status = "skipped (finished at this commit)"
+    report(f"{len(runs)} runs planned, {len(runs) - len(todo)} already finished, {len(todo)} to run"
+           + (f" on GPUs {', '.join(gpus)}" if gpus else ""))
+    free: queue.Queue = queue.Queue()
+    for gpu in gpus or (None,):
+        free.put(gpu)
+    start, completed = time.perf_counter(), []
+
+    def work(run: PlannedRun) -> PlannedRun:
+        gpu = free.get()
+        try:
+            return execute(run, out_dir, results_dir, commit, gpu)
+        finally:
+            free.put(gpu)
+
+    with ThreadPoolExecutor(max(1, len(gpus))) as pool:
+        for run in pool.map(work, todo):
+            completed.append(run)
+            left = len(todo) - len(completed)
+            per_run = (time.perf_counter() - start) / len(completed)
+            report(f"[{len(completed)}/{len(todo)}] {run.name}: {run.status} in {run.seconds:.0f} s"
+                   + (f" (log {out_dir / 'logs' / (run.name + '.txt')})" if run.status == "failed" else "")
+                   + f"; {left} left, about {left * per_run / max(1, len(gpus)):.0f} s more")
+    return runs
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vireid_lib.reproduce", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    for dataset in DATASETS:
+        parser.add_argument(f"--{dataset}", metavar="ROOT", default="", help=f"the {dataset} dataset's folder")
+    parser.add_argument("--only", nargs="+", default=(), metavar="METHOD", help="only these papers (method keys)")
+    parser.add_argument("--datasets", nargs="+", default=DATASETS, choices=DATASETS, help="only these datasets")
+    parser.add_argument("--trials", nargs="+", type=int, default=None, help="RegDB trials (default all 10; smoke: 1)")
+    parser.add_argument("--gpus", default="", help="GPU ids for side-by-side runs, e.g. 0,1,2,3")
+    parser.add_argument("--out-dir", default=None, help="executed notebooks, checkpoints, ledger (default runs/reproduce)")
+    parser.add_argument("--results", default=None, help="result records (default results; smoke: <out-dir>/results)")
+    parser.add_argument("--readme", default=None, help="README to regenerate (default README.md; smoke: none)")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan and its GPU-hour estimate, run nothing")
+    parser.add_argument("--smoke", action="store_true", help="the same plan on the synthetic twins, tiny settings")
+    parser.add_argument("--rate", type=float, default=DEFAULT_RATE, help="training images/s for the estimate")
+    args = parser.parse_args(argv)
+    out_dir = resolve(args.out_dir or ("runs/reproduce-smoke" if args.smoke else "runs/reproduce"))
+    results_dir = resolve(args.results or (str(out_dir / "results") if args.smoke else "results"))
+    roots = {d: getattr(args, d) for d in DATASETS}
+    if not args.smoke and not args.dry_run and not any(roots.values()):
+        parser.error("give at least one of --sysu, --regdb, --vcm (the datasets' folders), or --smoke / --dry-run.")
+    try:
+        if args.dry_run and not any(roots.values()) and not args.smoke:
+            roots = {d: f"<{d} root>" for d in DATASETS}  # the real plan, with placeholders for the roots
+        runs = plan(roots, args.smoke, tuple(args.only), tuple(args.trials) if args.trials else None,
+                    str(out_dir / "runs"), str(results_dir), tuple(args.datasets))
+    except ReproduceError as err:
+        parser.error(str(err))
+    print(describe(runs, args.rate))
+    if args.dry_run:
+        return 0
+    reproduce(runs, out_dir, results_dir, tuple(g for g in args.gpus.split(",") if g))
+    readme = args.readme or (None if args.smoke else "README.md")
+    if readme:
+        changed = update_readme(resolve(readme), results_dir)
+        print(f"{readme}: {'tables regenerated' if changed else 'already up to date'}")
+    failed = [r.name for r in runs if r.status == "failed"]
+    print(f"done: {sum(r.status == 'done' for r in runs)} ran, {sum(r.status.startswith('skipped') for r in runs)} "
+          f"skipped, {len(failed)} failed" + (f" ({', '.join(failed)})" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
