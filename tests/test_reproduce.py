@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from vireid_lib import reproduce
@@ -61,7 +64,7 @@ def test_a_run_counts_as_finished_only_at_the_same_clean_commit_with_its_records
     assert not reproduce.finished(run, tmp_path, clean)
 
 
-def test_a_smoke_run_executes_the_notebook_writes_its_record_and_is_then_skipped(tmp_path: Path, monkeypatch,
+def test_a_smoke_run_executes_the_notebook_writes_its_record_is_then_skipped_and_compares(tmp_path: Path, monkeypatch,
                                                                                    capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "out"
     assert reproduce.main(["--smoke", "--only", "ivreid", "--datasets", "regdb", "--out-dir", str(out)]) == 0
@@ -78,3 +81,16 @@ def test_a_smoke_run_executes_the_notebook_writes_its_record_and_is_then_skipped
     lines = []
     reproduce.reproduce(runs, out, out / "results", report=lines.append)
     assert runs[0].status.startswith("skipped") and lines == ["1 runs planned, 1 already finished, 0 to run"]
+    # the comparison notebook on the records the smoke plan wrote: synthetic numbers only in their own section
+    output = tmp_path / "compare.ipynb"
+    done = subprocess.run([sys.executable, "-m", "papermill", str(Path(reproduce.__file__).parents[1] / "notebooks" /
+                                                                  "compare.ipynb"), str(output), "-p", "results_dir",
+                           str(out / "results"), "--no-progress-bar", "--log-level", "ERROR"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    executed = nbformat.read(output, as_version=4)
+    text = json.dumps([c.get("outputs", []) for c in executed.cells])
+    assert "1 records in" in text and "0 real, 0 custom, 1 synthetic" in text
+    assert text.count("_No real records yet._") == 1 and "IV-ReID baseline" in text and "last epoch" in text
+    (synthetic,) = [c for c in executed.cells if 'section("synthetic"' in c.source]
+    assert sum("image/png" in o.get("data", {}) for o in synthetic.outputs) == 2  # CMC overlay, trial spread

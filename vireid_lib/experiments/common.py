@@ -243,7 +243,7 @@ class PaperRun:
             if self.best_evaluation is not None:
                 best["rows"] = self.best_evaluation.summary.to_dict(orient="records")
         checkpoint = self.train_result.checkpoint if self.train_result else self.params.get("checkpoint") or None
-        extra = {}
+        extra = {"parameters": self.parameter_counts()}
         if self.untrained is not None:
             extra["untrained"] = self.untrained.summary.to_dict(orient="records")
         if self.chance_level is not None:

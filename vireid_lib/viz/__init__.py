@@ -1,6 +1,6 @@
 """Figures the notebooks show, one module per family:
 
-* :mod:`.curves`: CMC curves and training curves;
+* :mod:`.curves`: CMC curves, training curves and the spread of trials across papers;
 * :mod:`.samples`: sample images, clips, tracklet lengths;
 * :mod:`.ranked`: ranked lists and the query browser;
 * :mod:`.activation`: activation maps of the image models;
@@ -17,7 +17,7 @@ test can inspect it. Heat maps are drawn relative to their mean on a labelled co
 from .activation import activation_maps, plot_activation_maps
 from .attention import plot_clip_attention, plot_message_attention
 from .common import MATCH, MISMATCH, denormalise
-from .curves import plot_cmc, plot_training
+from .curves import plot_cmc, plot_training, plot_trial_spread
 from .memory import plot_memory_evolution
 from .ranked import plot_ranked_list, ranked_list_browser
 from .samples import plot_image_pairs, plot_tracklet_lengths, show_clips, show_samples
@@ -28,7 +28,7 @@ from .tables import table
 
 __all__ = [
     "MATCH", "MISMATCH", "activation_maps", "denormalise", "plot_activation_maps", "plot_clip_attention", "plot_cmc",
-    "plot_image_pairs", "plot_memory_evolution", "plot_message_attention", "plot_ranked_list", "plot_tracklet_lengths", "plot_training", "ranked_list_browser",
+    "plot_image_pairs", "plot_memory_evolution", "plot_message_attention", "plot_ranked_list", "plot_tracklet_lengths", "plot_training", "plot_trial_spread", "ranked_list_browser",
     "show_clips", "show_samples", "table",
     "plot_frame_attention", "plot_graph_attention", "plot_joint_importance", "plot_pooling_weights", "plot_skeleton_clip",
 ]

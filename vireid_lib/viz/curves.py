@@ -45,3 +45,27 @@ def plot_training(history: Sequence[Mapping]) -> Figure:
     right.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     return fig
+
+
+def plot_trial_spread(trials: pd.DataFrame, metric: str = "mAP", title: str = "") -> Figure:
+    """Every trial's ``metric`` per paper (a point per trial over a box), one panel per dataset / protocol /
+    direction: how much of a difference between papers the trials' spread alone could make."""
+    if trials.empty:
+        raise ValueError("no trials to plot: the records hold no per-trial rows of this data kind.")
+    frame = trials.assign(setting=trials["dataset"] + ", " + trials["protocol"] + ", " + trials["direction"])
+    settings = list(dict.fromkeys(frame["setting"]))
+    fig = Figure(figsize=(4.2 * min(len(settings), 3), 3.6 * -(-len(settings) // 3)))
+    axes = np.atleast_1d(fig.subplots(-(-len(settings) // 3), min(len(settings), 3), squeeze=False)).ravel()
+    for ax, setting in zip(axes, settings):
+        data = frame[frame["setting"] == setting]
+        sns.boxplot(data=data, x="paper", y=metric, ax=ax, color="0.9", showfliers=False)
+        sns.stripplot(data=data, x="paper", y=metric, ax=ax, size=4, color="tab:blue", jitter=0.15)
+        ax.set(title=setting, xlabel="", ylabel=f"{metric} (%)")
+        ax.tick_params(axis="x", rotation=30)
+        ax.grid(alpha=0.3, axis="y")
+    for ax in axes[len(settings):]:
+        ax.set_visible(False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

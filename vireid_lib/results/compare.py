@@ -1,0 +1,116 @@
+"""The papers side by side, from the result records (``notebooks/compare.ipynb`` shows these tables).
+
+Every function takes the records (:func:`vireid_lib.results.records.load_records`) and a
+``kind`` (``"real"``, ``"synthetic"`` or ``"custom"``): numbers of different data kinds are
+never mixed in one table, so a synthetic smoke number cannot stand beside a reported one as if
+it were a reproduction. Trials are the unit of spread: SYSU-MM01's ten gallery draws within a
+record, RegDB's ten records (one model per trial).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .readme import reported_numbers
+
+METRICS = ("R1", "mAP", "mINP")
+KEYS = ["dataset", "protocol", "direction"]
+
+
+def of_kind(records: list[dict], kind: str) -> list[dict]:
+    return [r for r in records if r["data_kind"] == kind]
+
+
+def per_trial(records: list[dict], kind: str, selection: str = "last") -> pd.DataFrame:
+    """One row per (paper, dataset, protocol, direction, trial): the last epoch's per-trial scores, or the
+    best-on-test epoch's (``selection="best"``, from records that kept one)."""
+    rows = []
+    for record in of_kind(records, kind):
+        if selection == "best":
+            best = record.get("best_on_test") or {}
+            source = best.get("rows") or []
+        else:
+            source = record["per_trial"]
+        for row in source:
+            trial = record["trial"] if record["trial"] is not None else row.get("trial", 0)
+            rows.append({"paper": record["paper"], "method": record["method"], "dataset": row["dataset"],
+                         "protocol": row["protocol"], "direction": row["direction"], "trial": trial,
+                         **{m: row.get(m) for m in METRICS}})
+    return pd.DataFrame(rows, columns=["paper", "method", *KEYS, "trial", *METRICS])
+
+
+def comparison(records: list[dict], kind: str = "real") -> pd.DataFrame:
+    """Per dataset, protocol and direction, every paper's mean ± std over trials (last epoch, and best-on-test
+    where the record kept it) beside its reported R1 and mAP."""
+    parts = []
+    for selection, label in (("last", "last epoch"), ("best", "best-on-test")):
+        trials = per_trial(records, kind, selection)
+        if trials.empty:
+            continue
+        grouped = trials.groupby(["paper", "method", *KEYS], sort=False)
+        table = grouped[list(METRICS)].agg(["mean", "std"])
+        table.columns = [f"{m} {s}" for m, s in table.columns]
+        table["trials"] = grouped.size()
+        table["selection"] = label
+        parts.append(table.reset_index())
+    if not parts:
+        return pd.DataFrame(columns=["paper", *KEYS, "selection", "trials"])
+    table = pd.concat(parts, ignore_index=True)
+    reported = pd.DataFrame(reported_numbers())
+    reported = reported.assign(**{f"{m} reported": pd.to_numeric(reported[m], errors="coerce") for m in ("R1", "mAP")})
+    names = {"sysu": "SYSU-MM01", "regdb": "RegDB", "vcm": "HITSZ-VCM"}
+    reported["dataset"] = reported["dataset"].map(names)
+    table = table.merge(reported[["method", *KEYS, "R1 reported", "mAP reported"]], on=["method", *KEYS], how="left")
+    for metric in METRICS:
+        mean, std = table.pop(f"{metric} mean"), table.pop(f"{metric} std")
+        table[metric] = [_mean_std(m, s) for m, s in zip(mean, std)]
+    order = ["dataset", "protocol", "direction", "paper", "selection", "trials", *METRICS, "R1 reported", "mAP reported"]
+    table = table[order].sort_values(["dataset", "protocol", "direction", "paper", "selection"], kind="stable")
+    return table.reset_index(drop=True)
+
+
+def _mean_std(mean: float, std: float) -> str:
+    if mean is None or np.isnan(mean):
+        return "—"
+    return f"{mean:.2f}" if std is None or np.isnan(std) else f"{mean:.2f} ± {std:.2f}"
+
+
+def cmc_curves(records: list[dict], kind: str, dataset: str) -> dict[tuple[str, str], np.ndarray]:
+    """Each paper's mean CMC curve per (protocol, direction) of ``dataset`` (its display name, e.g. "RegDB"),
+    keyed ``(f"{paper} {protocol}", direction)`` for :func:`vireid_lib.viz.plot_cmc`."""
+    names = {"sysu": "SYSU-MM01", "regdb": "RegDB", "vcm": "HITSZ-VCM"}
+    gathered: dict[tuple[str, str], list] = {}
+    for record in of_kind(records, kind):
+        if names.get(record["dataset"], record["dataset"]) != dataset:
+            continue
+        for key, curves in record["cmc"].items():
+            protocol, _, direction = key.partition(" | ")
+            stacked = np.asarray(curves, dtype=float)
+            gathered.setdefault((f"{record['paper']} {protocol}", direction), []).extend(
+                stacked if stacked.ndim == 2 else [stacked])
+    return {key: np.mean(curves, axis=0) for key, curves in gathered.items()}
+
+
+def configurations(records: list[dict], kind: str) -> pd.DataFrame:
+    """What each paper's runs were trained with, side by side: input size, epochs, batch, optimiser, lr, network,
+    parameters, training time and GPU-hours (training seconds on a CUDA device; RegDB's trials summed)."""
+    rows = {}
+    for record in of_kind(records, kind):
+        params, train = record["config"]["params"], record["config"]["train"]
+        recipe = params.get("recipe", {})
+        key = (record["paper"], record["dataset"])
+        seconds = float(record["durations"].get("train_s") or 0.0)
+        cuda = str(record.get("device", "")).startswith("cuda")
+        row = rows.setdefault(key, {
+            "paper": record["paper"], "dataset": record["dataset"],
+            "input": f"{params.get('height', recipe.get('height'))} x {params.get('width', recipe.get('width'))}",
+            "frames": recipe.get("seq_len") or "—", "epochs": train.get("epochs"),
+            "batch (ids x per modality)": f"{recipe.get('num_ids')} x {recipe.get('num_per_modality')}",
+            "optimiser": train.get("optimizer"), "lr": train.get("lr"), "network": params.get("arch"),
+            "parameters (M)": round(record.get("parameters", {}).get("network", 0) / 1e6, 1) or "—",
+            "records": 0, "training h": 0.0, "GPU-h": 0.0})
+        row["records"] += 1
+        row["training h"] = round(row["training h"] + seconds / 3600, 3)
+        row["GPU-h"] = round(row["GPU-h"] + (seconds / 3600 if cuda else 0.0), 3)
+    return pd.DataFrame(list(rows.values()))
