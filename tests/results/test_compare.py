@@ -1,0 +1,36 @@
+"""The papers side by side: trials pooled across RegDB's records, data kinds never mixed, reported numbers beside."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vireid_lib.results import compare
+
+
+def _record(method: str, paper: str, trial: int, map_: float, kind: str = "real", seconds: float = 3600.0) -> dict:
+    row = {"dataset": "RegDB", "protocol": "standard", "direction": "v2t", "trial": trial, "R1": map_ + 10,
+           "mAP": map_, "mINP": map_ - 10}
+    return {"paper": paper, "method": method, "dataset": "regdb", "data_kind": kind, "trial": trial,
+            "per_trial": [row], "best_on_test": None, "cmc": {"standard | v2t": [list(np.linspace(0.5, 1, 20))]},
+            "config": {"params": {"height": 288, "width": 144, "arch": "resnet50",
+                                  "recipe": {"num_ids": 8, "num_per_modality": 4, "seq_len": 0}},
+                       "train": {"epochs": 81, "optimizer": "sgd", "lr": 0.1}},
+            "durations": {"train_s": seconds}, "device": "cuda:0", "parameters": {"network": 24_000_000}}
+
+
+def test_regdb_trials_pool_across_records_and_kinds_stay_apart() -> None:
+    records = [_record("agw", "AGW", t, m) for t, m in ((1, 60.0), (2, 64.0), (3, 68.0))]
+    records.append(_record("agw", "AGW", 1, 5.0, kind="synthetic"))
+    table = compare.comparison(records, "real")
+    (row,) = table.to_dict("records")
+    assert row["trials"] == 3 and row["mAP"] == "64.00 ± 4.00" and row["R1"] == "74.00 ± 4.00"  # std over trials
+    assert row["selection"] == "last epoch" and row["paper"] == "AGW"
+    reported = [r for r in compare.reported_numbers() if r["method"] == "agw" and r["dataset"] == "regdb"
+                and r["direction"] == "v2t"]
+    assert row["mAP reported"] == float(reported[0]["mAP"])
+    synthetic = compare.comparison(records, "synthetic").to_dict("records")
+    assert [r["mAP"] for r in synthetic] == ["5.00"]
+    config = compare.configurations(records, "real").to_dict("records")[0]
+    assert config["records"] == 3 and config["GPU-h"] == 3.0 and config["parameters (M)"] == 24.0
+    curves = compare.cmc_curves(records, "real", "RegDB")
+    assert list(curves) == [("AGW standard", "v2t")] and curves[("AGW standard", "v2t")].shape == (20,)
