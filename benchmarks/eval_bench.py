@@ -1,21 +1,32 @@
 """Evaluator speed against the plain per-query implementation, on paper-sized inputs.
 
-    python benchmarks/eval_bench.py [--trials 10] [--device cpu|cuda]
+    python benchmarks/eval_bench.py [--trials 10] [--device cpu|cuda] [--reference-queries 2000]
 
-Sizes: SYSU-MM01 single-shot (3,803 queries x 301 gallery) and 10-shot (3,803 x 3,010), ten
-trials each, and HITSZ-VCM (5,000 x 6,000). The features are synthetic but shaped like the
-real splits (identities, cameras, several gallery items per identity), with enough noise that
-true matches are spread over the ranking. In one run it times vireid's evaluator, the plain
-per-query implementation of tests/eval/reference.py (a full stable sort per query, as the
-official code does), and a full stable argsort of the same matrices; checks that evaluator
-and reference agree to 1e-9; and prints the speed-ups.
+Sizes: SYSU-MM01 single-shot (3,803 queries x 301 gallery) and 10-shot (3,803 x 3,010), RegDB
+(2,060 x 2,060), ten trials each, HITSZ-VCM (5,000 x 6,000) and a 20,000 x 20,000 problem. The
+features are synthetic but shaped like the real splits (identities, cameras, several gallery
+items per identity), with enough noise that true matches are spread over the ranking. In one
+run it times vireid's evaluator, the plain per-query implementation of tests/eval/reference.py
+(a full stable sort per query, as the official code does), and a full stable argsort of the
+same matrices; checks that evaluator and reference agree to 1e-9; and prints the speed-ups.
+At 20,000 x 20,000 the reference and the argsort run on the first ``--reference-queries``
+queries only and their times are scaled by the query count (the full reference would take
+about a minute); the agreement check covers those queries.
+
+Then the SYSU-MM01 runner's scoring stage: ``run_sysu`` (query x gallery-pool distances once
+per run, sliced per trial) against the per-trial path it replaced (one distance matrix per
+mode, shot and trial), on a stand-in SYSU-MM01 of the real size (96 test identities, 3,803
+infrared queries, ~20 visible images per identity and camera, 2,048-d float32 features looked
+up by path, so extraction costs nothing), checking that both give identical tables.
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +34,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.eval.reference import reference_evaluate  # noqa: E402
-from vireid_lib.eval import evaluate, pairwise_distance  # noqa: E402
+from vireid_lib.data.records import ImageRecord  # noqa: E402
+from vireid_lib.eval import evaluate, pairwise_distance, run_sysu  # noqa: E402
+from vireid_lib.eval.protocols import _run_sysu  # noqa: E402
 
 
 # Feature noise chosen so that the scores look like published models' (SYSU-MM01 single-shot
@@ -52,23 +65,91 @@ def timed(fn):
     return time.perf_counter() - start, out
 
 
+class StandInSYSU:
+    """A SYSU-MM01 reader of the real test size with no files: galleries drawn the official way
+    (``random.Random(trial)``, one or ``shot`` images per identity and visible camera)."""
+
+    CAMERAS = {"all": (1, 2, 4, 5), "indoor": (1, 2)}
+
+    def __init__(self, rng: np.random.Generator, num_ids: int = 96, per_folder: int = 20, num_query: int = 3803) -> None:
+        present = rng.random((num_ids, 4)) < 0.78  # real single-shot all-search galleries hold 301 of 384 folders
+        self.folders = {(pid, cam): [f"cam{cam}/{pid:04d}/{i:04d}.jpg" for i in range(per_folder)]
+                        for pid in range(num_ids) for j, cam in enumerate((1, 2, 4, 5)) if present[pid, j]}
+        q_pids, q_cams = rng.integers(0, num_ids, num_query), rng.choice([3, 6], num_query)
+        self._query = [ImageRecord(Path(f"cam{c}/{p:04d}/{i:05d}.jpg"), int(p), int(c), 1)
+                       for i, (p, c) in enumerate(zip(q_pids, q_cams))]
+        self.num_ids = num_ids
+
+    def query(self) -> list:
+        return self._query
+
+    def gallery(self, mode: str = "all", trial: int = 0, shot: int = 1) -> list:
+        draw = random.Random(trial)
+        gallery = []
+        for pid in range(self.num_ids):
+            for cam in self.CAMERAS[mode]:
+                names = self.folders.get((pid, cam))
+                if names:
+                    chosen = [draw.choice(names)] if shot == 1 else draw.sample(names, shot)
+                    gallery.extend(ImageRecord(Path(n), pid, cam, 0) for n in chosen)
+        return gallery
+
+
+def lookup_extractor(rng: np.random.Generator, dim: int = 2048):
+    """Features as a trained model's would sit: an identity centre plus noise, fixed per path."""
+    centres = rng.normal(size=(96, dim)).astype(np.float32)
+    cache: dict = {}
+
+    def extract(records):
+        for r in records:
+            if r.path not in cache:
+                cache[r.path] = centres[r.pid] + 2.5 * rng.normal(size=dim).astype(np.float32)
+        return np.stack([cache[r.path] for r in records])
+    return extract
+
+
+def bench_sysu_runner(rng: np.random.Generator, shots: tuple, trials: int) -> None:
+    dataset, extract = StandInSYSU(rng), lookup_extractor(rng)
+    settings = dict(modes=("all", "indoor"), shots=shots, trials=range(trials), metric="cosine", rerank=False, max_rank=20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pool = list({r.path: r for m in ("all", "indoor") for s in shots for t in range(trials)
+                     for r in dataset.gallery(m, t, s)}.values())
+        run_sysu(dataset, extract, **settings)  # fills the feature cache: extraction is a lookup from here on
+        per_trial_s, before = timed(lambda: _run_sysu(dataset, extract, **settings, distances_once=False))
+        once_s, after = timed(lambda: run_sysu(dataset, extract, **settings))
+        lookup_s, _ = timed(lambda: (extract(dataset.query()), extract(pool)))  # included in both times above
+    identical = before.per_trial.equals(after.per_trial) and all(np.array_equal(after.cmc[k], c) for k, c in before.cmc.items())
+    if not identical:
+        raise SystemExit(f"run_sysu shots={shots}: distances-once and per-trial tables differ")
+    settings_name = f"all+indoor, {'+'.join(f'{s}-shot' for s in shots)}, {trials} trials"
+    print(f"{settings_name:<36} {len(before.per_trial):>5} {len(pool):>5} {per_trial_s:>12.2f} {once_s:>9.2f} "
+          f"{per_trial_s / once_s:>7.1f}x {lookup_s:>9.2f} {'yes' if identical else 'NO':>10}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default 1: the reference and numpy's argsort use one core)")
+    parser.add_argument("--reference-queries", type=int, default=2000,
+                        help="queries the reference and the argsort run on at 20,000 x 20,000 (times scaled)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
+    # name, rule, trials, problem spec, gallery size, queries the reference runs on (None: all)
     cases = [
-        ("SYSU single-shot 3803x301", "sysu", args.trials, dict(num_ids=96, num_q=3803, per_id_cam=1, cams=(1, 2, 4, 5)), 301),
-        ("SYSU 10-shot 3803x3010", "sysu", args.trials, dict(num_ids=96, num_q=3803, per_id_cam=10, cams=(1, 2, 4, 5)), 3010),
-        ("VCM 5000x6000", "vcm", 1, dict(num_ids=400, num_q=5000, per_id_cam=3, cams=(1, 2, 3, 4, 5)), 6000),
+        ("SYSU single-shot 3803x301", "sysu", args.trials, dict(num_ids=96, num_q=3803, per_id_cam=1, cams=(1, 2, 4, 5)), 301, None),
+        ("SYSU 10-shot 3803x3010", "sysu", args.trials, dict(num_ids=96, num_q=3803, per_id_cam=10, cams=(1, 2, 4, 5)), 3010, None),
+        ("RegDB 2060x2060", "regdb", args.trials, dict(num_ids=206, num_q=2060, per_id_cam=10, cams=(1,)), 2060, None),
+        ("VCM 5000x6000", "vcm", 1, dict(num_ids=400, num_q=5000, per_id_cam=3, cams=(1, 2, 3, 4, 5)), 6000, None),
+        ("SYSU rule 20000x20000", "sysu", 1, dict(num_ids=1000, num_q=20000, per_id_cam=5, cams=(1, 2, 4, 5)), 20000,
+         args.reference_queries),
     ]
     print(f"torch {torch.__version__}, device {args.device}, {torch.get_num_threads()} threads")
     print(f"{'case':<28} {'trials':>6} {'R1':>5} {'mAP':>5} {'vireid s':>9} {'reference s':>12} {'argsort s':>10} {'vs reference':>13} {'vs argsort':>11} {'max |diff|':>11}")
-    for name, rule, trials, spec, gallery_size in cases:
+    for name, rule, trials, spec, gallery_size, subset in cases:
         ours = reference = argsort = 0.0
         worst = 0.0
         for _ in range(trials):
@@ -78,17 +159,28 @@ def main() -> None:
                 torch.cuda.synchronize()
             seconds, got = timed(lambda: evaluate(on_device, q_pids, g_pids, q_cams, g_cams, rule))
             ours += seconds
-            seconds, expected = timed(lambda: reference_evaluate(distmat, q_pids, g_pids, q_cams, g_cams, rule))
-            reference += seconds
-            seconds, _ = timed(lambda: np.argsort(distmat, axis=1, kind="stable"))
-            argsort += seconds
-            diffs = [np.abs(got["cmc"] - expected["cmc"]).max(), np.nanmax(np.abs(got["AP"] - expected["AP"])),
-                     abs(got["mAP"] - expected["mAP"]), abs(got["mINP"] - expected["mINP"])]
+            n = len(q_pids) if subset is None else min(subset, len(q_pids))
+            scale = len(q_pids) / n  # the reference's cost is per query
+            part = (distmat[:n], q_pids[:n], g_pids, q_cams[:n], g_cams)
+            seconds, expected = timed(lambda: reference_evaluate(*part, rule))
+            reference += seconds * scale
+            seconds, _ = timed(lambda: np.argsort(distmat[:n], axis=1, kind="stable"))
+            argsort += seconds * scale
+            checked = got if n == len(q_pids) else evaluate(*part, rule)  # the same queries as the reference
+            diffs = [np.abs(checked["cmc"] - expected["cmc"]).max(), np.nanmax(np.abs(got["AP"][:n] - expected["AP"])),
+                     abs(checked["mAP"] - expected["mAP"]), abs(checked["mINP"] - expected["mINP"])]
             worst = max(worst, *diffs)
             if max(diffs) > 1e-9:
                 raise SystemExit(f"{name}: evaluator and reference disagree by {max(diffs):.3g}")
+        note = "" if subset is None else f"  (reference and argsort: {n} queries, x{scale:g})"
         print(f"{name:<28} {trials:>6} {got['cmc'][0]:>5.2f} {got['mAP']:>5.2f} {ours:>9.3f} {reference:>12.3f} {argsort:>10.3f} "
-              f"{reference / ours:>12.1f}x {argsort / ours:>10.2f}x {worst:>11.1e}")
+              f"{reference / ours:>12.1f}x {argsort / ours:>10.2f}x {worst:>11.1e}{note}")
+
+    print()
+    print("run_sysu scoring stage: query x gallery distances once per run (sliced per trial) vs once per trial")
+    print(f"{'settings':<36} {'rows':>5} {'pool':>5} {'per-trial s':>12} {'once s':>9} {'ratio':>8} {'lookup s':>9} {'identical':>10}")
+    for shots in ((1,), (1, 10)):
+        bench_sysu_runner(np.random.default_rng(1), shots, args.trials)
 
 
 if __name__ == "__main__":

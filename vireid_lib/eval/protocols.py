@@ -4,7 +4,8 @@ A runner takes a dataset reader and an ``extract`` callable (records -> one feat
 record, e.g. a trained model's test features) and returns an :class:`Evaluation`:
 
 * SYSU-MM01: all / indoor search x single / 10-shot, trials 0-9; the query features are
-  extracted once, and every gallery image that any trial draws is extracted once.
+  extracted once, every gallery image that any trial draws is extracted once, and (without
+  re-ranking) the query x gallery-image distances are computed once and sliced per trial.
 * RegDB: visible-to-thermal and thermal-to-visible for each trial; every trial is its own
   trained model, so ``extract`` is asked for per trial.
 * HITSZ-VCM: infrared-to-visible and visible-to-infrared, from one extraction of the two
@@ -72,6 +73,10 @@ def score(query_features: object, gallery_features: object, query: Sequence, gal
     """Distances from features (or k-reciprocal re-ranked ones), then the official scoring."""
     distmat = k_reciprocal_rerank(query_features, gallery_features) if rerank else \
         pairwise_distance(query_features, gallery_features, metric)
+    return _evaluate_records(distmat, query, gallery, rule, max_rank)
+
+
+def _evaluate_records(distmat: object, query: Sequence, gallery: Sequence, rule: str, max_rank: int) -> dict:
     return evaluate(distmat, [r.pid for r in query], [r.pid for r in gallery],
                     [r.camid for r in query], [r.camid for r in gallery], rule=rule, max_rank=max_rank)
 
@@ -130,7 +135,28 @@ def _evaluation(rows: list[dict], curves: dict[tuple[str, str], list[np.ndarray]
 def run_sysu(dataset: SYSUMM01, extract: Extract, modes: Iterable[str] = ("all", "indoor"),
              shots: Iterable[int] = (1,), trials: Iterable[int] = range(10), metric: str = "cosine",
              rerank: bool = False, max_rank: int = 20) -> Evaluation:
-    """SYSU-MM01: queries extracted once, each gallery image once, scored per mode, shot, trial."""
+    """SYSU-MM01: queries extracted once, each gallery image once, scored per mode, shot, trial.
+
+    Without re-ranking the query x pool distances are computed once too, and each trial's
+    matrix is its gallery's columns: the trials share most of their images, so the per-trial
+    matrices would repeat most of the work (re-ranking needs each trial's gallery x gallery
+    distances, so it keeps the per-trial path). A column of the pool matrix can differ from
+    the same column of a per-trial matrix in its last bit (BLAS may sum a dot product in
+    another order for another matrix width), so the two paths could rank two distances within
+    a few ulps of each other differently; tests/eval/test_speedups.py checks that every row and
+    curve is identical on a synthetic SYSU-MM01 in float32 and float64.
+    """
+    return _run_sysu(dataset, extract, modes, shots, trials, metric, rerank, max_rank, distances_once=not rerank)
+
+
+def _run_sysu(dataset: SYSUMM01, extract: Extract, modes: Iterable[str], shots: Iterable[int],
+              trials: Iterable[int], metric: str, rerank: bool, max_rank: int, distances_once: bool) -> Evaluation:
+    """:func:`run_sysu`, with the query x gallery distances computed once for the pool of every
+    trial's images (``distances_once``) or once per trial by :func:`score` (the path
+    re-ranking takes, kept as the reference the one-pass path is tested and timed against)."""
+    if distances_once and rerank:
+        raise EvaluationError("distances_once=True cannot re-rank: k-reciprocal re-ranking needs each "
+                              "trial's own gallery x gallery distances; pass distances_once=False.")
     modes, shots, trials = list(modes), list(shots), list(trials)
     query = dataset.query()
     query_features = _features(extract, query, "query images")
@@ -140,10 +166,14 @@ def run_sysu(dataset: SYSUMM01, extract: Extract, modes: Iterable[str] = ("all",
     pool = sorted({r.path: r for g in galleries.values() for r in g}.values(), key=lambda r: str(r.path))
     pool_features = _features(extract, pool, "gallery images")
     row_of = {r.path: i for i, r in enumerate(pool)}
+    pool_distances = pairwise_distance(query_features, pool_features, metric).numpy() if distances_once else None
     rows, curves = [], {}
     for (mode, shot, t), gallery in galleries.items():
-        features = pool_features[[row_of[r.path] for r in gallery]]
-        result = score(query_features, features, query, gallery, "sysu", metric, rerank, max_rank)
+        columns = [row_of[r.path] for r in gallery]
+        if pool_distances is None:
+            result = score(query_features, pool_features[columns], query, gallery, "sysu", metric, rerank, max_rank)
+        else:
+            result = _evaluate_records(pool_distances[:, columns], query, gallery, "sysu", max_rank)
         protocol = f"{mode}-search, {SHOT_NAMES[shot]}"
         rows.append(_trial_row("sysu", protocol, "ir2rgb", t, result, rerank, len(query), len(gallery)))
         curves.setdefault((protocol, "ir2rgb"), []).append(result["cmc"])
