@@ -52,6 +52,7 @@ weights_file = ""          # or a local ResNet-50 state dict
 checkpoint = ""            # evaluate these weights instead of training: a vireid checkpoint or a state dict
 device = "auto"            # "auto", "cpu", "cuda", "cuda:1", ...
 amp = "off"                # "off", "bf16" or "fp16" (CUDA only)
+channels_last = False      # image batches and weights in the channels-last layout (faster convolutions)
 seed = None                # None: the paper's 0
 workers = 2                # DataLoader workers
 eval_every = 0             # evaluate during training every k epochs (0: only at the end)
@@ -79,6 +80,7 @@ run = prepare(method="mmn", dataset=dataset, data_root=data_root, trial=trial, e
               arch=arch, optimizer=optimizer, backbone_lr_factor=backbone_lr_factor, dc_weight=dc_weight,
               fix_dc_head=fix_dc_head, pretrained=pretrained, weights_file=weights_file, checkpoint=checkpoint,
               device=device, amp=amp, seed=seed, workers=workers, eval_every=eval_every, eval_trials=eval_trials,
+              channels_last=channels_last,
               synthetic_ids=synthetic_ids, resume=resume, out_dir=out_dir)
 if run.data_kind != "real":
     display(Markdown(f"> **{run.data_kind.capitalize()} data.** These numbers say nothing about the paper: they show "

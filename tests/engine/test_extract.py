@@ -64,3 +64,18 @@ def test_tracklets_are_sampled_with_the_test_rule(synthetic_vcm: Path) -> None:
     split = HITSZVCM(synthetic_vcm).split("ir2rgb")
     features = make_extractor(TinyConv(), build_test_transform(SMALL), seq_len=4)(split.query[:3])
     assert features.shape == (3, 8) and np.isfinite(features).all()
+
+
+def test_channels_last_extraction_gives_the_same_features(synthetic_sysu: Path, tmp_path: Path) -> None:
+    from vireid_lib.experiments.image import prepare
+
+    settings = dict(data_root=str(synthetic_sysu), pretrained=False, arch="resnet18", height=64, width=32, workers=0,
+                    device="cpu", progress=False, out_dir=str(tmp_path))
+    plain, fast = prepare("agw", "sysu", **settings), prepare("agw", "sysu", channels_last=True, **settings)
+    assert fast.train_config.channels_last and fast.params["channels_last"]
+    records = fast.reader.query()[:6]
+    reference = plain.extractor()(records)
+    features = fast.extractor()(records)
+    conv = fast.model.backbone.layer1[0].conv1.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    np.testing.assert_allclose(features, reference, rtol=1e-4, atol=1e-5)

@@ -64,6 +64,8 @@ def extract_features(
     """
     was_training = model.training
     model.eval()
+    if channels_last:  # the weights too, or every convolution converts its input back (idempotent)
+        model.to(memory_format=torch.channels_last)
     cuda = torch.device(device).type == "cuda"
     precision = (torch.autocast("cuda", dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
                  if cuda and amp != "off" else contextlib.nullcontext())
@@ -95,6 +97,7 @@ def make_extractor(
     seq_len: int = 6,
     output: str = "embedding",
     skeletons: str | Path | None = None,
+    channels_last: bool = False,
 ) -> Callable[[Sequence], np.ndarray]:
     """``records -> features`` (one row per record, in order) for the protocol runners.
 
@@ -102,6 +105,7 @@ def make_extractor(
     rows come back in the records' order. Tracklet records are sampled with the test rule.
     ``output`` names the evaluation output taken as the feature (a paper's test-feature variant).
     ``skeletons``: a skeleton store whose keypoints go to the model beside each clip.
+    ``channels_last``: run image batches (and the model) in the channels-last layout.
     """
     def extract(records: Sequence) -> np.ndarray:
         out: list[np.ndarray | None] = [None] * len(records)
@@ -112,7 +116,8 @@ def make_extractor(
                 dataset = TrackletDataset(subset, seq_len, transform, skeletons=skeletons)
             else:
                 dataset = ImageDataset(subset, transform)
-            rows, _ = extract_features(model, dataset, modality, device, batch_size, workers, flip, output)
+            rows, _ = extract_features(model, dataset, modality, device, batch_size, workers, flip, output,
+                                       channels_last=channels_last)
             for position, row in zip(positions, rows.numpy()):
                 out[position] = row
         return np.stack(out)

@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backbone-lr-factor", type=_optional(float), default=None, help="default: the paper's")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--amp", default="off", choices=["off", "bf16", "fp16"])
+    parser.add_argument("--channels-last", action="store_true",
+                        help="train and extract image batches in the channels-last layout (faster convolutions)")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--eval-every", type=_optional(int), default=None,
                         help="test every k epochs for best-on-test selection; default: the paper's (0: none)")
@@ -83,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                       epochs=args.epochs, lr=args.lr, num_ids=args.num_ids, num_per_modality=args.num_per_modality,
                       height=args.height, width=args.width, batches_per_epoch=args.batches_per_epoch,
                       pretrained=not args.no_pretrained, weights_file=args.weights_file, device=device, amp=args.amp,
+                      channels_last=args.channels_last,
                       seed=args.seed, workers=args.workers, eval_every=args.eval_every, out_dir=args.out_dir,
                       checkpoint=args.checkpoint, arch=args.arch, optimizer=args.optimizer,
                       backbone_lr_factor=args.backbone_lr_factor, resume=not args.no_resume)

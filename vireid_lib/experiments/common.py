@@ -91,7 +91,8 @@ class PaperRun:
         return make_extractor(self.model, build_test_transform(transform or self.test_transform or self.transform),
                               device=self.train_config.device, batch_size=batch_size, workers=self.params["workers"],
                               seq_len=self.params.get("seq_len", 6), output=output,
-                              skeletons=self.params.get("skeleton_store") or None)
+                              skeletons=self.params.get("skeleton_store") or None,
+                              channels_last=self.train_config.channels_last)
 
     @property
     def batch(self) -> BatchLayout:

@@ -77,7 +77,7 @@ def prepare(method: str, dataset: str, data_root: str = "", trial: int = 1, pret
             weights_file: str = "", checkpoint: str = "", device: str = "auto", amp: str = "off", workers: int = 2,
             out_dir: str = "runs", eval_every: int | None = None, eval_trials: int = 10, synthetic_ids: int | None = None,
             resume: bool = True, progress: bool = True, batches_per_epoch: int | None = None,
-            skeleton_store: str = "", **overrides) -> PaperRun:
+            skeleton_store: str = "", channels_last: bool = False, **overrides) -> PaperRun:
     """Build a run of ``method`` on ``dataset`` (an empty ``data_root``: the synthetic twin)."""
     try:
         paper = papers.paper(method)
@@ -142,6 +142,7 @@ def prepare(method: str, dataset: str, data_root: str = "", trial: int = 1, pret
         epochs=recipe.epochs, optimizer=recipe.optimizer, lr=recipe.lr, momentum=recipe.momentum,
         nesterov=recipe.nesterov, weight_decay=recipe.weight_decay, schedule=recipe.schedule,
         warmup_epochs=recipe.warmup_epochs, milestones=tuple(recipe.milestones), gamma=recipe.gamma, amp=amp,
+        channels_last=channels_last,
         eval_every=recipe.eval_every, eval_first=recipe.eval_first, seed=seed, device=device,
         out_dir=str(run_dir), resume=resume, progress=progress,
         identity=run_identity(dataset, trial, data_kind, data_sizes, transform, sampling,
@@ -151,7 +152,7 @@ def prepare(method: str, dataset: str, data_root: str = "", trial: int = 1, pret
                                # other recipe field may
                                "recipe": {k: v for k, v in asdict(recipe).items() if k not in RESUMABLE_RECIPE}}))
     params = dict(method=method, dataset=dataset, data_root=str(root), trial=trial, pretrained=pretrained,
-                  skeleton_store=str(skeletons) if skeletons else "",
+                  skeleton_store=str(skeletons) if skeletons else "", channels_last=channels_last,
                   weights_file=weights_file, checkpoint=checkpoint, workers=workers, eval_trials=eval_trials,
                   synthetic_ids=ids, num_classes=num_classes, batches_per_epoch=batches_per_epoch,
                   **{k: v for k, v in overrides.items() if v is not None})
