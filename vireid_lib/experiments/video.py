@@ -2,8 +2,9 @@
 
 ``cst_vcm.ipynb`` and ``star_vcm.ipynb`` call :func:`prepare` once per model (the paper, then the
 model it is compared with unless skipped), then ``train()``, ``evaluate()`` and ``record()``; the
-tables, curves, ranked lists, attention and skeleton maps come from the methods below. ``None`` means the recipe's value. Nothing here
-depends on which paper runs: what differs is in the papers' declarations.
+tables, curves, ranked lists, attention and skeleton maps come from the methods below. ``None``
+means the recipe's value. Nothing here depends on which paper runs: what differs is in the
+papers' declarations.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .readme import reported_numbers
+from .readme import DATASETS, reported_numbers
 
 METRICS = ("R1", "mAP", "mINP")
 KEYS = ["dataset", "protocol", "direction"]
@@ -59,8 +59,7 @@ def comparison(records: list[dict], kind: str = "real") -> pd.DataFrame:
     table = pd.concat(parts, ignore_index=True)
     reported = pd.DataFrame(reported_numbers())
     reported = reported.assign(**{f"{m} reported": pd.to_numeric(reported[m], errors="coerce") for m in ("R1", "mAP")})
-    names = {"sysu": "SYSU-MM01", "regdb": "RegDB", "vcm": "HITSZ-VCM"}
-    reported["dataset"] = reported["dataset"].map(names)
+    reported["dataset"] = reported["dataset"].map(DATASETS)
     table = table.merge(reported[["method", *KEYS, "R1 reported", "mAP reported"]], on=["method", *KEYS], how="left")
     for metric in METRICS:
         mean, std = table.pop(f"{metric} mean"), table.pop(f"{metric} std")
@@ -79,10 +78,9 @@ def _mean_std(mean: float, std: float) -> str:
 def cmc_curves(records: list[dict], kind: str, dataset: str) -> dict[tuple[str, str], np.ndarray]:
     """Each paper's mean CMC curve per (protocol, direction) of ``dataset`` (its display name, e.g. "RegDB"),
     keyed ``(f"{paper} {protocol}", direction)`` for :func:`vireid_lib.viz.plot_cmc`."""
-    names = {"sysu": "SYSU-MM01", "regdb": "RegDB", "vcm": "HITSZ-VCM"}
     gathered: dict[tuple[str, str], list] = {}
     for record in of_kind(records, kind):
-        if names.get(record["dataset"], record["dataset"]) != dataset:
+        if DATASETS.get(record["dataset"], record["dataset"]) != dataset:
             continue
         for key, curves in record["cmc"].items():
             protocol, _, direction = key.partition(" | ")
