@@ -71,6 +71,8 @@ checkpoint = ""            # evaluate this CST checkpoint instead of training it
 device = "auto"
 amp = "off"                # "off", "bf16" or "fp16" (CUDA only)
 channels_last = False      # image batches and weights in the channels-last layout (faster convolutions)
+augment = "auto"           # "loader": per image in the loader; "device": whole uint8 batches on the GPU; "auto": device on CUDA
+compile_model = False      # torch.compile the training steps
 seed = None
 workers = 2
 eval_every = None          # None: each recipe's (MITML tests every 10 epochs from the first; CST after the last)
@@ -97,7 +99,7 @@ common = dict(data_root=data_root, seq_len=seq_len, epochs=epochs, num_ids=num_i
               height=height, width=width, arch=arch, optimizer=optimizer, backbone_lr_factor=backbone_lr_factor,
               batches_per_epoch=batches_per_epoch, pretrained=pretrained, weights_file=weights_file, device=device,
               amp=amp, seed=seed, workers=workers, eval_every=eval_every, synthetic_ids=synthetic_ids, resume=resume,
-              channels_last=channels_last,
+              channels_last=channels_last, augment=augment, compile_model=compile_model,
               out_dir=out_dir)
 run = prepare("cst", lr=lr, tube=tube, dim=dim, cttm_depth=cttm_depth, mtfm_depth=mtfm_depth, heads=heads,
               dc_weight=dc_weight, checkpoint=checkpoint, **common)

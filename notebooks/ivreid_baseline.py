@@ -47,6 +47,8 @@ checkpoint = ""            # evaluate these weights instead of training: a virei
 device = "auto"            # "auto", "cpu", "cuda", "cuda:1", ...
 amp = "off"                # "off", "bf16" or "fp16" (CUDA only)
 channels_last = False      # image batches and weights in the channels-last layout (faster convolutions)
+augment = "auto"           # "loader": per image in the loader; "device": whole uint8 batches on the GPU; "auto": device on CUDA
+compile_model = False      # torch.compile the training steps
 seed = None                # None: the paper's (IV-ReID 2019)
 workers = 2                # DataLoader workers
 eval_every = 0             # evaluate during training every k epochs (0: only at the end)
@@ -73,7 +75,7 @@ run = prepare(method=method, dataset=dataset, data_root=data_root, trial=trial, 
               num_per_modality=num_per_modality, height=height, width=width, batches_per_epoch=batches_per_epoch,
               arch=arch, optimizer=optimizer, backbone_lr_factor=backbone_lr_factor, stem_relu=stem_relu,
               pretrained=pretrained, weights_file=weights_file, checkpoint=checkpoint, device=device, amp=amp, seed=seed,
-              channels_last=channels_last,
+              channels_last=channels_last, augment=augment, compile_model=compile_model,
               workers=workers, eval_every=eval_every, eval_trials=eval_trials, synthetic_ids=synthetic_ids,
               resume=resume, out_dir=out_dir)
 if run.data_kind == "synthetic":

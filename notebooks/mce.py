@@ -61,6 +61,8 @@ checkpoint = ""            # evaluate these weights instead of training: a virei
 device = "auto"            # "auto", "cpu", "cuda", "cuda:1", ...
 amp = "off"                # "off", "bf16" or "fp16" (CUDA only); the memory rebuild runs under it too
 channels_last = False      # image batches and weights in the channels-last layout (faster convolutions)
+augment = "auto"           # "loader": per image in the loader; "device": whole uint8 batches on the GPU; "auto": device on CUDA
+compile_model = False      # torch.compile the training steps
 seed = None                # None: the paper's 0
 workers = 2                # DataLoader workers (training and the memory rebuild)
 eval_every = None          # None: the paper's test every 2 epochs (best-on-test selection); 0: none
@@ -90,7 +92,7 @@ run = prepare(method="mce", dataset=dataset, data_root=data_root, trial=trial, e
               arch=arch, optimizer=optimizer, schedule=schedule, backbone_lr_factor=backbone_lr_factor, kl_weight=kl_weight,
               ca_weight=ca_weight, official_one_channel=official_one_channel, pretrained=pretrained,
               weights_file=weights_file, checkpoint=checkpoint, device=device, amp=amp, seed=seed, workers=workers,
-              channels_last=channels_last,
+              channels_last=channels_last, augment=augment, compile_model=compile_model,
               eval_every=eval_every, eval_first=eval_first, selection_trials=selection_trials, eval_trials=eval_trials,
               synthetic_ids=synthetic_ids, resume=resume, out_dir=out_dir)
 if run.data_kind != "real":

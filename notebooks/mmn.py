@@ -53,6 +53,8 @@ checkpoint = ""            # evaluate these weights instead of training: a virei
 device = "auto"            # "auto", "cpu", "cuda", "cuda:1", ...
 amp = "off"                # "off", "bf16" or "fp16" (CUDA only)
 channels_last = False      # image batches and weights in the channels-last layout (faster convolutions)
+augment = "auto"           # "loader": per image in the loader; "device": whole uint8 batches on the GPU; "auto": device on CUDA
+compile_model = False      # torch.compile the training steps
 seed = None                # None: the paper's 0
 workers = 2                # DataLoader workers
 eval_every = 0             # evaluate during training every k epochs (0: only at the end)
@@ -80,7 +82,7 @@ run = prepare(method="mmn", dataset=dataset, data_root=data_root, trial=trial, e
               arch=arch, optimizer=optimizer, backbone_lr_factor=backbone_lr_factor, dc_weight=dc_weight,
               fix_dc_head=fix_dc_head, pretrained=pretrained, weights_file=weights_file, checkpoint=checkpoint,
               device=device, amp=amp, seed=seed, workers=workers, eval_every=eval_every, eval_trials=eval_trials,
-              channels_last=channels_last,
+              channels_last=channels_last, augment=augment, compile_model=compile_model,
               synthetic_ids=synthetic_ids, resume=resume, out_dir=out_dir)
 if run.data_kind != "real":
     display(Markdown(f"> **{run.data_kind.capitalize()} data.** These numbers say nothing about the paper: they show "

@@ -62,6 +62,8 @@ checkpoint = ""            # evaluate this STAR checkpoint instead of training i
 device = "auto"
 amp = "off"                # "off", "bf16" or "fp16" (CUDA only)
 channels_last = False      # image batches and weights in the channels-last layout (faster convolutions)
+augment = "auto"           # "loader": per image in the loader; "device": whole uint8 batches on the GPU; "auto": device on CUDA
+compile_model = False      # torch.compile the training steps
 seed = None
 workers = 2
 eval_every = None          # None: the recipe's (tested every 10 epochs from the first, as STAR's script does)
@@ -88,7 +90,7 @@ common = dict(data_root=data_root, skeleton_store=skeleton_store, seq_len=seq_le
               num_ids=num_ids, num_per_modality=num_per_modality, height=height, width=width, arch=arch,
               optimizer=optimizer, backbone_lr_factor=backbone_lr_factor, batches_per_epoch=batches_per_epoch,
               pretrained=pretrained, weights_file=weights_file, device=device, amp=amp, seed=seed, workers=workers,
-              channels_last=channels_last,
+              channels_last=channels_last, augment=augment, compile_model=compile_model,
               eval_every=eval_every, synthetic_ids=synthetic_ids, resume=resume, out_dir=out_dir)
 run = prepare("star", official_graph=official_graph, skeleton_id_weight=skeleton_id_weight,
               consistency_weight=consistency_weight, checkpoint=checkpoint, **common)

@@ -8,6 +8,9 @@ from dataclasses import asdict, dataclass, field
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("warmup_step", "constant")
 AMP_MODES = ("off", "bf16", "fp16")
+# Where a training batch is augmented: image by image in the loader processes, or as whole uint8 batches
+# on the run's device (vireid_lib.data.batched); the two draw other crops from the same distribution.
+AUGMENT_MODES = ("loader", "device")
 
 
 class ConfigError(ValueError):
@@ -36,6 +39,8 @@ class TrainConfig:
     gamma: float = 0.1
     amp: str = "off"
     channels_last: bool = False
+    augment: str = "loader"
+    compile: bool = False  # torch.compile the network for the training steps (evaluation runs the plain module)
     eval_every: int = 0
     eval_first: int = 0  # the first (1-based) epoch evaluated every eval_every epochs; 0: eval_every's multiples
     seed: int = 0
@@ -60,6 +65,8 @@ class TrainConfig:
             raise bad("schedule", f"use one of {SCHEDULES}")
         if self.amp not in AMP_MODES:
             raise bad("amp", f"use one of {AMP_MODES} ('bf16' or 'fp16' take effect on CUDA only)")
+        if self.augment not in AUGMENT_MODES:
+            raise bad("augment", f"use one of {AUGMENT_MODES} ('device': whole uint8 batches augmented on the run's device)")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise bad("lr", "it must be a positive finite number")
         if self.weight_decay < 0 or not 0 <= self.momentum < 1 or self.gamma <= 0:

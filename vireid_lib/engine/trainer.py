@@ -44,7 +44,7 @@ LAST = "last.pt"
 BEST = "best.pt"
 LOG = "log.csv"
 # Config fields that may change between an interrupted run and its resumption.
-RESUMABLE_CHANGES = {"epochs", "out_dir", "resume", "progress", "device", "eval_every", "eval_first"}
+RESUMABLE_CHANGES = {"epochs", "out_dir", "resume", "progress", "device", "eval_every", "eval_first", "compile"}
 
 
 class TrainingDiverged(RuntimeError):
@@ -146,6 +146,7 @@ def train(
     on_step: Callable[[int, int], None] | None = None,
     unpack: Callable[[object], tuple[tuple, torch.Tensor]] = default_unpack,
     on_epoch_start: Callable[[int], None] | None = None,
+    batch_transform: Callable[[object], object] | None = None,
 ) -> TrainResult:
     """Train ``model`` with ``criterion`` on ``loader``'s batches.
 
@@ -153,11 +154,20 @@ def train(
     criterion with ``labels`` (default: ``(visible, infrared, visible_pids, infrared_pids)``
     batches; a paper's :class:`~vireid_lib.papers.BatchLayout` supplies its own).
     ``on_epoch_start(epoch)`` runs after the epoch's seeding, before its first step.
+    ``batch_transform(batch)`` runs on every batch once it is on the run's device, before ``unpack``:
+    work done on whole batches there instead of per sample in the loader (e.g. the augmentation of
+    :class:`vireid_lib.data.batched.BatchViews`, ``config.augment="device"``); it draws from the
+    device's generator, which the epoch's seeding covers.
     ``loader.sampler`` and the criterion (if they have ``set_epoch``) are told the epoch. ``on_step(epoch, step)``
     is called before every step (progress hooks, tests that interrupt a run). The run folder
     is locked for the duration (:mod:`.runlock`): a second process training into it fails.
     """
-    hooks = dict(evaluate_fn=evaluate_fn, on_step=on_step, unpack=unpack, on_epoch_start=on_epoch_start)
+    if (config.augment == "device") != (batch_transform is not None):
+        raise ValueError(f"TrainConfig.augment={config.augment!r} but batch_transform is "
+                         f"{'missing' if batch_transform is None else 'given'}: 'device' augmentation needs the "
+                         "transform that makes the views (vireid_lib.data.batched.BatchViews), 'loader' none.")
+    hooks = dict(evaluate_fn=evaluate_fn, on_step=on_step, unpack=unpack, on_epoch_start=on_epoch_start,
+                 batch_transform=batch_transform)
     rank, _ = _distributed()
     if rank > 0:  # rank 0 alone writes the folder, and holds its lock
         return _train(model, criterion, loader, config, **hooks)
@@ -166,7 +176,7 @@ def train(
 
 
 def _train(model: nn.Module, criterion: nn.Module, loader: Iterable, config: TrainConfig, evaluate_fn, on_step, unpack,
-           on_epoch_start) -> TrainResult:
+           on_epoch_start, batch_transform) -> TrainResult:
     device = torch.device(config.device)
     rank, world = _distributed()
     out_dir = Path(config.out_dir)
@@ -180,6 +190,8 @@ def _train(model: nn.Module, criterion: nn.Module, loader: Iterable, config: Tra
     # averages the gradients, so the replicas stay identical. Only rank 0 writes files.
     network = model if world == 1 else DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None)
+    if config.compile:  # the training steps only; checkpoints and evaluation use the plain module's weights
+        network = torch.compile(network)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and config.amp == "fp16")
     history: list[dict] = []
     best: dict = {"metrics": None, "epoch": None}
@@ -218,6 +230,8 @@ def _train(model: nn.Module, criterion: nn.Module, loader: Iterable, config: Tra
         for step, batch in enumerate(bar):
             if on_step is not None:
                 on_step(epoch, step)
+            if batch_transform is not None:
+                batch = batch_transform(_to_device(batch, device, False))
             inputs, labels = unpack(batch)
             inputs = _to_device(tuple(inputs), device, config.channels_last)
             labels = labels.to(device)

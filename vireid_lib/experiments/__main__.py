@@ -60,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--amp", default="off", choices=["off", "bf16", "fp16"])
     parser.add_argument("--channels-last", action="store_true",
                         help="train and extract image batches in the channels-last layout (faster convolutions)")
+    parser.add_argument("--augment", default="auto", choices=["auto", "loader", "device"],
+                        help="where training images are augmented: per image in the loader, or as whole uint8 batches "
+                             "on the device (image papers; auto: the device under CUDA)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the training steps")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--eval-every", type=_optional(int), default=None,
                         help="test every k epochs for best-on-test selection; default: the paper's (0: none)")
@@ -85,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                       epochs=args.epochs, lr=args.lr, num_ids=args.num_ids, num_per_modality=args.num_per_modality,
                       height=args.height, width=args.width, batches_per_epoch=args.batches_per_epoch,
                       pretrained=not args.no_pretrained, weights_file=args.weights_file, device=device, amp=args.amp,
-                      channels_last=args.channels_last,
+                      channels_last=args.channels_last, augment=args.augment, compile_model=args.compile,
                       seed=args.seed, workers=args.workers, eval_every=args.eval_every, out_dir=args.out_dir,
                       checkpoint=args.checkpoint, arch=args.arch, optimizer=args.optimizer,
                       backbone_lr_factor=args.backbone_lr_factor, resume=not args.no_resume)

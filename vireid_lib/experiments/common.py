@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -57,6 +58,8 @@ class PaperRun:
     chance_level: pd.DataFrame | None = None
     data_sizes: dict = field(default_factory=dict)
     durations: dict = field(default_factory=dict)
+    # Made on the run's device from each loader batch before unpacking (TrainConfig.augment="device").
+    batch_transform: Callable | None = None
 
     @property
     def paper(self) -> str:
@@ -117,7 +120,8 @@ class PaperRun:
         start = time.perf_counter()
         self.train_result = train(self.model, self.criterion, self.loader, self.train_config,
                                   evaluate_fn=self.selection_test if self.train_config.eval_every else None,
-                                  unpack=self.batch.unpack, on_epoch_start=epoch_start if hook else None)
+                                  unpack=self.batch.unpack, on_epoch_start=epoch_start if hook else None,
+                                  batch_transform=self.batch_transform)
         self.durations["train_s"] = round(time.perf_counter() - start, 1)
         return self.train_result
 

@@ -16,7 +16,8 @@ from .common import ExperimentError
 
 # The parameters every paper notebook takes (each adds its own).
 COMMON = ("data_root", "epochs", "lr", "num_ids", "num_per_modality", "height", "width", "batches_per_epoch", "arch",
-          "optimizer", "backbone_lr_factor", "pretrained", "weights_file", "checkpoint", "device", "amp", "channels_last", "seed",
+          "optimizer", "backbone_lr_factor", "pretrained", "weights_file", "checkpoint", "device", "amp", "channels_last", "augment",
+          "compile_model", "seed",
           "workers", "eval_every", "score_untrained", "synthetic_ids", "resume", "out_dir", "results_dir")
 ARCHS = ("resnet50", "resnet34", "resnet18")
 OPTIMIZERS = ("sgd", "adam")
@@ -116,6 +117,7 @@ RULES = {
     "optimizer": lambda n, v: choice(n, v, OPTIMIZERS, optional=True),
     "schedule": lambda n, v: choice(n, v, ("warmup_step", "constant"), optional=True),
     "amp": lambda n, v: choice(n, v, AMP),
+    "augment": lambda n, v: choice(n, v, ("auto", "loader", "device")), "compile_model": flag,
     "pretrained": flag, "resume": flag, "progress": flag, "score_untrained": flag, "channels_last": flag,
     "stem_relu": lambda n, v: flag(n, v, optional=True), "official_one_channel": lambda n, v: flag(n, v, optional=True),
     "official_graph": lambda n, v: flag(n, v, optional=True),

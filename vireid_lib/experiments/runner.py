@@ -29,6 +29,7 @@ from ..data.skeletons import FILE_NAME as SKELETON_FILE
 from ..data.samplers import CrossModalityIdentitySampler, TrackletSampler
 from ..data.synthetic import SyntheticConfig, ensure_synthetic
 from ..data.synthetic.writers import DEFAULT_CONFIGS
+from ..data.batched import batched_views, loader_images
 from ..data.transforms import MultiView, TransformConfig, build_train_transform, build_view
 from ..engine import TrainConfig
 from ..paths import resolve
@@ -77,8 +78,14 @@ def prepare(method: str, dataset: str, data_root: str = "", trial: int = 1, pret
             weights_file: str = "", checkpoint: str = "", device: str = "auto", amp: str = "off", workers: int = 2,
             out_dir: str = "runs", eval_every: int | None = None, eval_trials: int = 10, synthetic_ids: int | None = None,
             resume: bool = True, progress: bool = True, batches_per_epoch: int | None = None,
-            skeleton_store: str = "", channels_last: bool = False, **overrides) -> PaperRun:
-    """Build a run of ``method`` on ``dataset`` (an empty ``data_root``: the synthetic twin)."""
+            skeleton_store: str = "", channels_last: bool = False, augment: str = "auto", compile_model: bool = False,
+            **overrides) -> PaperRun:
+    """Build a run of ``method`` on ``dataset`` (an empty ``data_root``: the synthetic twin).
+
+    ``augment``: ``"loader"`` augments every image in the loader processes, ``"device"`` hands the
+    resized uint8 images over untouched and augments whole batches on the run's device
+    (image papers), ``"auto"`` the latter on CUDA only. ``compile_model``: ``torch.compile`` the training steps.
+    """
     try:
         paper = papers.paper(method)
     except KeyError as err:
@@ -88,6 +95,7 @@ def prepare(method: str, dataset: str, data_root: str = "", trial: int = 1, pret
     check_parameters({**locals(), **overrides})
     device = resolve_device(device)
     check_amp(amp, device)
+    augment = _augment_mode(augment, device, paper)
     recipe = resolve_recipe(paper, dataset, {**overrides, "eval_every": eval_every})
 
     ids = paper_value(synthetic_ids, DEFAULT_CONFIGS[dataset].ids)
@@ -125,8 +133,12 @@ def prepare(method: str, dataset: str, data_root: str = "", trial: int = 1, pret
             cached = [load_image_cache(records, root, f"{tag}_{name}", size=(transform.width, transform.height),
                                        resample=recipe.train_resize, progress=progress)
                       for records, name in ((visible, "visible"), (infrared, "infrared"))]
-        pairs = PairedImageDataset(ImageDataset(visible, _train_views(paper, dataset, transform, "visible"), cached[0]),
-                                   ImageDataset(infrared, _train_views(paper, dataset, transform, "infrared"), cached[1]))
+        if augment == "device":  # the loader only indexes (and resizes what is not cached): views are made on the device
+            hand_over = loader_images(transform)
+            pairs = PairedImageDataset(ImageDataset(visible, hand_over, cached[0]), ImageDataset(infrared, hand_over, cached[1]))
+        else:
+            pairs = PairedImageDataset(ImageDataset(visible, _train_views(paper, dataset, transform, "visible"), cached[0]),
+                                       ImageDataset(infrared, _train_views(paper, dataset, transform, "infrared"), cached[1]))
         sampler = CrossModalityIdentitySampler([r.pid for r in visible], [r.pid for r in infrared], **sampling)
     loader = training_loader(pairs, sampler, workers, device)
 
@@ -142,7 +154,7 @@ def prepare(method: str, dataset: str, data_root: str = "", trial: int = 1, pret
         epochs=recipe.epochs, optimizer=recipe.optimizer, lr=recipe.lr, momentum=recipe.momentum,
         nesterov=recipe.nesterov, weight_decay=recipe.weight_decay, schedule=recipe.schedule,
         warmup_epochs=recipe.warmup_epochs, milestones=tuple(recipe.milestones), gamma=recipe.gamma, amp=amp,
-        channels_last=channels_last,
+        channels_last=channels_last, augment=augment, compile=compile_model,
         eval_every=recipe.eval_every, eval_first=recipe.eval_first, seed=seed, device=device,
         out_dir=str(run_dir), resume=resume, progress=progress,
         identity=run_identity(dataset, trial, data_kind, data_sizes, transform, sampling,
@@ -152,7 +164,8 @@ def prepare(method: str, dataset: str, data_root: str = "", trial: int = 1, pret
                                # other recipe field may
                                "recipe": {k: v for k, v in asdict(recipe).items() if k not in RESUMABLE_RECIPE}}))
     params = dict(method=method, dataset=dataset, data_root=str(root), trial=trial, pretrained=pretrained,
-                  skeleton_store=str(skeletons) if skeletons else "", channels_last=channels_last,
+                  skeleton_store=str(skeletons) if skeletons else "", channels_last=channels_last, augment=augment,
+                  compile_model=compile_model,
                   weights_file=weights_file, checkpoint=checkpoint, workers=workers, eval_trials=eval_trials,
                   synthetic_ids=ids, num_classes=num_classes, batches_per_epoch=batches_per_epoch,
                   **{k: v for k, v in overrides.items() if v is not None})
@@ -163,6 +176,20 @@ def prepare(method: str, dataset: str, data_root: str = "", trial: int = 1, pret
     kind = VideoRun if paper.video else ImageRun
     run = kind(method, dataset, root, data_kind, reader, trial, model, criterion, loader, config, transform, params,
                declaration=paper, recipe=recipe, test_transform=test_transform, data_sizes=data_sizes)
+    if augment == "device":
+        run.batch_transform = batched_views(transform, paper.batch_for(dataset).views)
     if checkpoint:
         run.load(checkpoint)
     return run
+
+
+def _augment_mode(augment: str, device: str, paper: papers.Paper) -> str:
+    if augment not in ("auto", "loader", "device"):
+        raise ExperimentError(f"augment={augment!r} is invalid: use 'auto' (on the device under CUDA, else in the "
+                              "loader), 'loader' or 'device'.")
+    if augment == "device" and paper.video:
+        raise ExperimentError(f"augment='device' is for image papers; {paper.title} augments every frame of a tracklet "
+                              "in the loader. Use 'auto' or 'loader'.")
+    if augment == "auto":
+        return "device" if device.startswith("cuda") and not paper.video else "loader"
+    return augment
