@@ -13,6 +13,13 @@ At 20,000 x 20,000 the reference and the argsort run on the first ``--reference-
 queries only and their times are scaled by the query count (the full reference would take
 about a minute); the agreement check covers those queries.
 
+Then the torch route (``evaluate(..., backend="torch")``, what a large CUDA matrix gets) on the
+same matrices, on ``--device`` (the CPU by default, with ``--threads`` torch threads), against
+the numpy route on the host array: its time, and that both give the same CMC (exactly) and the
+same AP, mAP and mINP (largest difference printed; 1e-12 is the bound the tests hold). On the
+CPU the torch route is there to prove identical results, not speed: it pays a full stable sort
+of every row (like the argsort column) plus a few elementwise passes over each block.
+
 Then the SYSU-MM01 runner's scoring stage: ``run_sysu`` (query x gallery-pool distances once
 per run, sliced per trial) against the per-trial path it replaced (one distance matrix per
 mode, shot and trial), on a stand-in SYSU-MM01 of the real size (96 test identities, 3,803
@@ -148,10 +155,13 @@ def main() -> None:
          args.reference_queries),
     ]
     print(f"torch {torch.__version__}, device {args.device}, {torch.get_num_threads()} threads")
+    routes = []  # the torch route against the numpy route, per case: printed after the main table
     print(f"{'case':<28} {'trials':>6} {'R1':>5} {'mAP':>5} {'vireid s':>9} {'reference s':>12} {'argsort s':>10} {'vs reference':>13} {'vs argsort':>11} {'max |diff|':>11}")
     for name, rule, trials, spec, gallery_size, subset in cases:
         ours = reference = argsort = 0.0
         worst = 0.0
+        numpy_s = torch_s = 0.0
+        route_diff, same_cmc = 0.0, True
         for _ in range(trials):
             distmat, q_pids, g_pids, q_cams, g_cams = problem(rng, rule=rule, gallery_size=gallery_size, **spec)
             on_device = torch.as_tensor(distmat, device=args.device)
@@ -172,9 +182,29 @@ def main() -> None:
             worst = max(worst, *diffs)
             if max(diffs) > 1e-9:
                 raise SystemExit(f"{name}: evaluator and reference disagree by {max(diffs):.3g}")
+            labels = (q_pids, g_pids, q_cams, g_cams)
+            seconds, by_numpy = timed(lambda: evaluate(distmat, *labels, rule, backend="numpy"))
+            numpy_s += seconds
+            seconds, by_torch = timed(lambda: evaluate(on_device, *labels, rule, backend="torch"))
+            torch_s += seconds
+            same_cmc &= bool(np.array_equal(by_torch["cmc"], by_numpy["cmc"]))
+            route_diff = max(route_diff, np.nanmax(np.abs(by_torch["AP"] - by_numpy["AP"])),
+                             np.nanmax(np.abs(by_torch["INP"] - by_numpy["INP"])),
+                             abs(by_torch["mAP"] - by_numpy["mAP"]), abs(by_torch["mINP"] - by_numpy["mINP"]))
+            if not same_cmc or route_diff > 1e-12:
+                raise SystemExit(f"{name}: torch and numpy routes differ (CMC identical: {same_cmc}, "
+                                 f"largest AP/INP difference {route_diff:.3g})")
+        routes.append((name, trials, numpy_s, torch_s, same_cmc, route_diff))
         note = "" if subset is None else f"  (reference and argsort: {n} queries, x{scale:g})"
         print(f"{name:<28} {trials:>6} {got['cmc'][0]:>5.2f} {got['mAP']:>5.2f} {ours:>9.3f} {reference:>12.3f} {argsort:>10.3f} "
               f"{reference / ours:>12.1f}x {argsort / ours:>10.2f}x {worst:>11.1e}{note}")
+
+    print()
+    print(f"torch route (backend='torch') on {args.device} vs the numpy route, same matrices")
+    print(f"{'case':<28} {'trials':>6} {'numpy s':>8} {'torch s':>8} {'torch/numpy':>12} {'same CMC':>9} {'max |diff|':>11}")
+    for name, trials, numpy_s, torch_s, same_cmc, route_diff in routes:
+        print(f"{name:<28} {trials:>6} {numpy_s:>8.3f} {torch_s:>8.3f} {torch_s / numpy_s:>11.1f}x "
+              f"{'yes' if same_cmc else 'NO':>9} {route_diff:>11.1e}")
 
     print()
     print("run_sysu scoring stage: query x gallery distances once per run (sliced per trial) vs once per trial")

@@ -28,7 +28,21 @@ every identity's closest item (``np.minimum.reduceat`` over the grouped columns)
 in float32 (float64 input is rounded, which keeps every order or turns it into a tie) and
 accumulated in float64. Any row where a match shares its distance with another item, in
 float32, is re-scored by a stable sort of the original values, so ties are always exact.
-Blocks of queries keep memory bounded; a torch matrix on the GPU is copied to the CPU first.
+Blocks of queries keep memory bounded.
+
+Whatever the route, the ranking is therefore the one a stable sort of the original values
+gives (float16 and bfloat16 widened to float32, which is exact; integers as float64).
+
+On the GPU. A large CUDA matrix (``DEVICE_MIN_ENTRIES``) is scored where it lies, by a second
+implementation in torch (``backend="torch"`` forces it on any device, CPU included, which is
+how the tests check it): per block of queries one stable ``torch.sort`` of each row gives the
+ranked list outright, so ties follow gallery position exactly as above; removed items become
++inf and sink to the end; CMC, AP and INP come from the ranked identities with elementwise
+ops and row reductions, the AP and INP arithmetic in float64. The CMC it gives is identical to
+the numpy route's; AP can differ in its last bits only, because the two libraries add the
+terms of a row in different orders (tests/eval/test_torch_scoring.py bounds it at 1e-12).
+Smaller matrices, and any matrix that is not on a CUDA device, take the numpy route: a CUDA
+matrix is then copied to the host first.
 """
 
 from __future__ import annotations
@@ -54,6 +68,23 @@ MAX_THREADS = 8
 THREAD_MIN_ENTRIES = 1 << 19
 # Ranking runs in float32 (see above); larger distances would overflow to +inf there.
 FLOAT32_LIMIT = float(np.finfo(np.float32).max)
+# Which implementation scores: "numpy" (the vectorised CPU route), "torch" (on the matrix's own
+# device) or "auto" (torch only for a CUDA matrix of at least DEVICE_MIN_ENTRIES entries).
+BACKENDS = ("auto", "numpy", "torch")
+# A CUDA matrix this large (2^22, about RegDB's 2,060 x 2,060) is scored on its GPU under "auto".
+# Below it the numpy route takes a few ms on two cores (SYSU single-shot, 3,803 x 301: 14 ms a
+# trial) after a host copy of a few MB, so the torch route's fixed costs (some twenty kernel
+# launches per block, host synchronisations for the checks and the results) would eat most of
+# what the GPU could save. Above it the numpy route costs 5-12 ns per entry on two cores (108 ms
+# a SYSU 10-shot trial, 2.3 s at 20,000 x 20,000) and first needs the whole matrix on the host,
+# while the GPU sorts it where it lies. Chosen from those CPU figures: the GPU side is not
+# measured yet (no GPU was lent; benchmarks/eval_bench.py --device cuda measures it).
+DEVICE_MIN_ENTRIES = 1 << 22
+# The torch route works on blocks of about this many entries. A block peaks near 30 bytes per
+# entry (the sort's values and int64 indices, then the ranked identities, a running hit count and
+# its float64 precision terms), so about 0.5 GB at 2^24: small next to a GPU's memory, large enough that a
+# 20,000 x 20,000 matrix needs only 24 blocks (each block costs its kernel launches once).
+DEVICE_BLOCK_ENTRIES = 1 << 24
 
 
 class EvaluationError(ValueError):
@@ -94,26 +125,61 @@ def _labels(name: str, value: object, length: int, axis: str) -> np.ndarray:
 def check_distances(distmat: object) -> np.ndarray:
     """The distance matrix as a 2-D float numpy array; empty, NaN or infinite input is an error."""
     d = _as_array(distmat)
-    if d.ndim != 2:
-        raise EvaluationError(f"distmat must be a 2-D query x gallery matrix, got shape {tuple(d.shape)}.")
-    if d.shape[0] == 0 or d.shape[1] == 0:
-        raise EvaluationError(f"distmat has shape {tuple(d.shape)}: the query and the gallery must both be non-empty.")
+    _check_shape(tuple(d.shape))
     if not np.issubdtype(d.dtype, np.floating):
         d = d.astype(np.float64)
     # min and max propagate NaN and expose infinities without a matrix-sized mask; the mask is
     # built only to name the culprit.
-    if not (np.isfinite(d.min()) and np.isfinite(d.max())):
-        q, g = np.argwhere(~np.isfinite(d))[0]
+    def locate() -> tuple[int, int, int]:
+        bad = ~np.isfinite(d)
+        q, g = np.argwhere(bad)[0]
+        return int(np.count_nonzero(bad)), int(q), int(g)
+
+    _check_values(float(d.min()), float(d.max()), locate)
+    return d
+
+
+def _check_tensor(distmat: torch.Tensor) -> torch.Tensor:
+    """:func:`check_distances` for the torch route: the same checks and messages, on the tensor's
+    own device (two reductions and one host synchronisation, no copy of the matrix)."""
+    d = distmat.detach()
+    _check_shape(tuple(d.shape))
+    if not d.is_floating_point():
+        d = d.to(torch.float64)
+    low, high = (float(v) for v in torch.stack(d.aminmax()).cpu())
+
+    def locate() -> tuple[int, int, int]:
+        bad = ~torch.isfinite(d)
+        q, g = bad.nonzero()[0].tolist()
+        return int(bad.sum()), q, g
+
+    _check_values(low, high, locate)
+    return d
+
+
+def _check_shape(shape: tuple[int, ...]) -> None:
+    if len(shape) != 2:
+        raise EvaluationError(f"distmat must be a 2-D query x gallery matrix, got shape {shape}.")
+    if shape[0] == 0 or shape[1] == 0:
+        raise EvaluationError(f"distmat has shape {shape}: the query and the gallery must both be non-empty.")
+
+
+def _check_values(low: float, high: float, locate) -> None:
+    """Errors for NaN or infinite distances (``locate()`` gives their count and the first one's
+    query and gallery index) and for distances beyond float32, given the matrix's min and max."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        count, q, g = locate()
         raise EvaluationError(
-            f"distmat holds {int(np.count_nonzero(~np.isfinite(d)))} NaN or infinite values (first at query {q}, "
+            f"distmat holds {count} NaN or infinite values (first at query {q}, "
             f"gallery {g}); the features or the model producing them are broken (check the training loss for NaN)."
         )
-    if max(abs(float(d.min())), abs(float(d.max()))) > FLOAT32_LIMIT:
+    # The torch route ranks in the input's own precision and could take these, but which route
+    # runs must never decide whether a matrix is accepted.
+    if max(abs(low), abs(high)) > FLOAT32_LIMIT:
         raise EvaluationError(
-            f"distmat holds values up to {max(abs(float(d.min())), abs(float(d.max()))):.3g}, beyond float32's range, in "
+            f"distmat holds values up to {max(abs(low), abs(high)):.3g}, beyond float32's range, in "
             "which the evaluator ranks; divide the matrix by a constant (ranking is unchanged) and score it again."
         )
-    return d
 
 
 def evaluate(
@@ -124,20 +190,33 @@ def evaluate(
     g_camids: Sequence[int] | np.ndarray | torch.Tensor | None = None,
     rule: str = "sysu",
     max_rank: int = 20,
+    backend: str = "auto",
 ) -> dict:
     """Score a query x gallery distance matrix (smaller = closer) under one official rule.
 
     ``distmat`` may be a numpy array or a torch tensor (any device, any float type including
-    float16 and bfloat16, with or without grad; scored on the CPU). Returns a dict with
-    ``cmc`` (numpy float64, length ``max_rank``, fractions), ``mAP`` and ``mINP``
-    (fractions), ``num_valid_queries``, ``num_queries``, and per query ``AP``, ``INP`` (NaN
-    where the query was skipped) and ``valid`` (bool).
+    float16 and bfloat16, with or without grad). Returns a dict with ``cmc`` (numpy float64,
+    length ``max_rank``, fractions), ``mAP`` and ``mINP`` (fractions), ``num_valid_queries``,
+    ``num_queries``, and per query ``AP``, ``INP`` (NaN where the query was skipped) and
+    ``valid`` (bool).
+
+    ``backend``: ``"auto"`` scores a CUDA tensor of at least ``DEVICE_MIN_ENTRIES`` entries on
+    its GPU with torch and everything else on the CPU with numpy; ``"numpy"`` and ``"torch"``
+    force one route (``"torch"`` runs on the tensor's device, the CPU for a numpy array). Both
+    give the same CMC and the same AP and INP to the last bits (see the module docstring).
     """
+    if backend not in BACKENDS:
+        raise EvaluationError(f"backend={backend!r} is not known; use one of {BACKENDS} ('auto' picks for you).")
     if rule not in RULES:
         raise EvaluationError(f"rule={rule!r} is not known; use one of {RULES}.")
     if isinstance(max_rank, bool) or not isinstance(max_rank, (int, np.integer)) or max_rank < 1:
         raise EvaluationError(f"max_rank={max_rank!r} must be a positive integer (the papers use 20).")
-    d = check_distances(distmat)
+    on_device = backend == "torch" or (backend == "auto" and _device_worthwhile(distmat))
+    if on_device:
+        tensor = distmat if isinstance(distmat, torch.Tensor) else torch.as_tensor(np.ascontiguousarray(distmat))
+        d = _check_tensor(tensor)
+    else:
+        d = check_distances(distmat)
     num_q, num_g = d.shape
     q_pid = _labels("q_pids", q_pids, num_q, "queries")
     g_pid = _labels("g_pids", g_pids, num_g, "gallery items")
@@ -149,25 +228,10 @@ def evaluate(
     else:
         q_cam, g_cam = np.zeros(num_q, np.int64), np.zeros(num_g, np.int64)
 
-    gallery = _Gallery(g_pid, g_cam)
-    first = np.empty(num_q, dtype=np.int64)
-    ap = np.empty(num_q, dtype=np.float64)
-    inp = np.empty(num_q, dtype=np.float64)
-    threads = _thread_count(num_q, num_g)
-    # Blocks bound the memory; several blocks per thread keep every core busy. numpy
-    # releases the GIL in the sorts, gathers and reductions that make up a block.
-    block = max(1, min(BLOCK_ENTRIES // num_g, -(-num_q // (2 * threads))))
-    blocks = [slice(start, min(num_q, start + block)) for start in range(0, num_q, block)]
-
-    def score(rows: slice) -> None:
-        first[rows], ap[rows], inp[rows] = _score_block(d[rows], q_pid[rows], q_cam[rows], gallery, rule)
-
-    if threads == 1 or len(blocks) == 1:
-        for rows in blocks:
-            score(rows)
+    if on_device:
+        first, ap, inp = _score_torch(d, q_pid, q_cam, g_pid, g_cam, rule, DEVICE_BLOCK_ENTRIES)
     else:
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(score, blocks))
+        first, ap, inp = _score_numpy(d, q_pid, q_cam, g_pid, g_cam, rule)
 
     valid = first >= 0
     num_valid = int(valid.sum())
@@ -187,6 +251,39 @@ def evaluate(
         "INP": np.where(valid, inp, np.nan),
         "valid": valid,
     }
+
+
+def _device_worthwhile(distmat: object) -> bool:
+    """``backend="auto"``: the torch route for a CUDA matrix of at least ``DEVICE_MIN_ENTRIES``
+    entries. Only CUDA: the route needs float64 on the device (MPS has none), and a CPU tensor
+    is scored faster by the numpy route, which also spreads its blocks over the cores."""
+    return isinstance(distmat, torch.Tensor) and distmat.is_cuda and distmat.numel() >= DEVICE_MIN_ENTRIES
+
+
+def _score_numpy(d: np.ndarray, q_pid: np.ndarray, q_cam: np.ndarray, g_pid: np.ndarray, g_cam: np.ndarray,
+                 rule: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The numpy route: per query the CMC rank (-1 if skipped), AP and INP, blocks on a thread pool."""
+    num_q, num_g = d.shape
+    gallery = _Gallery(g_pid, g_cam)
+    first = np.empty(num_q, dtype=np.int64)
+    ap = np.empty(num_q, dtype=np.float64)
+    inp = np.empty(num_q, dtype=np.float64)
+    threads = _thread_count(num_q, num_g)
+    # Blocks bound the memory; several blocks per thread keep every core busy. numpy
+    # releases the GIL in the sorts, gathers and reductions that make up a block.
+    block = max(1, min(BLOCK_ENTRIES // num_g, -(-num_q // (2 * threads))))
+    blocks = [slice(start, min(num_q, start + block)) for start in range(0, num_q, block)]
+
+    def score(rows: slice) -> None:
+        first[rows], ap[rows], inp[rows] = _score_block(d[rows], q_pid[rows], q_cam[rows], gallery, rule)
+
+    if threads == 1 or len(blocks) == 1:
+        for rows in blocks:
+            score(rows)
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(score, blocks))
+    return first, ap, inp
 
 
 def _cores() -> int:
@@ -317,4 +414,75 @@ def _score_with_ties(d: np.ndarray, q_pid: int, q_cam: int, gallery: _Gallery, r
         first = len(np.unique(ranked[: positions[0]]))
     else:
         first = int(positions[0])
+    return first, ap, inp
+
+
+def _score_torch(d: torch.Tensor, q_pid: np.ndarray, q_cam: np.ndarray, g_pid: np.ndarray, g_cam: np.ndarray,
+                 rule: str, block_entries: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The torch route, on ``d``'s device: per query the CMC rank (-1 if skipped), AP and INP.
+
+    Labels are small and arrive as numpy; identities become codes 0..P-1 (a query whose identity
+    the gallery lacks gets -1, which no item has), so SYSU-MM01's identity count can index by them.
+    """
+    num_q, num_g = d.shape
+    device = d.device
+    ids = np.unique(g_pid)
+    slot = np.minimum(np.searchsorted(ids, q_pid), len(ids) - 1)
+    q_code = torch.as_tensor(np.where(ids[slot] == q_pid, slot, -1), device=device)
+    g_code = torch.as_tensor(np.searchsorted(ids, g_pid), device=device)
+    q_cam_t, g_cam_t = torch.as_tensor(q_cam, device=device), torch.as_tensor(g_cam, device=device)
+    positions = torch.arange(num_g, device=device)
+    first = torch.empty(num_q, dtype=torch.int64, device=device)
+    ap = torch.empty(num_q, dtype=torch.float64, device=device)
+    inp = torch.empty(num_q, dtype=torch.float64, device=device)
+    block = max(1, block_entries // num_g)
+    for start in range(0, num_q, block):
+        rows = slice(start, min(num_q, start + block))
+        first[rows], ap[rows], inp[rows] = _score_block_torch(
+            d[rows], q_code[rows], q_cam_t[rows], g_code, g_cam_t, positions, len(ids), rule)
+    return first.cpu().numpy(), ap.cpu().numpy(), inp.cpu().numpy()
+
+
+def _score_block_torch(d: torch.Tensor, q_code: torch.Tensor, q_cam: torch.Tensor, g_code: torch.Tensor,
+                       g_cam: torch.Tensor, positions: torch.Tensor, num_ids: int,
+                       rule: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One block of queries by a stable sort of each row: the ranked list itself, ties in gallery order."""
+    num_g = d.shape[1]
+    # Half types widen exactly to float32 (as the numpy route does); float32 and float64 rank as given.
+    work = d.to(torch.float32 if d.dtype in _WIDENED else d.dtype, copy=True)
+    # -0.0 and 0.0 are one distance to numpy's comparison sort; CUDA's radix sort could order them
+    # by their sign bit instead, so every zero is made +0.0.
+    work.masked_fill_(work == 0, 0.0)
+    if rule == "sysu":  # official: a cam3 query loses every cam2 item (cams 2 and 3 share a room)
+        removed = (q_cam[:, None] == 3) & (g_cam[None, :] == 2)
+    elif rule == "vcm":  # the query's own identity seen by its own camera leaves the list
+        removed = (q_code[:, None] == g_code[None, :]) & (q_cam[:, None] == g_cam[None, :])
+    else:
+        removed = None
+    if removed is None:
+        kept = torch.full((d.shape[0],), num_g, device=d.device)
+    else:
+        work.masked_fill_(removed, float("inf"))  # finite input: removed items sink below every kept one
+        kept = num_g - removed.sum(dim=1)
+        del removed
+    order = torch.sort(work, dim=1, stable=True).indices
+    del work
+    ranked = g_code[order]  # identity of each ranked item
+    del order
+    match = (ranked == q_code[:, None]) & (positions < kept[:, None])
+    m = match.sum(dim=1)
+    # Precision at each true match: matches so far / 1-based rank, in float64 like the numpy route.
+    precision = match.cumsum(dim=1).to(torch.float64).div_(positions + 1).masked_fill_(~match, 0.0)
+    ap = precision.sum(dim=1) / m
+    del precision
+    last = torch.where(match, positions, -1).amax(dim=1)
+    inp = m.to(torch.float64) / (last + 1).to(torch.float64)
+    first = torch.where(match, positions, num_g).amin(dim=1)
+    if rule == "sysu":
+        # CMC over identities: how many identities show up (first occurrence) before the first
+        # match. Removed items sit after every kept one, so they never come before it.
+        seen_at = torch.full((d.shape[0], num_ids), num_g, dtype=torch.int64, device=d.device)
+        seen_at.scatter_reduce_(1, ranked, positions.expand_as(ranked), reduce="amin")
+        first = (seen_at < first[:, None]).sum(dim=1)
+    first = torch.where(m > 0, first, -1)
     return first, ap, inp
