@@ -79,3 +79,72 @@ def test_channels_last_extraction_gives_the_same_features(synthetic_sysu: Path, 
     conv = fast.model.backbone.layer1[0].conv1.weight
     assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
     np.testing.assert_allclose(features, reference, rtol=1e-4, atol=1e-5)
+
+
+def test_cached_uint8_extraction_equals_the_per_image_float_pipeline(synthetic_sysu: Path, tmp_path: Path,
+                                                                      monkeypatch) -> None:
+    """The loader hands over uint8 and the batch is normalised on the device, from a test-image cache built by the
+    transform's own resize: the same input values, so the same features; a second call decodes nothing, and a
+    changed file rebuilds the cache."""
+    import shutil
+
+    import vireid_lib.data.cache as cache_module
+    from vireid_lib.data.cache import load_test_cache
+    from vireid_lib.data.records import ImageRecord
+    from vireid_lib.engine.extract import split_normalize
+
+    monkeypatch.setenv("VIREID_CACHE", str(tmp_path / "cache"))
+    copies = tmp_path / "images"
+    copies.mkdir()
+    records = []
+    for i, r in enumerate(SYSUMM01(synthetic_sysu).query()[:5]):
+        shutil.copy(r.path, copies / f"{i}.jpg")
+        records.append(ImageRecord(copies / f"{i}.jpg", r.pid, r.camid, r.modality))
+    transform = build_test_transform(SMALL)
+    model = TinyConv().eval()
+    seen: list[torch.Tensor] = []
+    original = model.forward
+    model.forward = lambda v, i: seen.append(i) or original(v, i)
+    reference = torch.stack([transform(read_image(r.path)) for r in records])
+    extract = make_extractor(model, transform, batch_size=2, cache=True, size=(SMALL.height, SMALL.width))
+    features = extract(records)
+    assert torch.equal(torch.cat(seen), reference)  # the model saw the per-image pipeline's values, bit for bit
+    with torch.no_grad():
+        np.testing.assert_allclose(features, original(None, reference)["embedding"].numpy(), rtol=1e-5, atol=1e-6)
+    uint8_part, normalize = split_normalize(transform)
+    assert normalize is not None
+    cached = load_test_cache(records, uint8_part, (SMALL.height, SMALL.width))
+    assert cached.dtype == np.uint8 and cached.shape == (5, SMALL.height, SMALL.width, 3)
+    assert np.array_equal(cached[0], uint8_part(read_image(records[0].path)).permute(1, 2, 0).numpy())
+
+    def no_decoding(path):
+        raise AssertionError(f"decoded {path} although the cache holds it")
+
+    monkeypatch.setattr(cache_module, "read_image", no_decoding)
+    seen.clear()
+    np.testing.assert_array_equal(extract(records), features)
+    assert torch.equal(torch.cat(seen), reference)
+    monkeypatch.undo()
+    monkeypatch.setenv("VIREID_CACHE", str(tmp_path / "cache"))
+    shutil.copy(records[1].path, records[0].path)  # another picture under the same name: rebuilt, not stale
+    assert np.array_equal(load_test_cache(records, uint8_part, (SMALL.height, SMALL.width))[0], cached[1])
+
+
+def test_flip_averaging_runs_images_and_mirrors_in_one_forward_pass() -> None:
+    from vireid_lib.engine.extract import embed
+
+    calls = []
+    model = TinyConv().eval()
+    original = model.forward
+
+    def counting(*args):
+        calls.append(next(a for a in args if a is not None).shape[0])
+        return original(*args)
+
+    model.forward = counting
+    images = torch.randn(3, 3, 32, 16)
+    features = embed(model, images, modality=0, flip=True)
+    assert calls == [6]
+    with torch.no_grad():
+        expected = (original(images, None)["embedding"] + original(images.flip(-1), None)["embedding"]) / 2
+    torch.testing.assert_close(features, expected, rtol=1e-5, atol=1e-6)

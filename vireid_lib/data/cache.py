@@ -95,3 +95,78 @@ def load_image_cache(
     meta_tmp.write_text(json.dumps(meta, indent=1))
     os.replace(meta_tmp, meta_path)
     return np.load(array_path, mmap_mode="r")
+
+
+class _Resized:
+    """Records decoded and brought to the cache's size by a transform's uint8 steps (for a DataLoader)."""
+
+    def __init__(self, records: Sequence[ImageRecord], transform) -> None:
+        self.records, self.transform = list(records), transform
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        image = self.transform(read_image(self.records[index].path))
+        return image.permute(1, 2, 0).contiguous().numpy()
+
+
+def load_test_cache(
+    records: Sequence[ImageRecord],
+    transform,
+    size: tuple[int, int],
+    cache_dir: Path | str | None = None,
+    workers: int = 0,
+) -> np.ndarray:
+    """The test images of ``records`` as an ``[N, H, W, 3]`` uint8 array, built once and memory-mapped.
+
+    ``transform`` is the test transform's uint8 part (decode, resize to ``size`` = (height,
+    width)), so a cached image is exactly what the transform would make of the file again and
+    features do not depend on the cache. The array is keyed by the record list (file names) and
+    checked against every file's size and modification time, like :func:`load_image_cache`;
+    written to a temporary file and renamed, so an interrupted build leaves nothing behind.
+    ``workers`` loader processes decode while the main process writes.
+    """
+    from torch.utils.data import DataLoader
+
+    height, width = size
+    cache_dir = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / "test"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    paths = [str(Path(r.path).resolve()) for r in records]
+    tag = hashlib.sha256("\n".join(paths).encode()).hexdigest()[:16]
+    recipe = getattr(transform, "steps", [transform])
+    key = f"test|{height}x{width}|{[type(s).__name__ + str(getattr(s, 'interpolation', '')) for s in recipe]}"
+    root = Path(os.path.commonpath(paths)) if len(paths) > 1 else Path(paths[0]).parent
+    array_path = cache_dir / f"test_{tag}_{width}x{height}.npy"
+    meta_path = array_path.with_suffix(".json")
+    digest = fingerprint([ImageRecord(p, r.pid, r.camid, r.modality) for p, r in zip(paths, records)], root,
+                         (width, height), key)
+    if array_path.is_file() and meta_path.is_file():
+        try:
+            if json.loads(meta_path.read_text()).get("fingerprint") == digest:
+                array = np.load(array_path, mmap_mode="r")
+                if array.shape == (len(records), height, width, 3):
+                    return array
+        except (ValueError, OSError):
+            pass  # an unreadable cache is simply rebuilt
+    tmp = array_path.with_name(array_path.name + f".tmp{os.getpid()}")
+    array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(records), height, width, 3))
+    try:
+        loader = DataLoader(_Resized(records, transform), batch_size=64, num_workers=workers, collate_fn=np.stack)
+        start = 0
+        for rows in loader:
+            if rows.shape[1:] != (height, width, 3):
+                raise DatasetError(f"the test transform made {rows.shape[1:3]} images, not {height} x {width}; "
+                                   "pass the size it resizes to.")
+            array[start:start + len(rows)] = rows
+            start += len(rows)
+        array.flush()
+        del array
+        os.replace(tmp, array_path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    meta_tmp = meta_path.with_name(meta_path.name + f".tmp{os.getpid()}")
+    meta_tmp.write_text(json.dumps({"fingerprint": digest, "count": len(records), "size": [height, width]}, indent=1))
+    os.replace(meta_tmp, meta_path)
+    return np.load(array_path, mmap_mode="r")

@@ -12,7 +12,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from ..data.cache import load_test_cache
 from ..data.datasets import ImageDataset, TrackletDataset
+from ..data.transforms import Compose, Normalize
 from ..data.records import INFRARED, TrackletRecord
 from ..progress import progress
 
@@ -26,19 +28,21 @@ def embed(model: nn.Module, batch: torch.Tensor | Sequence[torch.Tensor], modali
     each part goes in its modality's slot, ``model(v, None, v_side, None)`` or
     ``model(None, i, None, i_side)``, the order a training batch gives them. Flip averaging (CAJ
     and later papers: the mean of the image's and its mirror's feature) flips the images only;
-    it is off by default because AGW and the IV-ReID baseline do not use it.
+    it is off by default because AGW and the IV-ReID baseline do not use it. The mirrors go
+    through the network in the same forward pass as the images (one batch of twice the size: in
+    evaluation mode every image's feature is its own, and one large batch keeps a GPU busier
+    than two half-size ones); side inputs are repeated for them.
     """
     parts = list(batch) if isinstance(batch, (list, tuple)) else [batch]
-
-    def run(images: torch.Tensor) -> torch.Tensor:
-        args: list[torch.Tensor | None] = []
-        for part in [images, *parts[1:]]:
-            args += [None, part] if modality == INFRARED else [part, None]
-        return model(*args)[output].float()
-
-    features = run(parts[0])
+    count = len(parts[0])
     if flip:
-        features = (features + run(torch.flip(parts[0], dims=[-1]))) / 2
+        parts = [torch.cat([parts[0], torch.flip(parts[0], dims=[-1])])] + [torch.cat([p, p]) for p in parts[1:]]
+    args: list[torch.Tensor | None] = []
+    for part in parts:
+        args += [None, part] if modality == INFRARED else [part, None]
+    features = model(*args)[output].float()
+    if flip:
+        features = (features[:count] + features[count:]) / 2
     return features
 
 
@@ -55,12 +59,15 @@ def extract_features(
     amp: str = "off",
     channels_last: bool = False,
     desc: str | None = None,
+    normalize: Normalize | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(features [N, D] float32 on the CPU, pids [N])`` of a dataset of one modality, in order.
 
     The model runs in evaluation mode under ``no_grad`` (its mode is restored afterwards), on
     ``device``, under bf16 / fp16 autocast when ``amp`` asks for it on CUDA, channels-last when
     asked. ``desc`` shows a progress bar. Every feature pass of the workbook goes through here.
+    ``normalize``: the dataset yields uint8 images (or clips) and this normalisation runs on the
+    device, on whole batches (a quarter of the bytes through the loader; the same values).
     """
     was_training = model.training
     model.eval()
@@ -75,8 +82,12 @@ def extract_features(
         for images, pid, _ in progress(loader, desc=desc, enabled=desc is not None, unit="batch"):
             if isinstance(images, (list, tuple)):  # (clips, side inputs such as keypoints)
                 images = [part.to(device, non_blocking=True) for part in images]
+                if normalize is not None:
+                    images[0] = normalize_batch(images[0], normalize)
             else:
                 images = images.to(device, non_blocking=True)
+                if normalize is not None:
+                    images = normalize_batch(images, normalize)
                 if channels_last and images.ndim == 4:
                     images = images.contiguous(memory_format=torch.channels_last)
             with precision:
@@ -85,6 +96,21 @@ def extract_features(
     finally:
         model.train(was_training)
     return torch.cat(features), torch.cat(pids)
+
+
+def normalize_batch(images: torch.Tensor, normalize: Normalize) -> torch.Tensor:
+    """A uint8 ``[..., 3, H, W]`` batch normalised on its device with ``normalize``'s constants and
+    operations (one multiply, one subtract in float32), so the values equal the per-image ones."""
+    out = torch.empty(images.shape, dtype=torch.float32, device=images.device)
+    out.copy_(images)
+    return out.mul_(normalize._scale.to(images.device)).sub_(normalize._shift.to(images.device))
+
+
+def split_normalize(transform: Callable) -> tuple[Callable, Normalize | None]:
+    """``(the transform up to its uint8 output, its final Normalize)`` when it ends with one, else ``(transform, None)``."""
+    if isinstance(transform, Compose) and len(transform.steps) > 1 and isinstance(transform.steps[-1], Normalize):
+        return Compose(transform.steps[:-1]), transform.steps[-1]
+    return transform, None
 
 
 def make_extractor(
@@ -98,6 +124,9 @@ def make_extractor(
     output: str = "embedding",
     skeletons: str | Path | None = None,
     channels_last: bool = False,
+    amp: str = "off",
+    cache: bool = False,
+    size: tuple[int, int] | None = None,
 ) -> Callable[[Sequence], np.ndarray]:
     """``records -> features`` (one row per record, in order) for the protocol runners.
 
@@ -105,21 +134,38 @@ def make_extractor(
     rows come back in the records' order. Tracklet records are sampled with the test rule.
     ``output`` names the evaluation output taken as the feature (a paper's test-feature variant).
     ``skeletons``: a skeleton store whose keypoints go to the model beside each clip.
-    ``channels_last``: run image batches (and the model) in the channels-last layout.
+    ``channels_last``: run image batches (and the model) in the channels-last layout; ``amp``:
+    bf16 / fp16 autocast on CUDA.
+
+    The loader hands over uint8 images and the device normalises whole batches when ``transform``
+    ends with its :class:`~vireid_lib.data.transforms.Normalize` (the test transforms do). With
+    ``cache`` (image records; ``size`` = (height, width) of the transform's output) every record
+    set is resized once by ``transform``'s own steps into a memory-mapped uint8 array
+    (:func:`~vireid_lib.data.cache.load_test_cache`) and later calls (every evaluation during
+    training, the best-on-test checkpoint, other variants) read it instead of decoding again.
     """
+    hand_over, normalize = split_normalize(transform)
+
     def extract(records: Sequence) -> np.ndarray:
         out: list[np.ndarray | None] = [None] * len(records)
         for modality in sorted({r.modality for r in records}):
             positions = [i for i, r in enumerate(records) if r.modality == modality]
             subset = [records[i] for i in positions]
             if isinstance(subset[0], TrackletRecord):
-                dataset = TrackletDataset(subset, seq_len, transform, skeletons=skeletons)
+                dataset = TrackletDataset(subset, seq_len, hand_over, skeletons=skeletons)
             else:
-                dataset = ImageDataset(subset, transform)
-            rows, _ = extract_features(model, dataset, modality, device, batch_size, workers, flip, output,
-                                       channels_last=channels_last)
+                images = (load_test_cache(subset, hand_over, size, workers=workers)
+                          if cache and size is not None and normalize is not None else None)
+                dataset = ImageDataset(subset, _hwc_to_chw if images is not None else hand_over, images)
+            rows, _ = extract_features(model, dataset, modality, device, batch_size, workers, flip, output, amp=amp,
+                                       channels_last=channels_last, normalize=normalize)
             for position, row in zip(positions, rows.numpy()):
                 out[position] = row
         return np.stack(out)
 
     return extract
+
+
+def _hwc_to_chw(image: np.ndarray) -> torch.Tensor:
+    # A cached H x W x 3 row as the 3 x H x W uint8 tensor the transform would have made (a view, no copy).
+    return torch.from_numpy(image).permute(2, 0, 1)

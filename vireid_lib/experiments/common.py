@@ -91,11 +91,13 @@ class PaperRun:
     def extractor(self, variant: str | None = None, batch_size: int = 64, transform: TransformConfig | None = None):
         """records -> test features of ``variant`` (default: the reported one), with the paper's test resize."""
         output = self.variants[variant or next(iter(self.variants))].output
-        return make_extractor(self.model, build_test_transform(transform or self.test_transform or self.transform),
+        config = transform or self.test_transform or self.transform
+        return make_extractor(self.model, build_test_transform(config),
                               device=self.train_config.device, batch_size=batch_size, workers=self.params["workers"],
                               seq_len=self.params.get("seq_len", 6), output=output,
                               skeletons=self.params.get("skeleton_store") or None,
-                              channels_last=self.train_config.channels_last)
+                              channels_last=self.train_config.channels_last, amp=self.train_config.amp,
+                              cache=True, size=(config.height, config.width))
 
     @property
     def batch(self) -> BatchLayout:
