@@ -237,3 +237,39 @@ def test_non_finite_statistics_stop_training(tmp_path: Path) -> None:
     torch.manual_seed(123)
     with pytest.raises(TrainingDiverged, match=r"after epoch 1 the model holds NaN or infinite values in \['running_var'\]"):
         train(BlowsUpBatchNorm(), CrossEntropy(), loader(), config(tmp_path))
+
+
+def test_compile_wraps_the_training_network_and_may_change_on_resume(tmp_path: Path, monkeypatch) -> None:
+    """compile=True trains through torch.compile's wrapper (stood in for here: inductor needs a C++ toolchain
+    and minutes), checkpoints hold the plain module's weights, and a run may be resumed with it off."""
+    compiled = []
+
+    def fake_compile(module):
+        compiled.append(module)
+        return module
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    model = fresh_model()
+    train(model, CrossEntropy(), loader(), config(tmp_path, epochs=1, compile=True))
+    assert compiled == [model]
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert set(state["model"]) == set(model.state_dict())  # no "_orig_mod." prefixes
+    with pytest.warns(UserWarning, match="epochs=2"):
+        result = train(fresh_model(), CrossEntropy(), loader(), config(tmp_path, epochs=2, compile=False))
+    assert result.resumed_from == 1 and len(compiled) == 1
+
+
+def test_a_batch_transform_runs_on_every_batch_on_the_device_and_must_match_augment(tmp_path: Path) -> None:
+    seen = []
+
+    def shift(batch):
+        visible, infrared, vp, ip = batch
+        seen.append(visible.device.type)
+        return visible + 1.0, infrared, vp, ip
+
+    train(fresh_model(), CrossEntropy(), loader(), config(tmp_path, epochs=1, augment="device"), batch_transform=shift)
+    assert seen and set(seen) == {"cpu"}
+    with pytest.raises(ValueError, match="batch_transform is missing"):
+        train(fresh_model(), CrossEntropy(), loader(), config(tmp_path / "b", epochs=1, augment="device"))
+    with pytest.raises(ConfigError, match="augment='gpu'"):
+        config(tmp_path, augment="gpu")
