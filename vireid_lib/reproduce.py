@@ -177,6 +177,13 @@ def describe(runs: list[PlannedRun], rate: float) -> str:
         lines.append(f"{run.name:<24} {run.notebook:<22} {'+'.join(run.models):<22} {run.training_images:>14,} "
                      f"{run.training_images / rate / 3600:>7.1f}")
     total = sum(r.training_images for r in runs)
+    by_paper: dict[str, list[PlannedRun]] = {}
+    for run in runs:
+        by_paper.setdefault(run.method, []).append(run)
+    lines.append("per paper (every dataset and RegDB trial it reports, with what its notebook trains beside it):")
+    for method, own in by_paper.items():
+        images = sum(r.training_images for r in own)
+        lines.append(f"  {method:<22} {len(own):>3} runs {images:>14,} images {images / rate / 3600:>7.1f} GPU-h")
     lines.append(f"{len(runs)} runs, {total:,} training images: about {total / rate / 3600:.1f} GPU-hours at an assumed "
                  f"{rate:g} images/s (training only; measure yours with benchmarks/train_bench.py and pass --rate)")
     return "\n".join(lines)

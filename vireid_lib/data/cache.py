@@ -69,28 +69,39 @@ def load_image_cache(
     cache_dir.mkdir(parents=True, exist_ok=True)
     root_tag = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:10]
     array_path = cache_dir / f"{name}_{root_tag}_{size[0]}x{size[1]}.npy"
-    meta_path = array_path.with_suffix(".json")
     key = fingerprint(records, root, size, resample)
+
+    def fill(array: np.ndarray) -> None:
+        for i, record in enumerate(show(records, desc=f"caching {name} at {size[0]}x{size[1]}", enabled=progress, unit="image")):
+            array[i] = resize_image(Path(record.path), size, resample)
+
+    meta = {"fingerprint": key, "count": len(records), "size": list(size), "resample": resample, "root": str(root)}
+    return _cached_array(array_path, (len(records), size[1], size[0], 3), fill, meta)
+
+
+def _cached_array(array_path: Path, shape: tuple[int, ...], fill, meta: dict) -> np.ndarray:
+    """The uint8 array at ``array_path`` when its JSON beside it holds ``meta["fingerprint"]`` and its shape is
+    ``shape``; otherwise built by ``fill(array)`` into a temporary file renamed into place (an interrupted
+    build leaves nothing behind), then memory-mapped read-only."""
+    meta_path = array_path.with_suffix(".json")
     if array_path.is_file() and meta_path.is_file():
         try:
-            if json.loads(meta_path.read_text()).get("fingerprint") == key:
+            if json.loads(meta_path.read_text()).get("fingerprint") == meta["fingerprint"]:
                 array = np.load(array_path, mmap_mode="r")
-                if array.shape == (len(records), size[1], size[0], 3):
+                if array.shape == shape:
                     return array
         except (ValueError, OSError):
             pass  # an unreadable cache is simply rebuilt
     tmp = array_path.with_name(array_path.name + f".tmp{os.getpid()}")
-    array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(records), size[1], size[0], 3))
+    array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
     try:
-        for i, record in enumerate(show(records, desc=f"caching {name} at {size[0]}x{size[1]}", enabled=progress, unit="image")):
-            array[i] = resize_image(Path(record.path), size, resample)
+        fill(array)
         array.flush()
         del array
         os.replace(tmp, array_path)
     finally:
         if tmp.exists():
             tmp.unlink()
-    meta = {"fingerprint": key, "count": len(records), "size": list(size), "resample": resample, "root": str(root)}
     meta_tmp = meta_path.with_name(meta_path.name + f".tmp{os.getpid()}")
     meta_tmp.write_text(json.dumps(meta, indent=1))
     os.replace(meta_tmp, meta_path)
@@ -138,20 +149,10 @@ def load_test_cache(
     key = f"test|{height}x{width}|{[type(s).__name__ + str(getattr(s, 'interpolation', '')) for s in recipe]}"
     root = Path(os.path.commonpath(paths)) if len(paths) > 1 else Path(paths[0]).parent
     array_path = cache_dir / f"test_{tag}_{width}x{height}.npy"
-    meta_path = array_path.with_suffix(".json")
     digest = fingerprint([ImageRecord(p, r.pid, r.camid, r.modality) for p, r in zip(paths, records)], root,
                          (width, height), key)
-    if array_path.is_file() and meta_path.is_file():
-        try:
-            if json.loads(meta_path.read_text()).get("fingerprint") == digest:
-                array = np.load(array_path, mmap_mode="r")
-                if array.shape == (len(records), height, width, 3):
-                    return array
-        except (ValueError, OSError):
-            pass  # an unreadable cache is simply rebuilt
-    tmp = array_path.with_name(array_path.name + f".tmp{os.getpid()}")
-    array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(records), height, width, 3))
-    try:
+
+    def fill(array: np.ndarray) -> None:
         loader = DataLoader(_Resized(records, transform), batch_size=64, num_workers=workers, collate_fn=np.stack)
         start = 0
         for rows in loader:
@@ -160,13 +161,6 @@ def load_test_cache(
                                    "pass the size it resizes to.")
             array[start:start + len(rows)] = rows
             start += len(rows)
-        array.flush()
-        del array
-        os.replace(tmp, array_path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    meta_tmp = meta_path.with_name(meta_path.name + f".tmp{os.getpid()}")
-    meta_tmp.write_text(json.dumps({"fingerprint": digest, "count": len(records), "size": [height, width]}, indent=1))
-    os.replace(meta_tmp, meta_path)
-    return np.load(array_path, mmap_mode="r")
+
+    meta = {"fingerprint": digest, "count": len(records), "size": [height, width]}
+    return _cached_array(array_path, (len(records), height, width, 3), fill, meta)
