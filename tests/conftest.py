@@ -1,9 +1,14 @@
-"""Session fixtures: synthetic datasets are generated once and shared by every test."""
+"""Session fixtures: synthetic datasets are generated once and shared by every test, and the smoke plan runs once."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from vireid_lib.data.synthetic import SyntheticConfig, write_regdb, write_sysu, write_vcm
@@ -31,3 +36,53 @@ def synthetic_vcm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_vcm(root, SyntheticConfig(ids=10, seed=3))
     return root
 
+
+
+@dataclass
+class SmokePlan:
+    """What ``python -m vireid_lib.reproduce --smoke`` left in ``out_dir``, and the comparison notebook run on it."""
+
+    out_dir: Path
+    command: list[str]
+    returncode: int
+    output: str
+    compare: Path  # the executed comparison notebook
+    compare_error: str  # papermill's stderr when the comparison notebook failed
+
+    @property
+    def results(self) -> Path:
+        return self.out_dir / "results"
+
+    def ledger(self, name: str) -> dict:
+        """The ledger entry of the planned run ``name`` (e.g. ``mmn_regdb_trial1``); fails with its log if it did not
+        finish."""
+        path = self.out_dir / "ledger" / f"{name}.json"
+        if not path.is_file():
+            log = self.out_dir / "logs" / f"{name}.txt"
+            pytest.fail(f"the smoke plan did not finish {name}: " + (log.read_text()[-3000:] if log.is_file() else
+                                                                     self.output[-3000:]))
+        return json.loads(path.read_text())
+
+    def run(self, name: str) -> tuple[nbformat.NotebookNode, str, list[dict]]:
+        """The executed notebook of the planned run ``name``, its outputs as JSON text, and the records it wrote."""
+        entry = self.ledger(name)
+        executed = nbformat.read(entry["notebook"], as_version=4)
+        text = json.dumps([c.get("outputs", []) for c in executed.cells])
+        return executed, text, [json.loads(Path(p).read_text()) for p in entry["records"]]
+
+
+@pytest.fixture(scope="session")
+def smoke_plan(tmp_path_factory: pytest.TempPathFactory) -> SmokePlan:
+    """The whole smoke plan, run once per session as a user runs it, then the comparison notebook on its records.
+    A subprocess each: under pytest's output capture a kernel's widget messages can stall."""
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path_factory.mktemp("smoke")
+    command = [sys.executable, "-m", "vireid_lib.reproduce", "--smoke", "--out-dir", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=root, stdin=subprocess.DEVNULL, timeout=3600)
+    compare = out / "compare.ipynb"
+    compared = subprocess.run([sys.executable, "-m", "papermill", str(root / "notebooks" / "compare.ipynb"),
+                               str(compare), "-p", "results_dir", str(out / "results"), "--cwd", str(root),
+                               "--no-progress-bar", "--log-level", "ERROR"], capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, timeout=600)
+    return SmokePlan(out, command, done.returncode, done.stdout + done.stderr, compare,
+                     compared.stderr[-3000:] if compared.returncode else "")

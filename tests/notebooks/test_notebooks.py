@@ -1,10 +1,12 @@
-"""Every notebook runs top to bottom through papermill on the synthetic data, small parameters."""
+"""Every notebook runs top to bottom through papermill on the synthetic data: the smoke plan's runs (one session
+fixture), and the few runs it cannot make (the authors' checkpoint, torchrun)."""
 
 from __future__ import annotations
 
 import csv
 import importlib.util
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -14,8 +16,12 @@ import nbformat
 import pytest
 import torch
 
+from vireid_lib import reproduce
+from vireid_lib.experiments.common import SYNTHETIC_CAPTION
+from vireid_lib.results.readme import reported_numbers
+
 ROOT = Path(__file__).resolve().parents[2]
-# Tiny and untrained-from-scratch: this checks that every step runs, not how well it learns.
+# Tiny, for the runs outside the smoke plan: this checks that every step runs, not how well it learns.
 SMOKE = dict(pretrained=False, arch="resnet18", epochs=2, height=64, width=32, batches_per_epoch=3, eval_trials=2,
              workers=0, num_ids=4)
 
@@ -79,82 +85,150 @@ def _record(folder: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def test_ivreid_notebook_on_regdb(tmp_path: Path) -> None:
-    executed, text = run_notebook("ivreid_baseline.ipynb", {**SMOKE, "dataset": "regdb", "method": "ivreid"}, tmp_path)
-    record = _record(tmp_path / "results")
-    assert record["dataset"] == "regdb" and record["trial"] == 1 and {row["protocol"] for row in record["rows"]} == {"standard"}
-    assert record["checkpoint"]["sha256"] and record["config"]["train"]["epochs"] == 2
-    assert str(tmp_path / "results") in text  # the notebook says where it wrote
+# ------------------------------------------------------------------ the smoke plan: every paper's notebook, run once
+# `python -m vireid_lib.reproduce --smoke` (the session fixture ``smoke_plan``) executes every planned run; the tests
+# below read its executed notebooks and records. Each run's settings are the plan's: the shared tiny ones and what the
+# paper's declaration adds (``Paper.smoke``: MMN and MCE train long enough on SYSU-MM01 to learn).
+
+PLANNED = {run.name: run for run in reproduce.plan({}, smoke=True)}
+
+
+def _pictures(cell: nbformat.NotebookNode) -> int:
+    return sum("image/png" in o.get("data", {}) for o in cell.outputs)
+
+
+def _cell(executed: nbformat.NotebookNode, code: str) -> nbformat.NotebookNode:
+    (cell,) = [c for c in executed.cells if c.cell_type == "code" and code in c.source]
+    return cell
+
+
+def _html(cell: nbformat.NotebookNode) -> str:
+    """The text of the cell's HTML outputs (its tables), tags dropped."""
+    html = "".join(o.get("data", {}).get("text/html", "") for o in cell.outputs)
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+
+@pytest.mark.parametrize("name", sorted(PLANNED))
+def test_every_planned_notebook_ran_on_the_synthetic_twin_with_figures_and_records(smoke_plan, name: str) -> None:
+    planned = PLANNED[name]
+    executed, text, records = smoke_plan.run(name)
+    assert "Synthetic data." in text  # the banner: never mistaken for a reproduction
+    assert "image/png" in text and "Traceback" not in text  # figures reach the notebook
+    assert str(smoke_plan.results) in text  # the notebook says where it wrote
+    assert sorted(r["method"] for r in records) == sorted(planned.models)  # one record per trained model
+    for record in records:
+        assert record["dataset"] == planned.dataset and record["data_kind"] == "synthetic"
+        assert record["trial"] == planned.trial and record["rows"] and record["cmc"]
+        assert record["config"]["train"]["epochs"] == planned.parameters["epochs"]
+        assert record["config"]["params"]["arch"] == "resnet18" and record["checkpoint"]["sha256"]
+
+
+@pytest.mark.parametrize("name", sorted(n for n, r in PLANNED.items() if r.dataset != "vcm"))
+def test_image_notebooks_show_the_papers_reported_numbers_beside_the_run(smoke_plan, name: str) -> None:
+    planned = PLANNED[name]
+    executed, text, (record,) = smoke_plan.run(name)
+    table = _html(_cell(executed, "run.compare_with_paper()"))
+    assert SYNTHETIC_CAPTION in table and "R1 ours" in table and "R1 paper" in table and "Δ" not in table
+    reported = [r for r in reported_numbers() if r["method"] == planned.method and r["dataset"] == planned.dataset]
+    assert reported and all(f"{float(r['R1']):.2f}" in table for r in reported)
+    assert {r["protocol"] for r in record["rows"]} == ({"standard"} if planned.dataset == "regdb" else
+                                                       {"all-search, single-shot", "all-search, multi-shot (10)",
+                                                        "indoor-search, single-shot", "indoor-search, multi-shot (10)"})
+
+
+def test_the_ivreid_run_on_regdb_says_which_network_and_where_it_wrote(smoke_plan) -> None:
+    executed, text, (record,) = smoke_plan.run("ivreid_regdb_trial1")
+    assert record["method"] == "ivreid" and record["trial"] == 1 and record["config"]["train"]["epochs"] == 2
     assert "no ReLU after the stem" in text  # which network is in force, and why
+    assert "evaluating" not in text  # trained, not loaded
 
 
-def test_mmn_notebook_learns_on_synthetic_sysu(tmp_path: Path) -> None:
-    """MMN through its notebook, long enough to learn: ResNet-18, 64 x 32, Adam, 10 x 20 steps."""
-    parameters = dict(pretrained=False, arch="resnet18", optimizer="adam", lr=1e-3, backbone_lr_factor=1.0, height=64,
-                      width=32, epochs=10, batches_per_epoch=20, workers=0, eval_trials=3, score_untrained=True)
-    executed, text = run_notebook("mmn.ipynb", {**parameters, "dataset": "sysu"}, tmp_path)
-    record = _record(tmp_path / "results")
-    after = {r["protocol"]: r for r in record["rows"]}
-    before = {r["protocol"]: r for r in record["untrained"]}
-    chance = {r["protocol"]: r for r in record["chance"]}
-    row = "all-search, single-shot"
-    assert after[row]["R1"] >= before[row]["R1"] + 4.0 and after[row]["mAP"] >= before[row]["mAP"] + 6.0
-    assert after[row]["R1"] >= 1.5 * chance[row]["R1"] and after[row]["mAP"] >= chance[row]["mAP"] + 6.0
+def _learned(record: dict, r1_over_chance: float, map_over_chance: float, map_over_untrained: float) -> None:
+    """Trained vs untrained and vs chance (the protocol scored on random features), all-search single-shot."""
+    after, before, chance = ({r["protocol"]: (r["R1"], r["mAP"]) for r in record[key]}["all-search, single-shot"]
+                             for key in ("rows", "untrained", "chance"))
+    numbers = f"R1, mAP: untrained {before}, trained {after}, chance {chance}"
+    assert after[0] >= before[0] + 4.0 and after[1] >= before[1] + map_over_untrained, numbers
+    assert after[0] >= r1_over_chance * chance[0] and after[1] >= chance[1] + map_over_chance, numbers
+
+
+def test_mmn_learns_on_synthetic_sysu_and_shows_its_middle_modality(smoke_plan) -> None:
+    """The plan's MMN run on SYSU-MM01 is long enough to learn (mmn.py's smoke): ResNet-18, 64 x 32, Adam, 10 x 20
+    steps of 4 ids x 2 images per modality."""
+    executed, text, (record,) = smoke_plan.run("mmn_sysu")
+    assert record["config"]["train"]["epochs"] == 10 and record["config"]["params"]["recipe"]["fix_dc_head"] is False
+    _learned(record, r1_over_chance=1.5, map_over_chance=6.0, map_over_untrained=6.0)
     assert "frozen at its random initialisation" in text  # which DC head is in force
     for variant in ("original query x original gallery", "middle-modality query", "sum of the four"):
-        assert variant in text
-    (figure,) = [c for c in executed.cells if "middle_modality" in c.source and "paper_figure" in c.source]
-    assert any("image/png" in o.get("data", {}) for o in figure.outputs)
+        assert variant in _html(_cell(executed, "run.evaluate_variants()"))
+    assert _pictures(_cell(executed, 'paper_figure("middle_modality")')) == 1
+    assert "untrained vs trained vs chance" in text
 
 
-def test_mmn_notebook_on_regdb_with_a_trained_dc_head(tmp_path: Path) -> None:
-    executed, text = run_notebook("mmn.ipynb", {**SMOKE, "dataset": "regdb", "fix_dc_head": True}, tmp_path)
-    record = _record(tmp_path / "results")
+def test_mmn_on_regdb_trains_the_dc_head_when_asked(smoke_plan) -> None:
+    executed, text, (record,) = smoke_plan.run("mmn_regdb_trial1")
     assert record["method"] == "mmn" and record["config"]["params"]["recipe"]["fix_dc_head"] is True
-    assert "trained (fix_dc_head=True)" in text
+    assert "trained (fix_dc_head=True)" in text and "frozen at its random initialisation" not in text
+    assert _pictures(_cell(executed, 'paper_figure("middle_modality")')) == 1
 
 
-def _memory_figure_and_best(executed, record: dict) -> None:
-    (figure,) = [c for c in executed.cells if "paper_figure(\"memories\")" in c.source]
-    assert sum("image/png" in o.get("data", {}) for o in figure.outputs) == 1
+def _memory_figure_and_best(executed: nbformat.NotebookNode, record: dict) -> None:
+    assert _pictures(_cell(executed, 'paper_figure("memories")')) == 1
     best = record["best_on_test"]
     assert best["epoch"] >= 1 and best["rows"] and best["selected_by"]["metric"] == "mAP"
     assert {r["protocol"] for r in best["rows"]} == {r["protocol"] for r in record["rows"]}
 
 
-def test_mce_notebook_learns_on_synthetic_sysu(tmp_path: Path) -> None:
-    """MCE through its notebook, long enough to learn: ResNet-18 from scratch, 64 x 32, Adam at a constant 1e-3,
-    3 epochs of 45 steps of 8 ids x 2 images per modality (x 3 views), best-on-test tested after epochs 2 and 3.
-    From scratch at this scale MCE learns more slowly than AGW (its memories start from an untrained network's
-    nearly identical features), hence 8 identities a batch: more classes per step for the memories to separate."""
-    parameters = dict(pretrained=False, arch="resnet18", lr=1e-3, schedule="constant", height=64, width=32, epochs=3,
-                      batches_per_epoch=45, num_ids=8, num_per_modality=2, workers=0, eval_trials=3, eval_every=1,
-                      eval_first=2, selection_trials=1, score_untrained=True)
-    executed, text = run_notebook("mce.ipynb", {**parameters, "dataset": "sysu"}, tmp_path)
-    record = _record(tmp_path / "results")
-    after = {r["protocol"]: r for r in record["rows"]}
-    before = {r["protocol"]: r for r in record["untrained"]}
-    chance = {r["protocol"]: r for r in record["chance"]}
-    row = "all-search, single-shot"
-    print({k: (before[row][k], after[row][k], chance[row][k]) for k in ("R1", "mAP")})
-    assert after[row]["R1"] >= before[row]["R1"] + 4.0 and after[row]["mAP"] >= before[row]["mAP"] + 5.0
-    assert after[row]["R1"] >= 1.4 * chance[row]["R1"] and after[row]["mAP"] >= chance[row]["mAP"] + 4.0
+def test_mce_learns_on_synthetic_sysu_with_its_memories_and_best_on_test(smoke_plan) -> None:
+    """The plan's MCE run on SYSU-MM01 is long enough to learn (mce.py's smoke): ResNet-18 from scratch, 64 x 32, Adam
+    at a constant 1e-3, 5 epochs of 45 steps of 8 ids x 2 images per modality (x 3 views), tested from epoch 2 on."""
+    executed, text, (record,) = smoke_plan.run("mce_sysu")
+    _learned(record, r1_over_chance=1.4, map_over_chance=4.0, map_over_untrained=5.0)
     _memory_figure_and_best(executed, record)
     assert "multi-shot (10)" in text and "MCE's 10-shot galleries, last epoch" in text
-    assert "best-on-test (epoch" in text and "last (epoch 3)" in text
+    assert "best-on-test (epoch" in text and "last (epoch 5)" in text
     assert "the memory rebuilds took" in text and "epoch >= 40" in text  # the code-over-PAPERS.md note
 
 
-def test_mce_notebook_on_regdb_with_its_memories_and_best_on_test(tmp_path: Path) -> None:
-    parameters = {**SMOKE, "dataset": "regdb", "eval_every": 1, "eval_first": 1, "synthetic_ids": 16}
-    executed, text = run_notebook("mce.ipynb", parameters, tmp_path)
-    record = _record(tmp_path / "results")
+def test_mce_on_regdb_uses_regdbs_views_memories_and_best_on_test(smoke_plan) -> None:
+    executed, text, (record,) = smoke_plan.run("mce_regdb_trial1")
     assert record["method"] == "mce" and record["config"]["params"]["recipe"]["num_per_modality"] == 5  # RegDB's
     assert {(r["protocol"], r["direction"]) for r in record["rows"]} == {("standard", "v2t"), ("standard", "t2v")}
     _memory_figure_and_best(executed, record)
     assert "best-on-test (epoch" in text and "RegDB: no 10-shot setting" in text
     assert "erasing_grey_pad" in text  # RegDB's own views, as the official RegDBData
 
+
+def test_cst_trains_cst_and_mitml_and_draws_attention_maps(smoke_plan) -> None:
+    executed, text, records = smoke_plan.run("cst_vcm")
+    # rollout, message attention and frame maps, for a visible and an infrared clip
+    assert _pictures(_cell(executed, "attention_examples()")) == 6
+    assert "MITML" in text and "IBAN (as reported by CST)" in text and "this run (synthetic)" in text
+    assert "MITML at the paper's size (ResNet-50, 500 identities): 135.0M + 8.4M" in text
+    (mitml,) = [r for r in records if r["method"] == "mitml"]
+    assert mitml["config"]["params"]["confusion_epoch"] == 1 and mitml["best_on_test"]["selected_by"]
+    (log,) = [p for p in (smoke_plan.out_dir / "runs").rglob("log.csv") if "modality_accuracy" in p.read_text()]
+    rows = list(csv.DictReader(log.open()))
+    assert float(rows[0]["confusion"]) == 0 and float(rows[1]["confusion"]) > 0  # on from (0-based) epoch 1
+    for record in records:
+        assert {row["direction"] for row in record["rows"]} == {"ir2rgb", "rgb2ir"}
+        assert record["config"]["params"]["seq_len"] == 6
+
+
+def test_star_trains_star_and_its_baseline_and_draws_skeleton_maps(smoke_plan) -> None:
+    executed, text, records = smoke_plan.run("star_vcm")
+    assert "ground-truth** keypoints" in text and "keypoints from: ground truth" in text
+    for code, count in (("plot_skeleton_clip(", 2), ("plot_graph_attention(", 4), ("plot_pooling_weights(", 4)):
+        assert _pictures(_cell(executed, code)) == count, code  # a visible and an infrared clip each
+    assert "STAR baseline" in text and "this run (synthetic)" in text and "58.56" in text
+    (star,) = [r for r in records if r["method"] == "star"]
+    assert star["config"]["params"]["recipe"]["official_graph"] is True  # star.py's smoke: the code's graph
+    assert star["config"]["params"]["skeleton_store"].endswith("skeletons_coco17.h5")
+    for record in records:
+        assert {row["direction"] for row in record["rows"]} == {"ir2rgb", "rgb2ir"}
+
+
+# ------------------------------------------------------------------ what the smoke plan cannot do
 
 def test_an_agw_checkpoint_in_the_authors_layout_evaluates_through_the_notebook(tmp_path: Path) -> None:
     from tests.models.test_official_checkpoints import EmbedNetOfficial, randomise
@@ -177,49 +251,6 @@ def test_an_agw_checkpoint_in_the_authors_layout_evaluates_through_the_notebook(
     record = _record(tmp_path / "results")
     assert record["weights"]["kind"].startswith("AGW") and record["weights"]["stored_metrics"]["mAP"] == 0.5
     assert not (tmp_path / "runs" / "agw_regdb").exists() or not any((tmp_path / "runs" / "agw_regdb").rglob("last.pt"))
-
-
-def test_cst_notebook_runs_on_synthetic_vcm_with_cst_mitml_and_attention_maps(tmp_path: Path) -> None:
-    parameters = dict(pretrained=False, arch="resnet18", epochs=2, seq_len=6, height=64, width=32, tube="(2, 2, 1)",
-                      dim=32, heads=4, batches_per_epoch=2, num_ids=4, workers=0, mitml_lr=0.01,
-                      mitml_confusion_epoch=1)
-    executed, text = run_notebook("cst_vcm.ipynb", parameters, tmp_path)
-    (attention_cell,) = [c for c in executed.cells if "attention_examples()" in c.source]
-    pictures = [o for o in attention_cell.outputs if "image/png" in o.get("data", {})]
-    assert len(pictures) == 6  # rollout, message attention and frame maps, for a visible and an infrared clip
-    assert "MITML" in text and "IBAN (as reported by CST)" in text and "this run (synthetic)" in text
-    records = [json.loads(p.read_text()) for p in sorted((tmp_path / "results").glob("*.json"))]
-    assert sorted(r["method"] for r in records) == ["cst", "mitml"]
-    assert "MITML at the paper's size (ResNet-50, 500 identities): 135.0M + 8.4M" in text
-    (mitml,) = [r for r in records if r["method"] == "mitml"]
-    assert mitml["config"]["params"]["confusion_epoch"] == 1 and mitml["best_on_test"]["selected_by"]
-    (log,) = [p for p in (tmp_path / "runs").rglob("log.csv") if "modality_accuracy" in p.read_text()]
-    rows = list(csv.DictReader(log.open()))
-    assert float(rows[0]["confusion"]) == 0 and float(rows[1]["confusion"]) > 0  # on from (0-based) epoch 1
-    for record in records:
-        assert record["dataset"] == "vcm" and record["data_kind"] == "synthetic"
-        assert {row["direction"] for row in record["rows"]} == {"ir2rgb", "rgb2ir"}
-        assert record["config"]["params"]["seq_len"] == 6
-
-
-def test_star_notebook_trains_star_and_its_baseline_and_draws_skeleton_maps(tmp_path: Path) -> None:
-    parameters = dict(pretrained=False, arch="resnet18", epochs=2, seq_len=6, height=64, width=32, batches_per_epoch=2,
-                      num_ids=4, workers=0, official_graph=True)
-    executed, text = run_notebook("star_vcm.ipynb", parameters, tmp_path)
-    assert "ground-truth** keypoints" in text and "keypoints from: ground truth" in text
-    (maps,) = [c for c in executed.cells if "plot_skeleton_clip(" in c.source]
-    (graph,) = [c for c in executed.cells if "plot_graph_attention(" in c.source]
-    (pooling,) = [c for c in executed.cells if "plot_pooling_weights(" in c.source]
-    for cell, count in ((maps, 2), (graph, 4), (pooling, 4)):  # a visible and an infrared clip each
-        assert sum("image/png" in o.get("data", {}) for o in cell.outputs) == count, cell.source[:60]
-    assert "STAR baseline" in text and "this run (synthetic)" in text and "58.56" in text
-    records = [json.loads(p.read_text()) for p in sorted((tmp_path / "results").glob("*.json"))]
-    assert sorted(r["method"] for r in records) == ["star", "star_baseline"]
-    (star,) = [r for r in records if r["method"] == "star"]
-    assert star["config"]["params"]["recipe"]["official_graph"] is True
-    assert star["config"]["params"]["skeleton_store"].endswith("skeletons_coco17.h5")
-    for record in records:
-        assert record["data_kind"] == "synthetic" and {row["direction"] for row in record["rows"]} == {"ir2rgb", "rgb2ir"}
 
 
 def test_command_line_entry_trains_under_torchrun_with_two_cpu_processes(tmp_path: Path) -> None:

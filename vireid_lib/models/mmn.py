@@ -217,6 +217,12 @@ def show_middle_modality(run, count: int = 4):
 PAPER = Paper(
     method="mmn", title="MMN", datasets=("sysu", "regdb"), recipe=MMNRecipe(),
     notebook="mmn.ipynb",
+    # The smoke plan: on SYSU-MM01 long enough to learn (ResNet-18 from scratch needs Adam at one lr, 10 x 20 steps
+    # of 4 ids x 2 images per modality), scored untrained too; on RegDB with the DC head trained, which the official
+    # code never does.
+    smoke={"sysu": {"optimizer": "adam", "lr": 1e-3, "backbone_lr_factor": 1.0, "epochs": 10, "batches_per_epoch": 20,
+                    "num_per_modality": 2, "eval_trials": 3, "score_untrained": True},
+           "regdb": {"fix_dc_head": True}},
     build=lambda classes, recipe, weights: build_mmn(classes, arch=recipe.arch, stem_relu=recipe.stem_relu,
                                                      backbone_lr_factor=recipe.backbone_lr_factor, **weights),
     criterion=lambda classes, recipe, dataset: MMNCriterion(classes, margin=recipe.margin, dc_weight=recipe.dc_weight,

@@ -490,6 +490,7 @@ FIDELITY = ("Skeleton modules from STAR's public PyTorch model (the MindSpore re
 PAPER = Paper(
     method="star", title="STAR", datasets=("vcm",), recipe=STARRecipe(), build=_build(True), criterion=_criterion,
     notebook="star_vcm.ipynb", trains_also=("star_baseline",),
+    smoke={"official_graph": True},  # the smoke plan runs the code's first-frame-only graph, the non-default branch
     # clips first, then each modality's keypoints (the dataset yields (clip, keypoints) per tracklet)
     batch=BatchLayout(order=(("visible", 0), ("infrared", 0), ("visible", 1), ("infrared", 1)),
                       labels=("visible", "infrared")),
