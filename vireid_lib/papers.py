@@ -154,7 +154,8 @@ class Paper:
     fidelity: str = ""  # where the network follows (or departs from) the official code, for the notebook
     # Its notebook under notebooks/ (empty: trained inside another paper's notebook, or none), the papers that
     # notebook trains beside it (CST's MITML), and the notebook parameters of the smoke plan beyond the shared
-    # tiny ones (vireid_lib.reproduce --smoke), e.g. a tube that fits 64 x 32 inputs.
+    # tiny ones (vireid_lib.reproduce --smoke), e.g. a tube that fits 64 x 32 inputs; a key named like a dataset
+    # holds settings for that dataset only (e.g. MMN's longer SYSU-MM01 run that must beat chance).
     notebook: str = ""
     trains_also: tuple[str, ...] = ()
     smoke: Mapping[str, object] = field(default_factory=dict)
