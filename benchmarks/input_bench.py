@@ -18,7 +18,7 @@ drawing the same pairs (vireid's cross-modality sampler, 8 ids x 4 per modality)
   ``random`` as the official ones do.
 * vireid, per sample: what the run's loader does with ``augment="loader"`` (``build_view`` per image).
 * vireid, batched: what it does with ``augment="device"``: the loader hands the uint8 images over
-  untouched (``loader_images``) and ``BatchViews`` makes the views of the whole batch, here on the CPU;
+  untouched (``LoaderImages``) and ``BatchViews`` makes the views of the whole batch, here on the CPU;
   and the same loader alone, which is all the CPU does per image when the views are made on a GPU
   (the GPU's time is not in it: measure it with ``train_bench.py --augment both --device cuda``).
 
@@ -49,7 +49,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
 from vireid_lib.data import SYSUMM01
-from vireid_lib.data.batched import batched_views, loader_images
+from vireid_lib.data.batched import LoaderImages, batched_views
 from vireid_lib.data.cache import load_image_cache
 from vireid_lib.data.datasets import ImageDataset, PairedImageDataset
 from vireid_lib.data.records import INFRARED, VISIBLE
@@ -219,7 +219,7 @@ def pipelines(view_set: str, data: dict, cfg: TransformConfig, pairs: list, samp
     per_sample = PairedImageDataset(
         ImageDataset(data["visible_records"], vireid_views(cfg, names["visible"], VISIBLE), data["visible"]),
         ImageDataset(data["infrared_records"], vireid_views(cfg, names["infrared"], INFRARED), data["infrared"]))
-    hand_over = loader_images(cfg)
+    hand_over = LoaderImages(cfg)
     uint8_pairs = PairedImageDataset(ImageDataset(data["visible_records"], hand_over, data["visible"]),
                                      ImageDataset(data["infrared_records"], hand_over, data["infrared"]))
     return [

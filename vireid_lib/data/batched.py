@@ -31,7 +31,7 @@ import torch
 
 from .errors import DatasetError
 from .records import INFRARED, VISIBLE
-from .transforms import VIEWS, Resize, TransformConfig, _check_modality, to_uint8_chw
+from .transforms import VIEWS, Normalize, Resize, TransformConfig, _check_modality, to_uint8_chw
 
 CHANNEL_STEPS = ("none", "exchange", "gray")
 ERASE_TRIES = 100  # reid-strong-baseline's RandomErasing gives up after 100 rejected rectangles
@@ -128,10 +128,7 @@ class BatchAugment:
 
     def __init__(self, spec: ViewSpec) -> None:
         self.spec = spec
-        std = torch.tensor(spec.std, dtype=torch.float32)
-        # The per-sample Normalize's constants, computed the same way: the same float32 results.
-        self._scale = (1.0 / (255.0 * std)).view(1, 3, 1, 1)
-        self._shift = (torch.tensor(spec.mean, dtype=torch.float32) / std).view(1, 3, 1, 1)
+        self.normalize = Normalize(spec.mean, spec.std)  # the per-sample step's constants and operations
 
     def __repr__(self) -> str:
         return f"BatchAugment({self.spec})"
@@ -172,11 +169,7 @@ class BatchAugment:
             padded = hwc
         crop = _crop_gather if gather else _crop_loop
         out = crop(padded, draws, height, width)  # [B, H, W, 3] uint8
-        # One copy converts the layout (HWC -> CHW) and the dtype together; the per-sample Normalize's
-        # constants and operations follow, so the values are its values.
-        x = torch.empty((count, 3, height, width), dtype=torch.float32, device=device)
-        x.copy_(out.permute(0, 3, 1, 2))
-        x.mul_(self._scale.to(device)).sub_(self._shift.to(device))
+        x = self.normalize.batch(out.permute(0, 3, 1, 2))  # HWC -> CHW and uint8 -> float32 in one copy
         for box in (draws.erase, draws.channel_erase):
             if box is not None:
                 x = _erase(x, box, self.spec.erasing_fill, gather)
@@ -297,16 +290,10 @@ class LoaderImages:
         return self.resize(to_uint8_chw(image)).permute(1, 2, 0).contiguous()
 
 
-def loader_images(cfg: TransformConfig) -> LoaderImages:
-    """The loader's transform on the device path (see :class:`LoaderImages`)."""
-    return LoaderImages(cfg)
-
-
 def batched_views(cfg: TransformConfig, names: Mapping[str, Sequence[str]]) -> BatchViews:
     """:class:`BatchViews` for a batch layout's ``views`` (modality name -> view names)."""
     modality = {"visible": VISIBLE, "infrared": INFRARED}
     return BatchViews({m: [view_spec(cfg, modality[m], n) for n in names_] for m, names_ in names.items()})
 
 
-__all__ = ["BatchAugment", "BatchViews", "Draws", "LoaderImages", "ViewSpec", "batched_views", "loader_images",
-           "view_spec"]
+__all__ = ["BatchAugment", "BatchViews", "Draws", "LoaderImages", "ViewSpec", "batched_views", "view_spec"]

@@ -233,6 +233,14 @@ class Normalize:
         out.mul_(self._scale).sub_(self._shift)
         return out
 
+    def batch(self, images: torch.Tensor) -> torch.Tensor:
+        """A uint8 ``[..., 3, H, W]`` batch (or clip batch) normalised where it lies, with the same constants
+        and operations as one image, so the values are the per-image ones: the loader can hand over uint8 and
+        the run's device normalise (``vireid_lib.data.batched``, the extractor)."""
+        out = torch.empty(images.shape, dtype=torch.float32, device=images.device)
+        out.copy_(images)  # layout and dtype in one copy, e.g. from a permuted HWC view
+        return out.mul_(self._scale.to(images.device)).sub_(self._shift.to(images.device))
+
 
 # ----------------------------------------------------------------------------------------------
 # Random geometric transforms (uint8 tensors)

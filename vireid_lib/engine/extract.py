@@ -83,11 +83,11 @@ def extract_features(
             if isinstance(images, (list, tuple)):  # (clips, side inputs such as keypoints)
                 images = [part.to(device, non_blocking=True) for part in images]
                 if normalize is not None:
-                    images[0] = normalize_batch(images[0], normalize)
+                    images[0] = normalize.batch(images[0])
             else:
                 images = images.to(device, non_blocking=True)
                 if normalize is not None:
-                    images = normalize_batch(images, normalize)
+                    images = normalize.batch(images)
                 if channels_last and images.ndim == 4:
                     images = images.contiguous(memory_format=torch.channels_last)
             with precision:
@@ -96,14 +96,6 @@ def extract_features(
     finally:
         model.train(was_training)
     return torch.cat(features), torch.cat(pids)
-
-
-def normalize_batch(images: torch.Tensor, normalize: Normalize) -> torch.Tensor:
-    """A uint8 ``[..., 3, H, W]`` batch normalised on its device with ``normalize``'s constants and
-    operations (one multiply, one subtract in float32), so the values equal the per-image ones."""
-    out = torch.empty(images.shape, dtype=torch.float32, device=images.device)
-    out.copy_(images)
-    return out.mul_(normalize._scale.to(images.device)).sub_(normalize._shift.to(images.device))
 
 
 def split_normalize(transform: Callable) -> tuple[Callable, Normalize | None]:

@@ -29,7 +29,7 @@ from ..data.skeletons import FILE_NAME as SKELETON_FILE
 from ..data.samplers import CrossModalityIdentitySampler, TrackletSampler
 from ..data.synthetic import SyntheticConfig, ensure_synthetic
 from ..data.synthetic.writers import DEFAULT_CONFIGS
-from ..data.batched import batched_views, loader_images
+from ..data.batched import LoaderImages, batched_views
 from ..data.transforms import MultiView, TransformConfig, build_train_transform, build_view
 from ..engine import TrainConfig
 from ..paths import resolve
@@ -134,7 +134,7 @@ def prepare(method: str, dataset: str, data_root: str = "", trial: int = 1, pret
                                        resample=recipe.train_resize, progress=progress)
                       for records, name in ((visible, "visible"), (infrared, "infrared"))]
         if augment == "device":  # the loader only indexes (and resizes what is not cached): views are made on the device
-            hand_over = loader_images(transform)
+            hand_over = LoaderImages(transform)
             pairs = PairedImageDataset(ImageDataset(visible, hand_over, cached[0]), ImageDataset(infrared, hand_over, cached[1]))
         else:
             pairs = PairedImageDataset(ImageDataset(visible, _train_views(paper, dataset, transform, "visible"), cached[0]),
@@ -184,9 +184,7 @@ def prepare(method: str, dataset: str, data_root: str = "", trial: int = 1, pret
 
 
 def _augment_mode(augment: str, device: str, paper: papers.Paper) -> str:
-    if augment not in ("auto", "loader", "device"):
-        raise ExperimentError(f"augment={augment!r} is invalid: use 'auto' (on the device under CUDA, else in the "
-                              "loader), 'loader' or 'device'.")
+    # the value itself was checked with every other parameter (params.RULES)
     if augment == "device" and paper.video:
         raise ExperimentError(f"augment='device' is for image papers; {paper.title} augments every frame of a tracklet "
                               "in the loader. Use 'auto' or 'loader'.")
