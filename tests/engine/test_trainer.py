@@ -1,5 +1,6 @@
 """The training loop: schedule, resume that ends bit-for-bit where an uninterrupted run does,
-NaN stops, atomic checkpoints, strict loading and best-versus-last bookkeeping."""
+NaN stops, atomic checkpoints, strict loading, and the checkpoints kept by their test scores (each keep its own
+epoch, ties as the script compares, selection state across a resume, a changed rule refused)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ from torch.utils.data import DataLoader, Dataset
 
 from vireid_lib.data.samplers import CrossModalityIdentitySampler
 from vireid_lib.engine import (
-    CheckpointError, ConfigError, TrainConfig, TrainingDiverged, load_checkpoint, load_model_state, save_atomic, train,
+    CheckpointError, ConfigError, Keep, TrainConfig, TrainingDiverged, kept_path, load_checkpoint, load_model_state,
+    save_atomic, train,
 )
+from vireid_lib.engine import trainer
+from vireid_lib.selection import SelectionError
 
 IDS, PER_ID, DIM = 6, 5, 12
 
@@ -161,24 +165,160 @@ def test_resuming_with_other_settings_is_refused(tmp_path: Path) -> None:
         train(fresh_model(), CrossEntropy(), loader(), config(tmp_path, epochs=2, lr=0.1))
 
 
-def test_evaluation_keeps_last_and_best_on_test(tmp_path: Path) -> None:
-    scores = iter([0.3, 0.7, 0.5])
-    result = train(fresh_model(), CrossEntropy(), loader(), config(tmp_path, epochs=3, eval_every=1),
-                   evaluate_fn=lambda model: {"mAP": next(scores), "R1": 1.0})
-    assert result.last_metrics == {"mAP": 0.5, "R1": 1.0}
-    assert result.best_metrics["mAP"] == 0.7 and result.best_epoch == 2
-    assert load_checkpoint(tmp_path / "best.pt")["epoch"] == 1
-    assert [row["test_mAP"] for row in result.history] == [0.3, 0.7, 0.5]
+RANK1, MAP = Keep("rank1", "R1"), Keep("map", "mAP")
 
 
-def test_only_scheduled_evaluations_compete_for_best_on_test(tmp_path: Path) -> None:
+def scripted(scores: list[dict]):
+    """An evaluation function that returns the given scores in turn (the selection test of a run)."""
+    queue = iter(scores)
+    return lambda model: next(queue)
+
+
+def weights_at(path: Path) -> dict:
+    return load_checkpoint(path)["model"]
+
+
+def test_each_keep_holds_the_epoch_of_its_own_best_score(tmp_path: Path) -> None:
+    """Best R1 after epoch 2 and best mAP after epoch 3: each kept checkpoint holds its own epoch's weights."""
+    scores = [{"R1": 30.0, "mAP": 20.0}, {"R1": 50.0, "mAP": 25.0}, {"R1": 40.0, "mAP": 35.0}]
+    epochs: dict[int, dict] = {}
+    model = fresh_model()
+
+    def snapshot(epoch: int, step: int) -> None:  # the weights at the end of each epoch are the next one's start
+        if step == 0 and epoch > 0:
+            epochs[epoch] = {k: v.clone() for k, v in model.state_dict().items()}
+
+    result = train(model, CrossEntropy(), loader(), config(tmp_path, epochs=3, eval_every=1, keeps=(RANK1, MAP)),
+                   evaluate_fn=scripted(scores), on_step=snapshot)
+    epochs[3] = model.state_dict()
+    assert {name: entry["epoch"] for name, entry in result.selected.items()} == {"rank1": 2, "map": 3}
+    assert result.selected["rank1"]["value"] == 50.0 and result.selected["rank1"]["scores"] == scores[1]
+    for name, epoch in (("rank1", 2), ("map", 3)):
+        kept = load_checkpoint(kept_path(tmp_path, name))
+        assert kept["epoch"] + 1 == epoch and kept["kept"] == name
+        for key, tensor in epochs[epoch].items():
+            assert torch.equal(kept["model"][key], tensor), (name, key)
+    assert [row["test_R1"] for row in result.history] == [30.0, 50.0, 40.0]
+    assert result.last_metrics == scores[-1]
+
+
+@pytest.mark.parametrize("ties,expected", [("first", 1), ("last", 3)])
+def test_equal_scores_keep_the_earlier_or_the_later_epoch_as_the_script_compares(tmp_path: Path, ties: str,
+                                                                                  expected: int) -> None:
+    """`score > best` (ties="first") keeps epoch 1 of three equal scores; `score >= best` ("last") epoch 3."""
+    result = train(fresh_model(), CrossEntropy(), loader(),
+                   config(tmp_path, epochs=3, eval_every=1, keeps=(Keep("rank1", "R1", ties=ties),)),
+                   evaluate_fn=scripted([{"R1": 40.0}] * 3))
+    assert result.selected["rank1"]["epoch"] == expected
+
+
+def test_a_keep_reads_its_direction_and_a_missing_score_is_named(tmp_path: Path) -> None:
+    keeps = (Keep("t2v_map", "mAP", "ir2rgb"), Keep("v2t_map", "mAP", "rgb2ir"))
+    scores = [{"ir2rgb mAP": 10.0, "rgb2ir mAP": 30.0}, {"ir2rgb mAP": 20.0, "rgb2ir mAP": 5.0}]
+    result = train(fresh_model(), CrossEntropy(), loader(), config(tmp_path / "a", epochs=2, eval_every=1, keeps=keeps),
+                   evaluate_fn=scripted(scores))
+    assert {n: e["epoch"] for n, e in result.selected.items()} == {"t2v_map": 2, "v2t_map": 1}
+    with pytest.raises(KeyError, match="'rank1' is chosen by 'R1'"):
+        train(fresh_model(), CrossEntropy(), loader(), config(tmp_path / "b", epochs=1, eval_every=1, keeps=(RANK1,)),
+              evaluate_fn=scripted([{"mAP": 1.0}]))
+
+
+def test_only_scheduled_evaluations_compete(tmp_path: Path) -> None:
     """MCE's official schedule, scaled down: test after 1-based epochs 2 and 4 (eval_first=2, eval_every=2); the
     off-schedule last epoch 5 is scored for the last-epoch numbers but is no candidate, however good."""
-    scores = iter([0.4, 0.6, 0.9])
-    result = train(fresh_model(), CrossEntropy(), loader(), config(tmp_path, epochs=5, eval_every=2, eval_first=2),
-                   evaluate_fn=lambda model: {"mAP": next(scores), "R1": 1.0})
+    result = train(fresh_model(), CrossEntropy(), loader(),
+                   config(tmp_path, epochs=5, eval_every=2, eval_first=2, keeps=(MAP,)),
+                   evaluate_fn=scripted([{"mAP": 0.4}, {"mAP": 0.6}, {"mAP": 0.9}]))
     assert [row.get("test_mAP") for row in result.history] == [None, 0.4, None, 0.6, 0.9]
-    assert result.best_epoch == 4 and result.best_metrics["mAP"] == 0.6 and result.last_metrics["mAP"] == 0.9
+    assert result.selected["map"]["epoch"] == 4 and result.last_metrics["mAP"] == 0.9
+
+
+def test_without_a_schedule_the_last_epoch_is_the_only_candidate(tmp_path: Path) -> None:
+    result = train(fresh_model(), CrossEntropy(), loader(), config(tmp_path / "a", epochs=2, keeps=(MAP,)),
+                   evaluate_fn=scripted([{"mAP": 0.3}]))
+    assert result.selected["map"]["epoch"] == 2
+    nothing = train(fresh_model(), CrossEntropy(), loader(), config(tmp_path / "b", epochs=2, eval_every=1),
+                    evaluate_fn=scripted([{"mAP": 0.3}, {"mAP": 0.1}]))
+    assert nothing.selected == {} and not list((tmp_path / "b").glob("best_*.pt"))
+
+
+def test_a_resumed_run_selects_exactly_as_an_uninterrupted_one(tmp_path: Path) -> None:
+    scores = [{"R1": 10.0, "mAP": 40.0}, {"R1": 30.0, "mAP": 20.0}, {"R1": 20.0, "mAP": 30.0}, {"R1": 25.0, "mAP": 35.0}]
+    rule = dict(epochs=4, eval_every=1, keeps=(RANK1, MAP))
+    whole = train(fresh_model(), CrossEntropy(), loader(), config(tmp_path / "whole", **rule),
+                  evaluate_fn=scripted(scores))
+
+    def stop(epoch: int, step: int) -> None:
+        if epoch == 2 and step == 1:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(fresh_model(), CrossEntropy(), loader(), config(tmp_path / "split", **rule), evaluate_fn=scripted(scores),
+              on_step=stop)
+    resumed = train(fresh_model(), CrossEntropy(), loader(), config(tmp_path / "split", **rule),
+                    evaluate_fn=scripted(scores[2:]))
+    assert resumed.resumed_from == 2
+    assert {n: (e["epoch"], e["value"]) for n, e in resumed.selected.items()} == \
+        {n: (e["epoch"], e["value"]) for n, e in whole.selected.items()} == {"rank1": (2, 30.0), "map": (1, 40.0)}
+    for name in ("rank1", "map"):
+        for key, tensor in weights_at(kept_path(tmp_path / "whole", name)).items():
+            assert torch.equal(tensor, weights_at(kept_path(tmp_path / "split", name))[key]), (name, key)
+
+
+@pytest.mark.parametrize("change,field", [({"keeps": (MAP,)}, "keeps"), ({"eval_every": 2}, "eval_every"),
+                                          ({"keeps": (Keep("rank1", "R1", ties="last"),)}, "keeps")])
+def test_a_changed_selection_rule_is_refused_on_resume(tmp_path: Path, change: dict, field: str) -> None:
+    rule = dict(epochs=1, eval_every=1, keeps=(RANK1,))
+    train(fresh_model(), CrossEntropy(), loader(), config(tmp_path, **rule), evaluate_fn=scripted([{"R1": 1.0}]))
+    with pytest.raises(CheckpointError, match=rf"other settings .*{field}"):
+        train(fresh_model(), CrossEntropy(), loader(), config(tmp_path, **{**rule, "epochs": 2, **change}),
+              evaluate_fn=scripted([{"R1": 1.0, "mAP": 1.0}]))
+
+
+def test_a_kept_checkpoint_lost_in_a_crash_after_last_pt_is_rewritten_on_resume(tmp_path: Path,
+                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """last.pt is written first, then the kept checkpoints it records: a run killed in between resumes with the kept
+    file rebuilt from last.pt, which holds exactly those weights."""
+    rule = dict(epochs=3, eval_every=1, keeps=(RANK1,))
+    real_save = trainer.save_atomic
+
+    def die_on_kept(obj, path):
+        if Path(path).name.startswith("best_") and obj["epoch"] == 1:
+            raise Interrupt  # killed after last.pt of epoch 2, before best_rank1.pt
+        return real_save(obj, path)
+
+    monkeypatch.setattr(trainer, "save_atomic", die_on_kept)
+    with pytest.raises(Interrupt):
+        train(fresh_model(), CrossEntropy(), loader(), config(tmp_path, **rule),
+              evaluate_fn=scripted([{"R1": 1.0}, {"R1": 5.0}]))
+    assert load_checkpoint(kept_path(tmp_path, "rank1"))["epoch"] == 0  # still epoch 1's
+    monkeypatch.setattr(trainer, "save_atomic", real_save)
+    last = weights_at(tmp_path / "last.pt")
+    resumed = train(fresh_model(), CrossEntropy(), loader(), config(tmp_path, **rule),
+                    evaluate_fn=scripted([{"R1": 2.0}]))
+    assert resumed.selected["rank1"]["epoch"] == 2
+    kept = load_checkpoint(kept_path(tmp_path, "rank1"))
+    assert kept["epoch"] == 1 and all(torch.equal(kept["model"][k], v) for k, v in last.items())
+
+
+def test_a_kept_checkpoint_that_cannot_be_repaired_stops_the_resume(tmp_path: Path) -> None:
+    rule = dict(epochs=3, eval_every=1, keeps=(RANK1,))
+    train(fresh_model(), CrossEntropy(), loader(), config(tmp_path, **{**rule, "epochs": 2}),
+          evaluate_fn=scripted([{"R1": 5.0}, {"R1": 1.0}]))
+    kept_path(tmp_path, "rank1").unlink()  # epoch 1's weights, which last.pt (epoch 2) no longer holds
+    with pytest.raises(CheckpointError, match=r"best_rank1.pt should hold epoch 1 .* holds nothing.*selection='last'"):
+        train(fresh_model(), CrossEntropy(), loader(), config(tmp_path, **rule), evaluate_fn=scripted([{"R1": 2.0}]))
+
+
+def test_keeps_are_checked() -> None:
+    with pytest.raises(SelectionError, match="metric='top1'"):
+        Keep("rank1", "top1")
+    with pytest.raises(SelectionError, match="ties='middle'"):
+        Keep("rank1", "R1", ties="middle")
+    with pytest.raises(SelectionError, match="names best_<name>.pt"):
+        Keep("rank 1")
+    with pytest.raises(ConfigError, match="keeps"):
+        TrainConfig(keeps=(RANK1, Keep("rank1", "mAP")))
 
 
 def test_the_evaluation_schedule_follows_the_official_epoch_tests() -> None:

@@ -1,9 +1,12 @@
-"""The training configuration every paper's recipe fills in, and its learning-rate schedule."""
+"""The training configuration every paper's recipe fills in, its learning-rate schedule, and the
+checkpoints it keeps by a score on the test set (:class:`Keep`), as the official scripts do."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+
+from ..selection import Keep
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("warmup_step", "constant")
@@ -43,6 +46,8 @@ class TrainConfig:
     compile: bool = False  # torch.compile the network for the training steps (evaluation runs the plain module)
     eval_every: int = 0
     eval_first: int = 0  # the first (1-based) epoch evaluated every eval_every epochs; 0: eval_every's multiples
+    # The checkpoints kept by their scheduled test scores (none: the last epoch is the only result).
+    keeps: tuple[Keep, ...] = ()
     seed: int = 0
     device: str = "cpu"
     out_dir: str = "runs/train"
@@ -77,6 +82,11 @@ class TrainConfig:
             raise bad("eval_every", "use 0 (evaluate after the last epoch only) or a positive number of epochs")
         if not isinstance(self.eval_first, int) or self.eval_first < 0:
             raise bad("eval_first", "use 0 (every eval_every-th epoch) or the first 1-based epoch to evaluate")
+        if not all(isinstance(k, Keep) for k in self.keeps):
+            raise bad("keeps", "it must hold vireid_lib.engine.Keep entries")
+        names = [k.name for k in self.keeps]
+        if len(set(names)) != len(names):
+            raise bad("keeps", "every kept checkpoint needs its own name")
 
     def scheduled_evaluation(self, epoch: int) -> bool:
         """Whether the test set is scored after ``epoch`` (0-based) for model selection.

@@ -119,11 +119,15 @@ def make_extractor(
     amp: str = "off",
     cache: bool = False,
     size: tuple[int, int] | None = None,
+    test_frames: str = "first",
+    frame_seed: int = 0,
 ) -> Callable[[Sequence], np.ndarray]:
     """``records -> features`` (one row per record, in order) for the protocol runners.
 
     Records of one call may mix modalities; each modality goes through its own stem and the
-    rows come back in the records' order. Tracklet records are sampled with the test rule.
+    rows come back in the records' order. Tracklet records are sampled with the test rule
+    ``test_frames`` (each chunk's first frame, or a random one seeded by ``frame_seed`` and the
+    tracklet: :class:`~vireid_lib.data.datasets.TrackletDataset`).
     ``output`` names the evaluation output taken as the feature (a paper's test-feature variant).
     ``skeletons``: a skeleton store whose keypoints go to the model beside each clip.
     ``channels_last``: run image batches (and the model) in the channels-last layout; ``amp``:
@@ -144,7 +148,8 @@ def make_extractor(
             positions = [i for i, r in enumerate(records) if r.modality == modality]
             subset = [records[i] for i in positions]
             if isinstance(subset[0], TrackletRecord):
-                dataset = TrackletDataset(subset, seq_len, hand_over, skeletons=skeletons)
+                dataset = TrackletDataset(subset, seq_len, hand_over, skeletons=skeletons, test_frames=test_frames,
+                                          frame_seed=frame_seed)
             else:
                 images = (load_test_cache(subset, hand_over, size, workers=workers)
                           if cache and size is not None and normalize is not None else None)

@@ -10,11 +10,14 @@ What it guarantees:
   deterministic).
 * Nothing is lost. A NaN or infinite loss stops training at once with a message naming the
   epoch and step; the last checkpoint on disk is the last good epoch.
-* Honest model selection. ``evaluate_fn`` runs on the configured schedule
-  (:meth:`TrainConfig.scheduled_evaluation`) and after the last epoch; the last epoch's numbers
-  are the result, the best scheduled epoch's (by mAP) are kept beside them, labelled
-  best-on-test, as the official scripts select them (with no schedule, the last epoch is the
-  only candidate).
+* Model selection as the official scripts do it, and labelled so. ``evaluate_fn`` (the selection
+  test) runs on the configured schedule (:meth:`TrainConfig.scheduled_evaluation`) and after the
+  last epoch. Each of ``config.keeps`` (:class:`~.config.Keep`) keeps the scheduled epoch with the
+  best score of its own (e.g. MITML's four: rank-1 and mAP of each direction) in
+  ``best_<name>.pt``, breaking ties as the script does; the last epoch's weights stay in
+  ``last.pt``. Only scheduled tests compete (the scripts never test an off-schedule last epoch);
+  with no schedule the last epoch is the only candidate. What is kept travels in ``last.pt``, so
+  a resumed run selects exactly as an uninterrupted one, and a changed rule is refused on resume.
 """
 
 from __future__ import annotations
@@ -41,10 +44,15 @@ from .config import TrainConfig
 from .runlock import run_lock
 
 LAST = "last.pt"
-BEST = "best.pt"
 LOG = "log.csv"
-# Config fields that may change between an interrupted run and its resumption.
-RESUMABLE_CHANGES = {"epochs", "out_dir", "resume", "progress", "device", "eval_every", "eval_first", "compile"}
+# Config fields that may change between an interrupted run and its resumption (not the test schedule or the kept
+# checkpoints: a changed selection rule would mix two rules in one run's choice).
+RESUMABLE_CHANGES = {"epochs", "out_dir", "resume", "progress", "device", "compile"}
+
+
+def kept_path(out_dir: Path | str, name: str) -> Path:
+    """Where the checkpoint kept under ``name`` (a :class:`~.config.Keep`) is written."""
+    return Path(out_dir) / f"best_{name}.pt"
 
 
 class TrainingDiverged(RuntimeError):
@@ -58,9 +66,9 @@ class TrainResult:
     history: list[dict]
     checkpoint: Path
     last_metrics: dict | None = None
-    best_metrics: dict | None = None
-    best_epoch: int | None = None
-    best_checkpoint: Path | None = None
+    # Per kept checkpoint (config.keeps' names): {"epoch" (1-based), "value" (its score), "scores" (every score of the
+    # selection test at that epoch), "checkpoint" (the file)}; a keep no scheduled test has set is absent.
+    selected: dict = field(default_factory=dict)
     resumed_from: int | None = None
     extra: dict = field(default_factory=dict)
 
@@ -90,7 +98,7 @@ def build_optimizer(model: nn.Module, config: TrainConfig, criterion: nn.Module 
     if hasattr(model, "param_groups"):
         groups = [dict(g) for g in model.param_groups(config.lr)]
     else:
-        groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": config.lr}]
+        groups = [{"name": "every parameter", "params": [p for p in model.parameters() if p.requires_grad], "lr": config.lr}]
     if criterion is not None and hasattr(criterion, "param_groups"):
         groups += [dict(g) for g in criterion.param_groups(config.lr) if g["params"]]
     for group in groups:
@@ -194,7 +202,7 @@ def _train(model: nn.Module, criterion: nn.Module, loader: Iterable, config: Tra
         network = torch.compile(network)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and config.amp == "fp16")
     history: list[dict] = []
-    best: dict = {"metrics": None, "epoch": None}
+    selected: dict[str, dict] = {}  # keep name -> {"epoch", "value", "scores"}
     start_epoch, resumed_from = 0, None
     last_path = out_dir / LAST
     if config.resume and last_path.is_file():
@@ -206,8 +214,10 @@ def _train(model: nn.Module, criterion: nn.Module, loader: Iterable, config: Tra
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
         history = list(state["history"])
-        best = dict(state["best"])
+        selected = {name: dict(entry) for name, entry in state.get("selected", {}).items()}
         start_epoch = resumed_from = int(state["epoch"]) + 1
+        if rank == 0:
+            _repair_kept(selected, state, out_dir)
     sampler = getattr(loader, "sampler", None)
 
     last_metrics = history[-1].get("metrics") if history else None
@@ -275,6 +285,7 @@ def _train(model: nn.Module, criterion: nn.Module, loader: Iterable, config: Tra
                "images_per_s": round(images / seconds, 1), **{k: v / steps for k, v in sums.items()}}
         scheduled = config.scheduled_evaluation(epoch)
         evaluate_now = evaluate_fn is not None and (epoch + 1 == config.epochs or scheduled)
+        improved: list[str] = []
         if evaluate_now:
             # Only numbers go into checkpoints: weights_only loading accepts nothing else.
             scores = [None]
@@ -285,27 +296,62 @@ def _train(model: nn.Module, criterion: nn.Module, loader: Iterable, config: Tra
             last_metrics = scores[0]
             model.train()
             row.update({f"test_{k}": v for k, v in last_metrics.items()})
-            key = "mAP" if "mAP" in last_metrics else next(iter(last_metrics))
             # Only the scheduled evaluations compete (the official scripts never test an off-schedule last epoch).
-            candidate = scheduled or not config.eval_every
-            if candidate and (best["metrics"] is None or last_metrics[key] > best["metrics"][key]):
-                best = {"metrics": last_metrics, "epoch": epoch + 1}
-                if rank == 0:
-                    save_atomic({"model": model.state_dict(), "epoch": epoch, "metrics": last_metrics,
-                                 "config": config.to_dict()}, out_dir / BEST)
+            if scheduled or not config.eval_every:
+                improved = _select(config.keeps, selected, last_metrics, epoch + 1)
         history.append(row)
         if rank == 0:
-            # A criterion with layers of its own (a loss's projection head) travels too, so resuming is exact.
+            # A criterion with layers of its own (a loss's projection head) travels too, so resuming is exact. The
+            # kept checkpoints are written after last.pt, which records them: a crash in between is repaired on resume.
             save_atomic({"model": model.state_dict(), "criterion": criterion.state_dict(),
                          "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-                         "epoch": epoch, "history": history, "best": best, "config": config.to_dict()}, last_path)
+                         "epoch": epoch, "history": history, "selected": selected, "config": config.to_dict()}, last_path)
+            for name in improved:
+                save_atomic(_kept_state(model.state_dict(), name, selected[name], config.to_dict()),
+                            kept_path(out_dir, name))
             _write_log(out_dir / LOG, history)
         if world > 1:
             dist.barrier()  # no rank starts the next epoch before the checkpoint is on disk
     return TrainResult(history=history, checkpoint=last_path, last_metrics=last_metrics,
-                       best_metrics=best["metrics"], best_epoch=best["epoch"],
-                       best_checkpoint=out_dir / BEST if best["epoch"] is not None else None,
+                       selected={name: {**entry, "checkpoint": kept_path(out_dir, name)} for name, entry in selected.items()},
                        resumed_from=resumed_from)
+
+
+def _select(keeps, selected: dict[str, dict], scores: dict[str, float], epoch: int) -> list[str]:
+    """Update ``selected`` with this epoch's ``scores`` for every keep it improves; their names."""
+    improved = []
+    for keep in keeps:
+        if keep.key not in scores:
+            raise KeyError(f"the selection test returned {sorted(scores)}, but the kept checkpoint {keep.name!r} is "
+                           f"chosen by {keep.key!r}: the evaluation function must score it.")
+        value = scores[keep.key]
+        if keep.better(value, selected.get(keep.name, {}).get("value")):
+            selected[keep.name] = {"epoch": epoch, "value": value, "scores": dict(scores)}
+            improved.append(keep.name)
+    return improved
+
+
+def _kept_state(weights: dict, name: str, entry: dict, config: dict) -> dict:
+    # "epoch" is 0-based, as in last.pt
+    return {"model": weights, "epoch": entry["epoch"] - 1, "kept": name, "value": entry["value"],
+            "scores": entry["scores"], "config": config}
+
+
+def _repair_kept(selected: dict[str, dict], state: dict, out_dir: Path) -> None:
+    """A run stopped between writing last.pt and a kept checkpoint it selected at that same epoch: last.pt holds
+    exactly those weights, so the kept file is rewritten from it. Any other mismatch cannot be repaired."""
+    epoch = int(state["epoch"]) + 1
+    for name, entry in selected.items():
+        path = kept_path(out_dir, name)
+        on_disk = load_checkpoint(path).get("epoch") if path.is_file() else None
+        if on_disk is not None and int(on_disk) + 1 == entry["epoch"]:
+            continue
+        if entry["epoch"] != epoch:
+            raise CheckpointError(
+                f"{path} should hold epoch {entry['epoch']} (kept as {name!r} in {out_dir / LAST}) but holds "
+                f"{'nothing' if on_disk is None else f'epoch {int(on_disk) + 1}'}; the selected weights are lost. Start "
+                "over with resume=False (--no-resume), or evaluate the last epoch only (selection='last').")
+        save_atomic(_kept_state(state["model"], name, entry, state["config"]), path)
 
 
 def _flatten(value: object, prefix: str = "") -> dict[str, object]:
