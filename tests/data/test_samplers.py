@@ -11,7 +11,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from vireid_lib.data.errors import DatasetError
 from vireid_lib.data.records import INFRARED, VISIBLE, ImageRecord
-from vireid_lib.data.samplers import CrossModalityIdentitySampler, TrackletSampler
+from vireid_lib.data.samplers import CrossModalityIdentitySampler, TrackletSampler, official_batches
+from vireid_lib.models.video import VideoRecipe
+from vireid_lib.papers import Recipe
 
 
 def _labels(items_per_id: dict[int, int]) -> list[int]:
@@ -307,3 +309,15 @@ def test_reads_world_size_and_rank_from_initialised_process_group(monkeypatch) -
     # Explicit arguments win over the process group.
     single = CrossModalityIdentitySampler(VIS, IR, num_replicas=1, rank=0, **kwargs)
     assert len(single) == 72
+
+
+def test_the_video_papers_count_an_epoch_by_the_smaller_modality() -> None:
+    """MITML's and STAR's utils.IdentitySampler: int(min(N_v, N_i) / (P K)) batches, no extra one; AGW's counts the
+    larger modality plus one."""
+    visible, infrared = [i // 3 for i in range(30)], [i // 2 for i in range(20)]
+    assert CrossModalityIdentitySampler(visible, infrared, num_ids=2, num_per_modality=2, epoch_length="min").num_batches == 5
+    assert CrossModalityIdentitySampler(visible, infrared, num_ids=2, num_per_modality=2).num_batches == 30 // 4 + 1
+    with pytest.raises(DatasetError, match="epoch_length='max'"):
+        CrossModalityIdentitySampler(visible, infrared, num_ids=2, num_per_modality=2, epoch_length="max")
+    assert VideoRecipe().epoch_rule == "min" and Recipe().epoch_rule == "official"
+    assert official_batches(5460, 4291, 16, "min") == 268  # HITSZ-VCM's training tracklets, 8 ids x 2

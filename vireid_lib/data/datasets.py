@@ -9,6 +9,7 @@ position i of a batch pairs a visible and an infrared item of the same identity.
 from __future__ import annotations
 
 import os
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -92,11 +93,18 @@ def check_skeleton_store(path: str | Path, records: Sequence[TrackletRecord], da
     return path
 
 
+TEST_FRAMES = ("first", "random")
+
+
 class TrackletDataset(Dataset):
     """Tracklets as ``[S, C, H, W]`` clips.
 
-    Test mode takes the deterministic first frame of each chunk; training mode one random
-    frame per chunk, each frame transformed on its own (MITML augments per frame).
+    Training mode takes one random frame per chunk, each frame transformed on its own (MITML
+    augments per frame). Test mode takes each chunk's first frame (``test_frames="first"``,
+    MITML's and CST's ``video_test``), or one random frame per chunk as STAR's test loader does
+    (``"random"``), drawn from a generator seeded by ``frame_seed`` and the tracklet's first
+    frame (its ``pid/modality/camera/file`` key): the same tracklet gets the same clip in every
+    evaluation, whatever the batch, the loader workers or the data root.
 
     With ``skeletons`` (a skeleton store, :mod:`vireid_lib.data.skeletons`) an item's clip is
     ``(clip, keypoints)``: the COCO-17 keypoints ``[S, 17, 3]`` (x, y in pixels of the stored
@@ -105,11 +113,14 @@ class TrackletDataset(Dataset):
     """
 
     def __init__(self, records: Sequence[TrackletRecord], seq_len: int, transform: Transform, train: bool = False,
-                 skeletons: str | Path | None = None) -> None:
+                 skeletons: str | Path | None = None, test_frames: str = "first", frame_seed: int = 0) -> None:
+        if test_frames not in TEST_FRAMES:
+            raise ValueError(f"test_frames={test_frames!r} is not a test frame rule; use one of {TEST_FRAMES}.")
         self.records = list(records)
         self.seq_len = seq_len
         self.transform = transform
         self.train = train
+        self.test_frames, self.frame_seed = test_frames, frame_seed
         self.skeletons = None if skeletons is None else Path(skeletons)
         self._store: tuple[int, SkeletonStore] | None = None
 
@@ -131,8 +142,15 @@ class TrackletDataset(Dataset):
         return len(self.records)
 
     def frame_indices(self, index: int) -> list[int]:
-        n = len(self.records[index].frames)
-        return sample_train_frames(n, self.seq_len) if self.train else sample_test_frames(n, self.seq_len)
+        record = self.records[index]
+        n = len(record.frames)
+        if self.train:
+            return sample_train_frames(n, self.seq_len)
+        if self.test_frames == "random":
+            key = zlib.crc32(skeleton_key(record.frames[0]).encode())
+            generator = torch.Generator().manual_seed((self.frame_seed * 1_000_003 + key) % 2**63)
+            return sample_train_frames(n, self.seq_len, generator)
+        return sample_test_frames(n, self.seq_len)
 
     def __getitem__(self, index: int) -> tuple[Any, int, int]:
         record = self.records[index]

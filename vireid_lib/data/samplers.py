@@ -38,6 +38,18 @@ from torch.utils.data import Sampler
 from .errors import DatasetError
 
 EpochLength = Union[str, int]
+# How the official samplers count an epoch's batches of P x K items per modality: AGW's IdentitySampler (and the image
+# papers' copies) int(max(N_v, N_i) / (P K)) + 1; MITML's (and STAR's) int(min(N_v, N_i) / (P K)).
+EPOCH_RULES = ("official", "min")
+
+
+def official_batches(num_visible: int, num_infrared: int, batch_size: int, rule: str = "official") -> int:
+    """Batches in one epoch of the official sampler named by ``rule`` (:data:`EPOCH_RULES`)."""
+    if rule == "min":
+        return max(1, min(num_visible, num_infrared) // batch_size)
+    if rule == "official":
+        return max(num_visible, num_infrared) // batch_size + 1
+    raise DatasetError(f"epoch_length={rule!r} is unknown; use one of {EPOCH_RULES} or a positive int number of batches.")
 
 # How many identity labels to spell out in warnings before eliding the rest.
 _SHOW_IDS = 10
@@ -102,10 +114,12 @@ class CrossModalityIdentitySampler(Sampler):
             ``torch.distributed`` process group, else a single process.
         epoch_length: global number of batches per epoch (before padding for replicas), or
             ``"official"`` = ``int(N / (P*K)) + 1`` with ``N = max(len(visible_pids),
-            len(infrared_pids))`` as in AGW's ``IdentitySampler``. ``"official"`` means the same
-            thing for ``replace=False``, so both modes see the same number of pairs per epoch.
-            ``N`` counts all items passed in, including those of dropped identities, like the
-            official code which counts the whole training list.
+            len(infrared_pids))`` as in AGW's ``IdentitySampler``, or ``"min"`` =
+            ``int(min(len(visible_pids), len(infrared_pids)) / (P*K))`` as in MITML's and
+            STAR's (:func:`official_batches`). Both mean the same thing for ``replace=False``,
+            so both modes see the same number of pairs per epoch. ``N`` counts all items
+            passed in, including those of dropped identities, like the official code which
+            counts the whole training list.
 
     Identities present in only one modality cannot form pairs; they are dropped with a warning
     and their items are never yielded.
@@ -158,12 +172,7 @@ class CrossModalityIdentitySampler(Sampler):
         self.num_items = max(len(vis), len(ir))
 
         if isinstance(epoch_length, str):
-            if epoch_length != "official":
-                raise DatasetError(
-                    f"epoch_length={epoch_length!r} is unknown; use 'official' or a positive int "
-                    f"number of batches."
-                )
-            self.num_batches = self.num_items // self.batch_size + 1
+            self.num_batches = official_batches(len(vis), len(ir), self.batch_size, epoch_length)
         else:
             self.num_batches = _check_positive_int("epoch_length", epoch_length)
         self.epoch_length = epoch_length
@@ -293,4 +302,4 @@ def _resolve_replicas(num_replicas: int | None, rank: int | None) -> tuple[int, 
     return num_replicas, int(rank)
 
 
-__all__ = ["CrossModalityIdentitySampler", "TrackletSampler"]
+__all__ = ["EPOCH_RULES", "CrossModalityIdentitySampler", "TrackletSampler", "official_batches"]

@@ -10,7 +10,8 @@ Everything follows the official code used by every paper in the workbook
 * the gallery of trial ``t`` is drawn with Python's ``random`` seeded with ``t``, one
   ``random.choice`` (single-shot) or ``random.sample(files, 10)`` (multi-shot) per
   (identity, camera) in exactly the official loop order; any other order gives other
-  galleries than the papers'.
+  galleries than the papers'. ``walk="camera"`` draws in IV-ReID's order instead (cameras,
+  then identities: ``data/sysumm.py`` walks each camera folder), which only its model selection uses.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ INFRARED_CAMERAS = (3, 6)
 SEARCH_MODES = tuple(VISIBLE_CAMERAS)
 SHOTS = (1, 10)
 TRIALS = range(10)
+WALKS = ("identity", "camera")
 IMAGE_SUFFIX = ".jpg"
 
 _LAYOUT_HINT = (
@@ -135,30 +137,40 @@ class SYSUMM01:
             )
         return query
 
-    def gallery(self, mode: str = "all", trial: int = 0, shot: int = 1) -> list[ImageRecord]:
-        """The visible gallery of one trial, drawn exactly as the official code draws it."""
+    def gallery(self, mode: str = "all", trial: int = 0, shot: int = 1, walk: str = "identity") -> list[ImageRecord]:
+        """The visible gallery of one trial, drawn exactly as the official code draws it.
+
+        ``trial`` seeds Python's ``random`` (any non-negative integer: IV-ReID's selection galleries use
+        2019 + 33 k); ``walk`` is the order of the draws: ``"identity"`` (each identity's cameras in turn, the
+        official ``process_gallery_sysu``) or ``"camera"`` (each camera's identities in turn, IV-ReID's
+        ``_process_dir``, whose file listings are unsorted; sorted here, so its exact draws cannot be repeated).
+        """
         _check_mode(mode)
         if shot not in SHOTS:
             raise DatasetError(f"shot={shot!r} is not a SYSU-MM01 gallery setting; use one of {SHOTS}.")
-        if not isinstance(trial, int) or trial < 0:
+        if isinstance(trial, bool) or not isinstance(trial, int) or trial < 0:
             raise DatasetError(f"trial={trial!r} must be a non-negative integer (the papers use 0..9).")
+        if walk not in WALKS:
+            raise DatasetError(f"walk={walk!r} is not a gallery draw order; use one of {WALKS}.")
         rng = random.Random(trial)  # same stream as the official random.seed(trial)
         short: list[str] = []
         gallery = []
-        for pid in self.test_ids:
-            for cam in VISIBLE_CAMERAS[mode]:
-                names = self._files(cam, pid)
-                if names is None:
-                    continue
-                if shot == 1:
-                    chosen = [rng.choice(names)]
-                elif len(names) >= shot:
-                    chosen = rng.sample(names, shot)
-                else:
-                    # The official multi-shot code crashes here; take every image, draw nothing.
-                    chosen = names
-                    short.append(f"cam{cam}/{pid:04d}")
-                gallery.extend(self._record(cam, pid, name, pid) for name in chosen)
+        cameras = VISIBLE_CAMERAS[mode]
+        order = ([(pid, cam) for pid in self.test_ids for cam in cameras] if walk == "identity" else
+                 [(pid, cam) for cam in cameras for pid in self.test_ids])
+        for pid, cam in order:
+            names = self._files(cam, pid)
+            if names is None:
+                continue
+            if shot == 1:
+                chosen = [rng.choice(names)]
+            elif len(names) >= shot:
+                chosen = rng.sample(names, shot)
+            else:
+                # The official multi-shot code crashes here; take every image, draw nothing.
+                chosen = names
+                short.append(f"cam{cam}/{pid:04d}")
+            gallery.extend(self._record(cam, pid, name, pid) for name in chosen)
         if short:
             warnings.warn(
                 f"SYSU-MM01 {shot}-shot gallery: {len(short)} folders hold fewer than {shot} images "

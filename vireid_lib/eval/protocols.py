@@ -134,8 +134,13 @@ def _evaluation(rows: list[dict], curves: dict[tuple[str, str], list[np.ndarray]
 
 def run_sysu(dataset: SYSUMM01, extract: Extract, modes: Iterable[str] = ("all", "indoor"),
              shots: Iterable[int] = (1,), trials: Iterable[int] = range(10), metric: str = "cosine",
-             rerank: bool = False, max_rank: int = 20) -> Evaluation:
+             rerank: bool = False, max_rank: int = 20, rule: str = "sysu", walk: str = "identity") -> Evaluation:
     """SYSU-MM01: queries extracted once, each gallery image once, scored per mode, shot, trial.
+
+    ``trials`` are the galleries' seeds (the papers' 0..9). ``rule`` is the scoring rule: ``"sysu"`` (the
+    official ``eval_sysu``, the protocol) or another, for a script that selects its checkpoint with one (MMN's
+    ``train.py`` scores SYSU-MM01 with ``eval_regdb``: no camera filter, the plain CMC). ``walk``: the order of
+    the galleries' random draws (:meth:`SYSUMM01.gallery`).
 
     Without re-ranking the query x pool distances are computed once too, and each trial's
     matrix is its gallery's columns: the trials share most of their images, so the per-trial
@@ -146,11 +151,13 @@ def run_sysu(dataset: SYSUMM01, extract: Extract, modes: Iterable[str] = ("all",
     a few ulps of each other differently; tests/eval/test_speedups.py checks that every row and
     curve is identical on a synthetic SYSU-MM01 in float32 and float64.
     """
-    return _run_sysu(dataset, extract, modes, shots, trials, metric, rerank, max_rank, distances_once=not rerank)
+    return _run_sysu(dataset, extract, modes, shots, trials, metric, rerank, max_rank, distances_once=not rerank,
+                     rule=rule, walk=walk)
 
 
 def _run_sysu(dataset: SYSUMM01, extract: Extract, modes: Iterable[str], shots: Iterable[int],
-              trials: Iterable[int], metric: str, rerank: bool, max_rank: int, distances_once: bool) -> Evaluation:
+              trials: Iterable[int], metric: str, rerank: bool, max_rank: int, distances_once: bool,
+              rule: str = "sysu", walk: str = "identity") -> Evaluation:
     """:func:`run_sysu`, with the query x gallery distances computed once for the pool of every
     trial's images (``distances_once``) or once per trial by :func:`score` (the path
     re-ranking takes, kept as the reference the one-pass path is tested and timed against)."""
@@ -162,7 +169,8 @@ def _run_sysu(dataset: SYSUMM01, extract: Extract, modes: Iterable[str], shots: 
     query_features = _features(extract, query, "query images")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # short 10-shot folders: reported by the reader's own split
-        galleries = {(mode, shot, t): dataset.gallery(mode, t, shot) for mode in modes for shot in shots for t in trials}
+        galleries = {(mode, shot, t): dataset.gallery(mode, t, shot, walk) for mode in modes for shot in shots
+                     for t in trials}
     pool = sorted({r.path: r for g in galleries.values() for r in g}.values(), key=lambda r: str(r.path))
     pool_features = _features(extract, pool, "gallery images")
     row_of = {r.path: i for i, r in enumerate(pool)}
@@ -171,10 +179,10 @@ def _run_sysu(dataset: SYSUMM01, extract: Extract, modes: Iterable[str], shots: 
     for (mode, shot, t), gallery in galleries.items():
         columns = [row_of[r.path] for r in gallery]
         if pool_distances is None:
-            result = score(query_features, pool_features[columns], query, gallery, "sysu", metric, rerank, max_rank)
+            result = score(query_features, pool_features[columns], query, gallery, rule, metric, rerank, max_rank)
         else:
-            result = _evaluate_records(pool_distances[:, columns], query, gallery, "sysu", max_rank)
-        protocol = f"{mode}-search, {SHOT_NAMES[shot]}"
+            result = _evaluate_records(pool_distances[:, columns], query, gallery, rule, max_rank)
+        protocol = f"{mode}-search, {SHOT_NAMES[shot]}" + ("" if rule == "sysu" else f", scored by the {rule} rule")
         rows.append(_trial_row("sysu", protocol, "ir2rgb", t, result, rerank, len(query), len(gallery)))
         curves.setdefault((protocol, "ir2rgb"), []).append(result["cmc"])
     return _evaluation(rows, curves)
@@ -182,7 +190,7 @@ def _run_sysu(dataset: SYSUMM01, extract: Extract, modes: Iterable[str], shots: 
 
 def run_regdb(dataset: RegDB, extract_for_trial: Callable[[int], Extract], trials: Iterable[int] = range(1, 11),
               directions: Iterable[str] = ("v2t", "t2v"), metric: str = "cosine", rerank: bool = False,
-              max_rank: int = 20) -> Evaluation:
+              max_rank: int = 20, rule: str = "regdb") -> Evaluation:
     """RegDB: each trial's test lists scored with that trial's model, in both directions."""
     rows, curves = [], {}
     directions = list(directions)
@@ -193,7 +201,7 @@ def run_regdb(dataset: RegDB, extract_for_trial: Callable[[int], Extract], trial
         thermal = _features(extract, split.gallery, "thermal images")
         for direction in directions:
             q, g, qf, gf = _orient(direction, ("v2t", "t2v"), split.query, split.gallery, visible, thermal, "RegDB")
-            result = score(qf, gf, q, g, "regdb", metric, rerank, max_rank)
+            result = score(qf, gf, q, g, rule, metric, rerank, max_rank)
             rows.append(_trial_row("regdb", "standard", direction, t, result, rerank, len(q), len(g)))
             curves.setdefault(("standard", direction), []).append(result["cmc"])
     return _evaluation(rows, curves)
