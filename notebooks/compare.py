@@ -20,8 +20,9 @@
 # Every result record in `results/` (one per trained model; `python -m vireid_lib.reproduce` writes them all), read
 # on one footing: the same readers, the same scorer, the same trials. Per dataset, protocol and direction, each
 # paper's numbers are the **mean ± std over trials** (SYSU-MM01: the ten gallery draws; RegDB: the ten models, one per
-# trial), at the **last epoch** and, where the paper's script selects one, at its **best-on-test** epoch (chosen on the
-# test set itself, so optimistic), beside what the paper reports. Then every paper's CMC curves overlaid, the spread
+# trial), at the **last epoch** and with the checkpoint the paper's own script keeps (its **official rule**, chosen on
+# the test set itself as the papers did, so optimistic; the README's recipes table gives each rule), beside what the
+# paper reports. Then every paper's CMC curves overlaid, the spread
 # of the trials, and what each was trained with. **Real** records come first; synthetic records (smoke runs on the
 # generated twins) have their own section and are never a reproduction.
 

@@ -52,11 +52,15 @@ def summary(record: dict, notebook: Path) -> str:
              f"in {record['durations'].get('train_s', '?')} s on {record['device']}.",
              "",
              f"{'protocol':34s}{'R1: untrained -> trained (chance)':36s}{'mAP: untrained -> trained (chance)':34s}"]
-    for row in record["rows"]:
+    for row in record["last"]["rows"]:  # trained: the last epoch, what training itself changed
         key = (row["protocol"], row["direction"])
         before, luck = untrained.get(key, {}), chance.get(key, {})
         cells = [f"{before.get(m, float('nan')):5.1f} -> {row[m]:5.1f}  ({luck.get(m, float('nan')):4.1f})" for m in ("R1", "mAP")]
         lines.append(f"{row['protocol']:34s}{cells[0]:36s}{cells[1]:34s}")
+    reported = record["rows"][0]
+    lines += ["", f"The record reports {record['selection']['described']}",
+              f"  {reported['protocol']}: R1 {reported['R1']:.1f}, mAP {reported['mAP']:.1f} "
+              f"({reported['checkpoint']}, epoch {reported['epoch']})."]
     run_dir = Path(train["out_dir"])
     lines += ["",
               f"executed notebook: {notebook}",

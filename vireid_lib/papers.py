@@ -21,6 +21,24 @@ import torch
 from torch import nn
 
 from .data.transforms import REID_ERASING_FILL
+from .selection import Keep, Selection
+
+
+
+@dataclass(frozen=True)
+class Deviation:
+    """One documented difference from the official code: ``what`` it does (and why it matters), and the
+    parameter that switches it (``flag``, e.g. ``"fix_dc_head=True"``; empty when none can). ``default``:
+    ``"official"`` when the default reproduces the code (a defect included) and the flag holds the fix,
+    ``"workbook"`` when the workbook cannot or does not follow the code by default (the reason in ``what``)."""
+
+    what: str
+    flag: str = ""
+    default: str = "official"
+
+    def __post_init__(self) -> None:
+        if self.default not in ("official", "workbook"):
+            raise ValueError(f"Deviation.default={self.default!r} must be 'official' or 'workbook'.")
 
 
 @dataclass(frozen=True)
@@ -50,6 +68,9 @@ class Recipe:
     num_ids: int = 8
     num_per_modality: int = 4
     replace: bool = True
+    # how the official sampler counts an epoch's batches (vireid_lib.data.samplers.EPOCH_RULES): "official" AGW's
+    # int(max(N_v, N_i) / (P K)) + 1, "min" MITML's and STAR's int(min(N_v, N_i) / (P K))
+    epoch_rule: str = "official"
     # images: the training size, how images are resized (and whether the training images are cached,
     # resized once, as the official preprocessing does), the augmentation, and the test resize
     height: int = 288
@@ -65,13 +86,14 @@ class Recipe:
     # keypoints are read beside it (a skeleton store; the model then receives them after the clips)
     seq_len: int = 0
     skeletons: bool = False
-    # model selection on the test set, as the official script does it: evaluate after every
-    # ``eval_every``-th epoch from the (1-based) epoch ``eval_first`` on (0: none during training),
-    # on ``selection_trials`` SYSU-MM01 all-search single-shot galleries; the best mAP is kept,
-    # labelled best-on-test, beside the last epoch's numbers.
-    eval_every: int = 0
-    eval_first: int = 0
-    selection_trials: int = 1
+    # Model selection: the official script's rule (``selection_rule``, a :class:`Selection`; its fields, e.g.
+    # ``eval_every``, are parameters too), and which checkpoint this run reports: ``"official"`` the one that
+    # rule keeps (chosen on the test set, as the paper did), ``"last"`` the last epoch only (no test-set choice).
+    selection_rule: Selection = field(default_factory=Selection)
+    selection: str = "official"
+    # video: which frame of each chunk a test clip takes: "first" (MITML's video_test) or "random" (seeded by the
+    # run's seed and the tracklet, so every evaluation sees the same clip)
+    test_frames: str = "first"
 
     @classmethod
     def field_names(cls) -> set[str]:
@@ -152,6 +174,7 @@ class Paper:
     dataset_recipes: Mapping[str, Recipe] = field(default_factory=dict)  # per-dataset recipes, where they differ
     dataset_batches: Mapping[str, BatchLayout] = field(default_factory=dict)  # per-dataset views, where they differ
     fidelity: str = ""  # where the network follows (or departs from) the official code, for the notebook
+    deviations: tuple[Deviation, ...] = ()  # every documented difference from the official code, with its flag
     # Its notebook under notebooks/ (empty: trained inside another paper's notebook, or none), the papers that
     # notebook trains beside it (CST's MITML), and the notebook parameters of the smoke plan beyond the shared
     # tiny ones (vireid_lib.reproduce --smoke), e.g. a tube that fits 64 x 32 inputs; a key named like a dataset
@@ -188,14 +211,19 @@ def register(declaration: Paper) -> Paper:
     return declaration
 
 
-def papers() -> dict[str, Paper]:
-    """Every declared paper by its method key (the workbook's, then any registered)."""
+def workbook_papers() -> dict[str, Paper]:
+    """The workbook's own declarations by method key (no paper registered at run time)."""
     found = {}
     for name in DECLARATIONS:
         module = importlib.import_module(name)
         for paper in getattr(module, "PAPERS", (module.PAPER,)):  # a file may declare a paper and its baseline
             found[paper.method] = paper
-    return {**found, **_REGISTERED}
+    return found
+
+
+def papers() -> dict[str, Paper]:
+    """Every declared paper by its method key (the workbook's, then any registered)."""
+    return {**workbook_papers(), **_REGISTERED}
 
 
 def paper(method: str) -> Paper:

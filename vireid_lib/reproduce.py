@@ -37,6 +37,7 @@ from pathlib import Path
 import nbformat
 
 from . import papers as registry
+from .data.samplers import official_batches
 from .experiments.params import _assigned
 from .paths import resolve, workbook_root
 from .results.records import git_commit
@@ -93,11 +94,11 @@ def smoke_parameters(paper: registry.Paper, dataset: str) -> dict:
 
 def estimated_images(method: str, dataset: str) -> int:
     """Training images (frames for video) one full run of ``method`` on ``dataset`` passes forward and back:
-    epochs x official batches per epoch (the larger modality over P x K, plus one) x images per batch."""
+    epochs x official batches per epoch (the paper's sampler rule, ``Recipe.epoch_rule``) x images per batch."""
     paper = registry.paper(method)
     recipe = paper.recipe_for(dataset)
     per_modality = recipe.num_ids * recipe.num_per_modality
-    batches = max(PUBLISHED_TRAIN[dataset]) // per_modality + 1
+    batches = official_batches(*PUBLISHED_TRAIN[dataset], per_modality, recipe.epoch_rule)
     views = len(paper.batch_for(dataset).input_order()) - (2 if recipe.skeletons else 0)
     return recipe.epochs * batches * per_modality * views * max(recipe.seq_len, 1)
 

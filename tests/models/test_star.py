@@ -14,11 +14,12 @@ from vireid_lib.data.datasets import TrackletDataset, check_skeleton_store, skel
 from vireid_lib.data.errors import DatasetError
 from vireid_lib.data.skeletons import COCO17_BONES, FILE_NAME, SkeletonStore
 from vireid_lib.data.transforms import TransformConfig, build_test_transform
-from vireid_lib.data.vcm import HITSZVCM
+from vireid_lib.data.vcm import HITSZVCM, frame_chunks
+from vireid_lib.engine import TrainConfig, build_optimizer
 from vireid_lib.experiments.common import ExperimentError
 from vireid_lib.experiments.video import prepare
-from vireid_lib.models.star import (FrameRefinement, GraphAttention, GuidedGeMPooling, STARCriterion, adain,
-                                    bone_features, build_star, gem, skeleton_graph, style_augment)
+from vireid_lib.models.star import (FrameRefinement, GraphAttention, GuidedGeMPooling, STARCriterion, STARRecipe,
+                                    adain, bone_features, build_star, gem, skeleton_graph, style_augment)
 
 
 def test_bone_lengths_and_angles_of_a_hand_made_skeleton() -> None:
@@ -203,3 +204,57 @@ def test_short_star_training_with_skeletons_lifts_retrieval_above_untrained_and_
           f"(chance R1 {chance['R1']:.1f}, mAP {chance['mAP']:.1f}; {gallery_ids} gallery identities)")
     assert after["mAP"] >= before["mAP"] + 5.0 and after["mAP"] >= chance["mAP"] + 5.0
     assert after["R1"] > before["R1"] and after["R1"] >= 1.3 * chance["R1"]
+
+
+def test_one_parameter_group_at_a_tenth_of_lr_as_the_mindspore_optimiser() -> None:
+    """MindSpore's `nn.SGD(net.trainable_params(), ...)` has one group, which adjust_learning_rate sets to 0.1 x lr:
+    every parameter, both BNNecks and classifiers included, trains at 0.01 at the peak and 0.0001 at the end."""
+    model = build_star(5, seq_len=4, pretrained=False, arch="resnet18")
+    optimizer = build_optimizer(model, TrainConfig(lr=0.1))
+    (group,) = optimizer.param_groups
+    assert {id(p) for p in group["params"]} == {id(p) for p in model.parameters() if p.requires_grad}
+    assert any(p is model.neck.classifier.weight for p in group["params"])
+    config = TrainConfig(lr=STARRecipe.lr, milestones=STARRecipe.milestones, epochs=STARRecipe.epochs)
+    peaks = [group["base_lr"] * config.lr_factor(e) for e in (0, 9, 10, 59, 60, 119, 120, 200)]
+    assert peaks == pytest.approx([0.001, 0.01, 0.01, 0.01, 0.001, 0.001, 0.0001, 0.0001])
+
+
+def test_graph_attention_vectors_take_gatconvs_glorot_bound() -> None:
+    """PyG's glorot on `att_src` / `att_dst` of shape [1, heads, width]: bound sqrt(6 / (heads + width)), 0.577 for
+    STAR's first layer (2 x 16) and 0.679 for its second (1 x 12)."""
+    torch.manual_seed(0)
+    for (inputs, width, heads), bound in (((3, 16, 2), math.sqrt(6 / 18)), ((32, 12, 1), math.sqrt(6 / 13))):
+        vectors = torch.cat([torch.cat([layer.att_source.detach().flatten(), layer.att_target.detach().flatten()])
+                             for layer in (GraphAttention(inputs, width, heads) for _ in range(20))])
+        assert vectors.abs().max() <= bound and vectors.abs().max() >= 0.97 * bound
+        assert float(vectors.std()) == pytest.approx(bound / math.sqrt(3), rel=0.1)  # uniform on [-bound, bound]
+
+
+def test_the_default_graph_is_the_codes_first_frame_bones() -> None:
+    assert STARRecipe().official_graph is True
+    model = build_star(5, seq_len=12, pretrained=False, arch="resnet18")
+    assert model.graph.edges.shape[1] == 412  # 2 x (19 bones + 17 x 11 temporal links)
+    fixed = build_star(5, seq_len=12, pretrained=False, arch="resnet18", official_graph=False)
+    assert fixed.graph.edges.shape[1] == 830
+
+
+def test_star_test_clips_take_a_seeded_random_frame_of_each_chunk(synthetic_vcm: Path) -> None:
+    """STAR's test loader draws one random frame per chunk (MITML's takes the first): seeded by the run's seed and the
+    tracklet, the same tracklet gets the same frames whatever the order it is read in."""
+    records = HITSZVCM(synthetic_vcm).split("ir2rgb").gallery[:16]
+    transform = build_test_transform(TransformConfig(height=32, width=16))
+
+    def frames(items, **rule):
+        dataset = TrackletDataset(items, 6, transform, **rule)
+        return [dataset.frame_indices(i) for i in range(len(items))]
+
+    drawn = frames(records, test_frames="random", frame_seed=0)
+    assert drawn == frames(records[::-1], test_frames="random", frame_seed=0)[::-1]
+    assert drawn != frames(records, test_frames="random", frame_seed=1)
+    assert drawn != frames(records)  # not each chunk's first frame
+    for record, picks in zip(records, drawn):
+        chunks = frame_chunks(len(record.frames), 6)
+        assert all(pick in chunk for pick, chunk in zip(picks, chunks.tolist()))
+    assert STARRecipe().test_frames == "random"
+    with pytest.raises(ValueError, match="test_frames='middle'"):
+        TrackletDataset(records, 6, transform, test_frames="middle")

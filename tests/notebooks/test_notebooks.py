@@ -131,6 +131,8 @@ def test_image_notebooks_show_the_papers_reported_numbers_beside_the_run(smoke_p
     assert SYNTHETIC_CAPTION in table and "R1 ours" in table and "R1 paper" in table and "Δ" not in table
     reported = [r for r in reported_numbers() if r["method"] == planned.method and r["dataset"] == planned.dataset]
     assert reported and all(f"{float(r['R1']):.2f}" in table for r in reported)
+    assert "Reported checkpoint:" in text and {r["checkpoint"] for r in record["rows"]} <= {"last", *record["selection"]["kept"]}
+    assert record["last"]["epoch"] == planned.parameters["epochs"]
     assert {r["protocol"] for r in record["rows"]} == ({"standard"} if planned.dataset == "regdb" else
                                                        {"all-search, single-shot", "all-search, multi-shot (10)",
                                                         "indoor-search, single-shot", "indoor-search, multi-shot (10)"})
@@ -144,9 +146,10 @@ def test_the_ivreid_run_on_regdb_says_which_network_and_where_it_wrote(smoke_pla
 
 
 def _learned(record: dict, r1_over_chance: float, map_over_chance: float, map_over_untrained: float) -> None:
-    """Trained vs untrained and vs chance (the protocol scored on random features), all-search single-shot."""
-    after, before, chance = ({r["protocol"]: (r["R1"], r["mAP"]) for r in record[key]}["all-search, single-shot"]
-                             for key in ("rows", "untrained", "chance"))
+    """Trained (the last epoch) vs untrained and vs chance (the protocol scored on random features), all-search
+    single-shot."""
+    after, before, chance = ({r["protocol"]: (r["R1"], r["mAP"]) for r in rows}["all-search, single-shot"]
+                             for rows in (record["last"]["rows"], record["untrained"], record["chance"]))
     numbers = f"R1, mAP: untrained {before}, trained {after}, chance {chance}"
     assert after[0] >= before[0] + 4.0 and after[1] >= before[1] + map_over_untrained, numbers
     assert after[0] >= r1_over_chance * chance[0] and after[1] >= chance[1] + map_over_chance, numbers
@@ -172,30 +175,41 @@ def test_mmn_on_regdb_trains_the_dc_head_when_asked(smoke_plan) -> None:
     assert _pictures(_cell(executed, 'paper_figure("middle_modality")')) == 1
 
 
-def _memory_figure_and_best(executed: nbformat.NotebookNode, record: dict) -> None:
+def _memory_figure_and_selection(executed: nbformat.NotebookNode, record: dict) -> None:
+    """MCE's script keeps its best mAP: the record reports that checkpoint's rows and holds the last epoch's too."""
     assert _pictures(_cell(executed, 'paper_figure("memories")')) == 1
-    best = record["best_on_test"]
-    assert best["epoch"] >= 1 and best["rows"] and best["selected_by"]["metric"] == "mAP"
-    assert {r["protocol"] for r in best["rows"]} == {r["protocol"] for r in record["rows"]}
+    kept = record["selection"]["kept"]["map"]
+    assert kept["metric"] == "mAP" and kept["epoch"] >= 1 and kept["rows"] == record["rows"]
+    assert kept["value"] == max(s["mAP"] for s in _selection_scores(record))
+    assert {r["checkpoint"] for r in record["rows"]} == {"map"} and record["selection"]["on_test_set"]
+    assert {r["protocol"] for r in record["last"]["rows"]} == {r["protocol"] for r in record["rows"]}
 
 
-def test_mce_learns_on_synthetic_sysu_with_its_memories_and_best_on_test(smoke_plan) -> None:
+def _selection_scores(record: dict) -> list[dict]:
+    """The scheduled selection-test scores of a smoke run, from its log."""
+    log = Path(record["config"]["train"]["out_dir"]) / "log.csv"
+    first, every = record["config"]["train"]["eval_first"], record["config"]["train"]["eval_every"]
+    rows = [r for r in csv.DictReader(log.open()) if r.get("test_mAP")]
+    return [{"mAP": float(r["test_mAP"])} for r in rows if int(r["epoch"]) >= first and (int(r["epoch"]) - first) % every == 0]
+
+
+def test_mce_learns_on_synthetic_sysu_with_its_memories_and_reports_its_kept_checkpoint(smoke_plan) -> None:
     """The plan's MCE run on SYSU-MM01 is long enough to learn (mce.py's smoke): ResNet-18 from scratch, 64 x 32, Adam
     at a constant 1e-3, 5 epochs of 45 steps of 8 ids x 2 images per modality (x 3 views), tested from epoch 2 on."""
     executed, text, (record,) = smoke_plan.run("mce_sysu")
     _learned(record, r1_over_chance=1.4, map_over_chance=4.0, map_over_untrained=5.0)
-    _memory_figure_and_best(executed, record)
+    _memory_figure_and_selection(executed, record)
     assert "multi-shot (10)" in text and "MCE's 10-shot galleries, last epoch" in text
-    assert "best-on-test (epoch" in text and "last (epoch 5)" in text
+    assert "best mAP on the selection test" in text and "last (epoch 5)" in text
     assert "the memory rebuilds took" in text and "epoch >= 40" in text  # the code-over-PAPERS.md note
 
 
-def test_mce_on_regdb_uses_regdbs_views_memories_and_best_on_test(smoke_plan) -> None:
+def test_mce_on_regdb_uses_regdbs_views_memories_and_its_kept_checkpoint(smoke_plan) -> None:
     executed, text, (record,) = smoke_plan.run("mce_regdb_trial1")
     assert record["method"] == "mce" and record["config"]["params"]["recipe"]["num_per_modality"] == 5  # RegDB's
     assert {(r["protocol"], r["direction"]) for r in record["rows"]} == {("standard", "v2t"), ("standard", "t2v")}
-    _memory_figure_and_best(executed, record)
-    assert "best-on-test (epoch" in text and "RegDB: no 10-shot setting" in text
+    _memory_figure_and_selection(executed, record)
+    assert "best mAP on the selection test" in text and "RegDB: no 10-shot setting" in text
     assert "erasing_grey_pad" in text  # RegDB's own views, as the official RegDBData
 
 
@@ -206,7 +220,13 @@ def test_cst_trains_cst_and_mitml_and_draws_attention_maps(smoke_plan) -> None:
     assert "MITML" in text and "IBAN (as reported by CST)" in text and "this run (synthetic)" in text
     assert "MITML at the paper's size (ResNet-50, 500 identities): 135.0M + 8.4M" in text
     (mitml,) = [r for r in records if r["method"] == "mitml"]
-    assert mitml["config"]["params"]["confusion_epoch"] == 1 and mitml["best_on_test"]["selected_by"]
+    assert mitml["config"]["params"]["confusion_epoch"] == 1
+    # MITML's four kept checkpoints, both directions reported from the IR -> VIS mAP one (test.py's default); CST's two
+    assert set(mitml["selection"]["kept"]) == {"t2v_rank1", "t2v_map", "v2t_rank1", "v2t_map"}
+    assert mitml["selection"]["reported"] == {"ir2rgb": "t2v_map", "rgb2ir": "t2v_map"}
+    (cst,) = [r for r in records if r["method"] == "cst"]
+    assert cst["selection"]["reported"] == {"ir2rgb": "t2v_rank1", "rgb2ir": "v2t_rank1"}
+    assert all(entry["epoch"] == 1 for entry in cst["selection"]["kept"].values())  # the only test of 2 epochs
     (log,) = [p for p in (smoke_plan.out_dir / "runs").rglob("log.csv") if "modality_accuracy" in p.read_text()]
     rows = list(csv.DictReader(log.open()))
     assert float(rows[0]["confusion"]) == 0 and float(rows[1]["confusion"]) > 0  # on from (0-based) epoch 1
@@ -222,7 +242,10 @@ def test_star_trains_star_and_its_baseline_and_draws_skeleton_maps(smoke_plan) -
         assert _pictures(_cell(executed, code)) == count, code  # a visible and an infrared clip each
     assert "STAR baseline" in text and "this run (synthetic)" in text and "58.56" in text
     (star,) = [r for r in records if r["method"] == "star"]
-    assert star["config"]["params"]["recipe"]["official_graph"] is True  # star.py's smoke: the code's graph
+    assert star["config"]["params"]["recipe"]["official_graph"] is False  # star.py's smoke: the non-default graph
+    assert star["config"]["params"]["recipe"]["test_frames"] == "random"
+    assert star["selection"]["reported"] == {"ir2rgb": "t2v_map", "rgb2ir": "v2t_map"}
+    assert "bones in every frame (official_graph=False)" in text and "random frame of each chunk" in text
     assert star["config"]["params"]["skeleton_store"].endswith("skeletons_coco17.h5")
     for record in records:
         assert {row["direction"] for row in record["rows"]} == {"ir2rgb", "rgb2ir"}

@@ -101,8 +101,10 @@ def test_a_copied_twin_without_its_marker_is_custom_not_real(synthetic_sysu: Pat
 
 def record(kind: str, sizes: dict, r1: float, trial: int | None = None, dataset: str = "sysu", created: str = "2026-01-01") -> dict:
     protocol, direction = ("standard", "v2t") if dataset == "regdb" else ("all-search, single-shot", "ir2rgb")
-    return {"schema": 2, "paper": "AGW", "method": "agw", "dataset": dataset, "data_kind": kind, "created": created,
-            "rows": [{"protocol": protocol, "direction": direction, "trials": 10, "R1": r1, "mAP": r1, "mINP": r1}],
+    rows = [{"protocol": protocol, "direction": direction, "trials": 10, "R1": r1, "mAP": r1, "mINP": r1,
+             "checkpoint": "rank1", "epoch": 41}]
+    return {"schema": 3, "paper": "AGW", "method": "agw", "dataset": dataset, "data_kind": kind, "created": created,
+            "rows": rows, "last": {"epoch": 81, "rows": rows}, "selection": {"selection": "official", "on_test_set": True},
             "config": {"params": {}, "train": {"epochs": 81}}, "versions": {}, "data_sizes": sizes, "trial": trial}
 
 
@@ -216,7 +218,7 @@ def test_results_tooling_names_the_bad_file_and_field(tmp_path: Path) -> None:
             load_records(folder)
     epochs = tmp_path / "epochs"
     write_record(good, epochs)
-    assert "| 81 |" in render_tables(load_records(epochs))  # the synthetic table's epochs column
+    assert "| rank1, epoch 41 of 81 |" in render_tables(load_records(epochs))  # the synthetic table's checkpoint column
 
 
 def test_the_experiments_command_prints_the_message_not_a_traceback(tmp_path: Path, capsys) -> None:

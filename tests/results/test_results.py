@@ -33,7 +33,9 @@ def test_record_round_trip(synthetic_regdb: Path, tmp_path: Path) -> None:
     checkpoint = tmp_path / "last.pt"
     checkpoint.write_bytes(b"weights")
     run = RunInfo("AGW", "agw", "regdb", "synthetic", {"params": {}, "train": {"epochs": 3, "lr": 0.1}},
-                  checkpoint=str(checkpoint), durations={"train_s": 1.5}, best_on_test={"epoch": 2, "metrics": {"mAP": 0.4}},
+                  checkpoint=str(checkpoint), durations={"train_s": 1.5},
+                  selection={"selection": "official", "kept": {"rank1": {"epoch": 2}}, "on_test_set": True},
+                  last={"epoch": 3, "rows": [], "per_trial": [], "cmc": {}},
                   data_sizes={"train_ids": 8}, trial=2, identity="abc123")
     record = make_record(run, evaluation(synthetic_regdb), repo=ROOT)
     path = write_record(record, tmp_path / "results")
@@ -45,16 +47,26 @@ def test_record_round_trip(synthetic_regdb: Path, tmp_path: Path) -> None:
     assert loaded["checkpoint"]["sha256"] == __import__("hashlib").sha256(b"weights").hexdigest()
     assert set(loaded["versions"]) >= {"python", "torch", "torchvision", "numpy", "vireid"}
     assert len(loaded["git"]["sha"] or "") in (0, 40)
+    assert loaded["selection"]["kept"]["rank1"]["epoch"] == 2 and loaded["last"]["epoch"] == 3
     with pytest.raises(RecordError, match="data_kind='fake'"):
         make_record(RunInfo("AGW", "agw", "regdb", "fake", {}), evaluation(synthetic_regdb))
 
 
-def crafted(method: str, dataset: str, kind: str, created: str, rows: list[dict]) -> dict:
+def crafted(method: str, dataset: str, kind: str, created: str, rows: list[dict], selection: str = "official",
+            last: list[dict] | None = None, epoch: int = 57) -> dict:
+    """A record as a run writes it: ``rows`` from the checkpoint its selection reports (``official``: the script's
+    kept ``rank1`` of ``epoch``; ``last``: the last epoch), ``last`` the last epoch's rows (default: ``rows`` minus 5)."""
     from vireid_lib.data.provenance import PUBLISHED
 
-    return {"schema": 2, "paper": method.upper(), "method": method, "dataset": dataset, "data_kind": kind, "created": created,
-            "rows": rows, "config": {"params": {}, "train": {"epochs": 2}}, "versions": {},
-            "data_sizes": PUBLISHED[dataset] if kind == "real" else {}, "trial": 1 if dataset == "regdb" else None}
+    name = "rank1" if selection == "official" else "last"
+    rows = [{**r, "checkpoint": name, "epoch": epoch if selection == "official" else 81} for r in rows]
+    last = last if last is not None else [{**r, "R1": r["R1"] - 5, "mAP": r["mAP"] - 5, "checkpoint": "last",
+                                           "epoch": 81} for r in rows]
+    return {"schema": 3, "paper": method.upper(), "method": method, "dataset": dataset, "data_kind": kind,
+            "created": created, "rows": rows, "config": {"params": {}, "train": {"epochs": 81}}, "versions": {},
+            "data_sizes": PUBLISHED[dataset] if kind == "real" else {}, "trial": 1 if dataset == "regdb" else None,
+            "selection": {"selection": selection, "on_test_set": selection == "official"},
+            "last": {"epoch": 81, "rows": last}}
 
 
 def row(protocol: str, direction: str, r1: float, map_: float, minp: float) -> dict:
@@ -71,13 +83,31 @@ def test_tables_put_real_runs_beside_the_papers_and_synthetic_runs_apart(tmp_pat
                          [row("all-search, single-shot", "ir2rgb", 99.0, 98.0, 97.0)]), results)
     table = render_tables(load_records(results))
     real_part, synthetic_part = table.split("Synthetic smoke runs")
-    # the latest real record of the trial, beside AGW's reported 70.05 / 66.37 / 50.19 (one trial: no spread yet)
-    assert ("| AGW | RegDB | standard | VIS → T | 70.05 | 71.05 | +1.00 | 66.37 | 65.37 | -1.00 | 50.19 | 51.19 "
-            "| 1 of 10 trials |") in real_part
+    # the latest real record of the trial, chosen by AGW's rule (its kept rank-1 checkpoint), beside AGW's reported
+    # 70.05 / 66.37 / 50.19 and its own last epoch (one trial: no spread yet)
+    assert ("| AGW | RegDB | standard | VIS → T | 70.05 | 71.05 | +1.00 | 66.05 | 66.37 | 65.37 | -1.00 | 60.37 "
+            "| 50.19 | 51.19 | rank1, epoch 57 of 81 | 1 of 10 trials |") in real_part
     assert "60.00" not in table
     # the synthetic run never stands beside a paper's number
     assert "99.00" not in real_part and "| agw | SYSU-MM01 (synthetic) | all-search, single-shot | IR → VIS | 99.00 |" in synthetic_part
-    assert "| AGW | SYSU-MM01 | all-search, single-shot | IR → VIS | 47.50 | — | — |" in real_part
+    assert "| AGW | SYSU-MM01 | all-search, single-shot | IR → VIS | 47.50 | — | — | — |" in real_part
+
+
+def test_a_last_epoch_run_never_stands_in_the_same_rule_column(tmp_path: Path) -> None:
+    """A run that reported its last epoch (selection="last") was not chosen by the paper's rule: its numbers fill the
+    last-epoch column only, and a run chosen by the rule keeps the same-rule column even when it is older."""
+    results = tmp_path / "results"
+    results.mkdir()
+    write_record(crafted("mmn", "sysu", "real", "2026-01-01T00:00:00+00:00",
+                         [row("all-search, single-shot", "ir2rgb", 69.6, 66.0, 50.0)], epoch=63), results)
+    write_record(crafted("mmn", "sysu", "real", "2026-02-01T00:00:00+00:00",
+                         [row("all-search, single-shot", "ir2rgb", 68.0, 64.0, 48.0)], selection="last",
+                         last=[row("all-search, single-shot", "ir2rgb", 68.0, 64.0, 48.0)]), results)
+    table = render_tables(load_records(results))
+    line = next(l for l in table.splitlines() if l.startswith("| MMN | SYSU-MM01 | all-search, single-shot"))
+    assert line.startswith("| MMN | SYSU-MM01 | all-search, single-shot | IR → VIS | 70.6 | 69.60 ± 1.00 | -1.00 "
+                           "| 68.00 ± 1.00 | 66.9 | 66.00 ± 0.50 | -0.90 | 64.00 ± 0.50 |")
+    assert "rank1, epoch 63 of 81" in line
 
 
 def test_readme_regeneration_is_idempotent_and_needs_markers(tmp_path: Path) -> None:
@@ -97,16 +127,37 @@ def test_malformed_records_are_named(tmp_path: Path) -> None:
     (tmp_path / "broken.json").write_text("{not json")
     with pytest.raises(RecordError, match="broken.json is not valid JSON"):
         load_records(tmp_path)
-    (tmp_path / "broken.json").write_text(json.dumps({"schema": 2}))
+    (tmp_path / "broken.json").write_text(json.dumps({"schema": 3}))
     with pytest.raises(RecordError, match="broken.json lacks"):
+        load_records(tmp_path)
+    (tmp_path / "broken.json").write_text(json.dumps({"schema": 2}))  # before records said which checkpoint they hold
+    with pytest.raises(RecordError, match="broken.json: schema=2, this vireid reads schema 3; re-run"):
         load_records(tmp_path)
 
 
 def test_the_committed_readme_tables_match_the_committed_records() -> None:
-    """The README's tables are generated, never typed: they must equal what the command writes."""
+    """The README's tables are generated, never typed: they must equal what the command writes (the results from the
+    records, the recipes table from the papers' declarations)."""
+    from vireid_lib.results import recipes
+
     text = (ROOT / "README.md").read_text()
     current = text.split(START, 1)[1].split(END, 1)[0].strip()
     assert current == render_tables(load_records(ROOT / "results")).strip()
+    assert text.split(recipes.START, 1)[1].split(recipes.END, 1)[0].strip() == recipes.render_recipes().strip()
     done = subprocess.run([sys.executable, "-m", "vireid_lib.results", "readme", "--readme", str(ROOT / "README.md"),
                            "--results", str(ROOT / "results")], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0 and "already up to date" in done.stdout
+
+
+def test_a_run_that_never_reached_a_scheduled_test_is_not_the_rules_number(tmp_path: Path) -> None:
+    """Following the rule but stopped before its first test, a run reports its last epoch: the rule chose nothing."""
+    results = tmp_path / "results"
+    results.mkdir()
+    record = crafted("agw", "sysu", "real", "2026-01-01T00:00:00+00:00",
+                     [row("all-search, single-shot", "ir2rgb", 40.0, 41.0, 30.0)])
+    record["rows"] = [{**r, "checkpoint": "last", "epoch": 2} for r in record["rows"]]
+    record["selection"]["rule"] = {"keeps": [{"name": "rank1", "metric": "R1", "direction": "", "ties": "first"}]}
+    write_record(record, results)
+    line = next(l for l in render_tables(load_records(results)).splitlines()
+                if l.startswith("| AGW | SYSU-MM01 | all-search, single-shot"))
+    assert line.startswith("| AGW | SYSU-MM01 | all-search, single-shot | IR → VIS | 47.50 | — | — | 35.00 ± 1.00 |")

@@ -66,7 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true", help="torch.compile the training steps")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--eval-every", type=_optional(int), default=None,
-                        help="test every k epochs for best-on-test selection; default: the paper's (0: none)")
+                        help="run the selection test every k epochs; default: the paper's script's (0: none)")
+    parser.add_argument("--selection", default="official", choices=["official", "last"],
+                        help="report the checkpoint the official script keeps (chosen on the test set, as the paper "
+                             "did; default) or the last epoch only")
     parser.add_argument("--out-dir", default="runs")
     parser.add_argument("--results-dir", default="results")
     parser.add_argument("--no-resume", action="store_true",
@@ -90,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
                       height=args.height, width=args.width, batches_per_epoch=args.batches_per_epoch,
                       pretrained=not args.no_pretrained, weights_file=args.weights_file, device=device, amp=args.amp,
                       channels_last=args.channels_last, augment=args.augment, compile_model=args.compile,
-                      seed=args.seed, workers=args.workers, eval_every=args.eval_every, out_dir=args.out_dir,
+                      seed=args.seed, workers=args.workers, eval_every=args.eval_every, selection=args.selection,
+                      out_dir=args.out_dir,
                       checkpoint=args.checkpoint, arch=args.arch, optimizer=args.optimizer,
                       backbone_lr_factor=args.backbone_lr_factor, resume=not args.no_resume)
         if args.checkpoint:
@@ -98,11 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             run.train()
         if not dist.is_initialized() or dist.get_rank() == 0:
-            print("last epoch:\n" + run.evaluate().summary.round(2).to_string(index=False))
-            best = run.evaluate_best()
-            if best is not None:
-                print(f"best-on-test (epoch {run.train_result.best_epoch}, chosen by mAP on the test set, as the "
-                      "official script keeps it):\n" + best.summary.round(2).to_string(index=False))
+            reported = run.evaluate()
+            columns = ["protocol", "direction", "R1", "mAP", "mINP", "checkpoint", "epoch"]
+            print("last epoch:\n" + run.last_evaluation.summary[columns].round(2).to_string(index=False))
+            print(f"reported: {run.describe_selection()}\n" + reported.summary[columns].round(2).to_string(index=False))
             print("record:", run.record(args.results_dir))
     except USER_ERRORS as err:  # what a user can fix: say it plainly, no traceback
         print(f"error: {err}", file=sys.stderr)

@@ -18,6 +18,7 @@ from ..engine.checkpoint import LoadedWeights, load_checkpoint, load_model_state
 from ..eval import Evaluation
 from ..models.official import OfficialLayout
 from ..papers import BatchLayout, Paper, Recipe, Variant
+from ..selection import KEEP_METRICS, Selection
 from ..paths import resolve
 from ..results import RunInfo, make_record, reported_numbers, write_record
 
@@ -51,9 +52,12 @@ class PaperRun:
     recipe: Recipe | None = None  # its recipe with this run's overrides
     test_transform: TransformConfig | None = None
     train_result: TrainResult | None = None
+    # What the run reports (evaluate()): every protocol scored with the checkpoint the run's selection picks for
+    # each direction (the official script's, or the last epoch with selection="last"); each row says which.
     evaluation: Evaluation | None = None
+    last_evaluation: Evaluation | None = None  # every protocol scored with the last epoch's weights
+    selected_evaluations: dict[str, Evaluation] = field(default_factory=dict)  # per kept checkpoint
     untrained: Evaluation | None = None
-    best_evaluation: Evaluation | None = None  # every protocol scored with the best-on-test checkpoint
     loaded: LoadedWeights | None = None
     chance_level: pd.DataFrame | None = None
     data_sizes: dict = field(default_factory=dict)
@@ -85,7 +89,11 @@ class PaperRun:
         """Where this run's checkpoints, log and figures are written."""
         return Path(self.train_config.out_dir)
 
-    def _protocols(self, quick: bool = False, extract=None, metric: str = "cosine") -> Evaluation:  # pragma: no cover
+    def _protocols(self, extract=None, metric: str = "cosine") -> Evaluation:  # pragma: no cover
+        raise NotImplementedError
+
+    def _selection_protocols(self, extract, metric: str) -> Evaluation:  # pragma: no cover
+        """The official script's selection test (the recipe's ``selection_rule``) on this dataset."""
         raise NotImplementedError
 
     def extractor(self, variant: str | None = None, batch_size: int = 64, transform: TransformConfig | None = None):
@@ -97,19 +105,41 @@ class PaperRun:
                               seq_len=self.params.get("seq_len", 6), output=output,
                               skeletons=self.params.get("skeleton_store") or None,
                               channels_last=self.train_config.channels_last, amp=self.train_config.amp,
-                              cache=True, size=(config.height, config.width))
+                              cache=True, size=(config.height, config.width), test_frames=self.recipe.test_frames,
+                              frame_seed=self.recipe.seed)
 
     @property
     def batch(self) -> BatchLayout:
         """How this run's training batches are composed (the paper's layout for this dataset)."""
         return self.declaration.batch_for(self.dataset)
 
+    @property
+    def selection_rule(self) -> Selection:
+        """How the paper's official script picks the checkpoint it reports (its declaration)."""
+        return self.recipe.selection_rule
+
     def selection_test(self, model=None) -> dict:
-        """The model-selection test the trainer runs during training: the first setting, on as many galleries
-        as the paper's script uses (``selection_trials``); ``{"mAP", "R1"}``. ``model`` is ignored (it is the
-        run's own; the argument makes this the trainer's ``evaluate_fn``)."""
-        row = self._score(quick=True).summary.iloc[0]
-        return {"mAP": row["mAP"], "R1": row["R1"]}
+        """The test the official script runs during training to pick its checkpoint (the recipe's
+        ``selection_rule``): ``{"<direction> <metric>": value}`` for every direction it scores and
+        R1 / R5 / R10 / R20 / mAP / mINP, and the bare metric names for its first direction. ``model`` is
+        ignored (it is the run's own; the argument makes this the trainer's ``evaluate_fn``)."""
+        name = next(iter(self.variants))
+        evaluation = self._selection_protocols(self.extractor(name), self.variants[name].metric)
+        return selection_scores(evaluation)
+
+    def describe_selection(self) -> str:
+        """What this run reports, in one sentence for the notebook: which checkpoint, chosen how."""
+        rule = self.selection_rule
+        if self.loaded is not None:
+            return f"the loaded weights ({self.loaded.kind}); no selection."
+        if not rule.keeps:
+            return "the last epoch: the official script keeps no checkpoint chosen on the test set."
+        official = rule.describe(self.dataset, self.train_config.epochs)
+        if self.recipe.selection == "last":
+            return (f"the last epoch (`selection='last'`). The official script instead keeps {official}: it chooses "
+                    "on the test set itself, so its numbers are optimistic.")
+        return (f"the checkpoint the official script keeps: {official}. It is chosen on the test set itself (the "
+                "paper's own practice, so optimistic); `selection='last'` reports the last epoch instead.")
 
     def train(self) -> TrainResult:
         hook = self.declaration.hooks.on_epoch_start
@@ -135,45 +165,87 @@ class PaperRun:
         return self.loaded
 
     def evaluate(self) -> Evaluation:
-        """Every protocol of the dataset, scored with the paper's reported test-feature variant."""
+        """Every protocol of the dataset, scored with the paper's reported test-feature variant: with the last
+        epoch's weights (``last_evaluation``), with every checkpoint the official rule kept
+        (``selected_evaluations``), and, as the result, each direction's rows from the checkpoint the run
+        reports for it (``evaluation``: the script's, or the last epoch with ``selection="last"``). The model
+        holds its last-epoch weights afterwards."""
         start = time.perf_counter()
-        self.evaluation = self._score()
+        self.last_evaluation = _labelled(self._score(), "loaded" if self.loaded is not None else "last", self.last_epoch)
+        self.selected_evaluations = {}
+        if self.recipe.selection != "last":
+            self._score_selected()
+        self.evaluation = self._reported()
         self.durations["eval_s"] = round(time.perf_counter() - start, 1)
         return self.evaluation
 
-    def _score(self, variant: str | None = None, quick: bool = False) -> Evaluation:
-        name = variant or next(iter(self.variants))
-        return self._protocols(quick=quick, extract=self.extractor(name), metric=self.variants[name].metric)
+    @property
+    def last_epoch(self) -> int | None:
+        """How many epochs the evaluated weights trained (the loaded checkpoint's, when one was loaded)."""
+        if self.train_result is not None:
+            return len(self.train_result.history)
+        return self.loaded.epoch if self.loaded is not None else None
 
-    def evaluate_best(self) -> Evaluation | None:
-        """Every protocol scored with the best-on-test checkpoint: the epoch the paper's own script keeps
-        (by mAP on its model-selection test). ``None`` when training selected none (no evaluation during
-        training). The model is put back to its last-epoch weights afterwards."""
-        path = self.train_result.best_checkpoint if self.train_result is not None else None
-        if path is None or not Path(path).is_file():
-            return None
+    def _score(self, variant: str | None = None) -> Evaluation:
+        name = variant or next(iter(self.variants))
+        return self._protocols(extract=self.extractor(name), metric=self.variants[name].metric)
+
+    def _score_selected(self) -> None:
+        """Every kept checkpoint scored on every protocol (two keeps of one epoch share the work); the model gets
+        its last-epoch weights back."""
+        selected = self.train_result.selected if self.train_result is not None else {}
+        if not selected:
+            return
         last = {k: v.clone() for k, v in self.model.state_dict().items()}
-        load_model_state(self.model, load_checkpoint(path)["model"], str(path))
+        by_epoch: dict[int, Evaluation] = {}
         try:
-            self.best_evaluation = self._score()
+            for name, entry in selected.items():
+                if entry["epoch"] not in by_epoch:
+                    path = Path(entry["checkpoint"])
+                    state = load_checkpoint(path)
+                    if int(state.get("epoch", -1)) + 1 != entry["epoch"]:
+                        raise ExperimentError(f"{path} holds epoch {int(state.get('epoch', -1)) + 1}, but the run kept "
+                                              f"epoch {entry['epoch']} as {name!r}; it was overwritten. Rerun with "
+                                              "resume=False, or report the last epoch (selection='last').")
+                    load_model_state(self.model, state["model"], str(path))
+                    by_epoch[entry["epoch"]] = self._score()
+                self.selected_evaluations[name] = _labelled(by_epoch[entry["epoch"]], name, entry["epoch"])
         finally:
             self.model.load_state_dict(last)
-        return self.best_evaluation
 
-    def last_and_best(self) -> pd.DataFrame:
-        """Last-epoch and best-on-test R1 / mAP / mINP side by side, one row per protocol and direction."""
+    def _reported(self) -> Evaluation:
+        """Each direction's rows from the checkpoint the run reports for it."""
+        parts = []
+        for direction in dict.fromkeys(self.last_evaluation.summary["direction"]):
+            keep = self.selection_rule.keep_for(direction)
+            source = self.selected_evaluations.get(keep.name) if keep is not None else None
+            parts.append(_direction(source or self.last_evaluation, direction))
+        return Evaluation(pd.concat([p.summary for p in parts], ignore_index=True),
+                          pd.concat([p.per_trial for p in parts], ignore_index=True),
+                          {k: v for p in parts for k, v in p.cmc.items()})
+
+    def last_and_selected(self) -> pd.DataFrame:
+        """Last-epoch and selected R1 / mAP / mINP side by side, one row per protocol and direction, with the
+        checkpoint each reported row comes from and its score on the selection test when it was chosen."""
         if self.evaluation is None:
-            raise ExperimentError("evaluate() the run before comparing its last and best-on-test epochs.")
+            raise ExperimentError("evaluate() the run before comparing its last and selected checkpoints.")
         keys, metrics = ["protocol", "direction"], ["R1", "mAP", "mINP"]
-        epochs = len(self.train_result.history) if self.train_result else None
-        table = self.evaluation.summary[keys + metrics].rename(columns={m: f"{m} last (epoch {epochs})" for m in metrics})
-        if self.best_evaluation is not None:
-            best = self.best_evaluation.summary[keys + metrics].rename(
-                columns={m: f"{m} best-on-test (epoch {self.train_result.best_epoch})" for m in metrics})
-            table = table.merge(best, on=keys)
-        table.attrs["caption"] = ("last: the weights after the final epoch (the workbook's result); best-on-test: the "
-                                  "epoch the official script keeps, chosen by mAP on the test set itself, so optimistic")
+        table = self.last_evaluation.summary[keys + metrics].rename(
+            columns={m: f"{m} last (epoch {self.last_epoch})" for m in metrics})
+        reported = self.evaluation.summary[keys + metrics + ["checkpoint", "epoch"]].rename(
+            columns={m: f"{m} reported" for m in metrics})
+        table = table.merge(reported, on=keys)
+        selected = self.train_result.selected if self.train_result is not None else {}
+        table["chosen by"] = [self._chosen_by(name, selected.get(name)) for name in table["checkpoint"]]
+        table.attrs["caption"] = ("last: the weights after the final epoch; reported: the checkpoint this run reports "
+                                  f"for each direction ({self.describe_selection()})")
         return table
+
+    def _chosen_by(self, name: str, entry: dict | None) -> str:
+        if entry is None:
+            return "the loaded weights" if name == "loaded" else "the last epoch"
+        keep = next(k for k in self.selection_rule.keeps if k.name == name)
+        return f"best {keep.key or keep.metric} on the selection test ({entry['value']:.2f} after epoch {entry['epoch']})"
 
     def evaluate_variants(self) -> pd.DataFrame:
         """R1 / mAP / mINP of every protocol for each test-feature variant the paper declares."""
@@ -207,11 +279,11 @@ class PaperRun:
         return self.chance_level
 
     def learning_summary(self) -> pd.DataFrame:
-        """Untrained, trained and chance R1 / mAP side by side, one row per protocol and direction."""
+        """Untrained, trained (the last epoch) and chance R1 / mAP side by side, one row per protocol and direction."""
         if self.evaluation is None:
             raise ExperimentError("evaluate() the run before asking for its learning summary.")
         keys = ["protocol", "direction"]
-        table = self.evaluation.summary[keys + ["R1", "mAP"]].rename(columns={"R1": "R1 trained", "mAP": "mAP trained"})
+        table = self.last_evaluation.summary[keys + ["R1", "mAP"]].rename(columns={"R1": "R1 trained", "mAP": "mAP trained"})
         if self.untrained is not None:
             before = self.untrained.summary[keys + ["R1", "mAP"]].rename(columns={"R1": "R1 untrained", "mAP": "mAP untrained"})
             table = table.merge(before, on=keys)
@@ -238,17 +310,27 @@ class PaperRun:
         rows = [r for r in reported_numbers() if r["method"] in wanted and r["dataset"] == self.dataset]
         return pd.DataFrame(rows)
 
+    def selection_record(self) -> dict:
+        """The record's account of which checkpoint its rows come from: the rule (declared, described, and
+        whether this run followed it), every kept checkpoint with its epoch, its selection-test scores then
+        and its protocol rows, and per direction the checkpoint reported."""
+        selected = self.train_result.selected if self.train_result is not None else {}
+        kept = {}
+        for keep in self.selection_rule.keeps:
+            entry = selected.get(keep.name)
+            evaluation = self.selected_evaluations.get(keep.name)
+            kept[keep.name] = {"metric": keep.metric, "direction": keep.direction, "ties": keep.ties,
+                               "epoch": entry["epoch"] if entry else None, "value": entry["value"] if entry else None,
+                               "scores": entry["scores"] if entry else None,
+                               "rows": evaluation.summary.to_dict(orient="records") if evaluation is not None else None}
+        reported = {row["direction"]: row["checkpoint"] for _, row in self.evaluation.summary.iterrows()}
+        return {"selection": "loaded" if self.loaded is not None else self.recipe.selection,
+                "described": self.describe_selection(), "rule": asdict(self.selection_rule),
+                "on_test_set": any(v not in ("last", "loaded") for v in reported.values()), "kept": kept,
+                "reported": reported}
+
     def record(self, results_dir: str | Path = "results") -> Path:
         """Write this run's result record; a relative ``results_dir`` is taken in the workbook root."""
-        best = None
-        if self.train_result is not None and self.train_result.best_epoch is not None:
-            best = {"epoch": self.train_result.best_epoch, "metrics": self.train_result.best_metrics,
-                    "note": "best-on-test, as the official scripts select it; the rows report the last epoch",
-                    "selected_by": {"metric": "mAP", "every": self.train_config.eval_every,
-                                    "first": self.train_config.eval_first,
-                                    "selection_trials": getattr(self.recipe, "selection_trials", 1)}}
-            if self.best_evaluation is not None:
-                best["rows"] = self.best_evaluation.summary.to_dict(orient="records")
         checkpoint = self.train_result.checkpoint if self.train_result else self.params.get("checkpoint") or None
         extra = {"parameters": self.parameter_counts()}
         if self.untrained is not None:
@@ -265,10 +347,47 @@ class PaperRun:
             extra["evaluated_with"] = self.train_config.to_dict()
         run = RunInfo(self.paper, self.method, self.dataset, self.data_kind,
                       {"params": self.params, "train": train, "transform": asdict(self.transform)},
-                      device=self.train_config.device, durations=self.durations, checkpoint=checkpoint, best_on_test=best,
+                      device=self.train_config.device, durations=self.durations, checkpoint=checkpoint,
+                      selection=self.selection_record(), last={"epoch": self.last_epoch, **_parts(self.last_evaluation)},
                       data_sizes=self.data_sizes, trial=self.trial if self.dataset == "regdb" else None,
                       identity=identity_hash(self.train_config.identity, self.train_config.to_dict()), extra=extra)
         return write_record(make_record(run, self.evaluation), resolve(results_dir))
+
+
+def selection_scores(evaluation: Evaluation) -> dict[str, float]:
+    """An evaluation's summary as the trainer's selection scores: ``"<direction> <metric>"`` per row (the first
+    row of each direction), and the bare metric names for the first row."""
+    scores: dict[str, float] = {}
+    for index, row in evaluation.summary.iterrows():
+        for metric in KEEP_METRICS:
+            scores.setdefault(f"{row['direction']} {metric}", float(row[metric]))
+            if index == 0:
+                scores[metric] = float(row[metric])
+    return scores
+
+
+def _labelled(evaluation: Evaluation, checkpoint: str, epoch: int | None) -> Evaluation:
+    """The evaluation with every row saying which checkpoint (``"last"`` or a keep's name) and epoch it scored."""
+    summary = evaluation.summary.copy()
+    summary["checkpoint"], summary["epoch"] = checkpoint, epoch
+    per_trial = evaluation.per_trial.copy()
+    per_trial["checkpoint"], per_trial["epoch"] = checkpoint, epoch
+    return Evaluation(summary, per_trial, dict(evaluation.cmc))
+
+
+def _direction(evaluation: Evaluation, direction: str) -> Evaluation:
+    return Evaluation(evaluation.summary[evaluation.summary["direction"] == direction],
+                      evaluation.per_trial[evaluation.per_trial["direction"] == direction],
+                      {k: v for k, v in evaluation.cmc.items() if k[1] == direction})
+
+
+def _parts(evaluation: Evaluation | None) -> dict:
+    """An evaluation as a record stores it: summary rows, per-trial rows and mean CMC curves."""
+    if evaluation is None:
+        return {"rows": None, "per_trial": None, "cmc": None}
+    return {"rows": evaluation.summary.to_dict(orient="records"),
+            "per_trial": evaluation.per_trial.to_dict(orient="records"),
+            "cmc": {f"{protocol} | {direction}": curve for (protocol, direction), curve in evaluation.cmc.items()}}
 
 
 def run_identity(dataset: str, trial: int, data_kind: str, data_sizes: dict, transform: TransformConfig,

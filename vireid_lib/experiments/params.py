@@ -12,13 +12,14 @@ import ast
 import math
 import re
 
+from ..selection import SELECTIONS
 from .common import ExperimentError
 
 # The parameters every paper notebook takes (each adds its own).
 COMMON = ("data_root", "epochs", "lr", "num_ids", "num_per_modality", "height", "width", "batches_per_epoch", "arch",
           "optimizer", "backbone_lr_factor", "pretrained", "weights_file", "checkpoint", "device", "amp", "channels_last", "augment",
           "compile_model", "seed",
-          "workers", "eval_every", "score_untrained", "synthetic_ids", "resume", "out_dir", "results_dir")
+          "workers", "eval_every", "selection", "score_untrained", "synthetic_ids", "resume", "out_dir", "results_dir")
 ARCHS = ("resnet50", "resnet34", "resnet18")
 OPTIMIZERS = ("sgd", "adam")
 AMP = ("off", "bf16", "fp16")
@@ -111,6 +112,9 @@ RULES = {
     "workers": lambda n, v: integer(n, v, 0, optional=False),
     "eval_every": lambda n, v: integer(n, v, 0), "eval_first": lambda n, v: integer(n, v, 0),
     "selection_trials": lambda n, v: integer(n, v, 1, 10),
+    "selection": lambda n, v: choice(n, v, SELECTIONS, optional=True),
+    "test_frames": lambda n, v: choice(n, v, ("first", "random"), optional=True),
+    "epoch_rule": lambda n, v: choice(n, v, ("official", "min"), optional=True),
     "eval_trials": lambda n, v: integer(n, v, 1, 10, optional=False),
     "synthetic_ids": lambda n, v: integer(n, v, 4),
     "arch": lambda n, v: choice(n, v, ARCHS),

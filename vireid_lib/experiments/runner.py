@@ -8,13 +8,14 @@ declarations, what differs between datasets (protocols, pictures) in
 
 Parameters: ``None`` means the paper's value. Any parameter named like a field of the paper's
 recipe (``epochs``, ``lr``, ``height``, ``arch``, ``tube``, ``fix_dc_head``, ...) replaces that
-field; one the recipe lacks is an error naming the paper.
+field, or a field of a structured recipe field (``eval_every`` of its ``selection_rule``); one the
+recipe lacks is an error naming the paper.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, fields, is_dataclass, replace
 from pathlib import Path
 
 import torch
@@ -38,7 +39,7 @@ from .params import check_amp, check_parameters, paper_value
 
 READERS = {"sysu": SYSUMM01, "regdb": RegDB, "vcm": HITSZVCM}
 MODALITIES = {"visible": VISIBLE, "infrared": INFRARED}
-RESUMABLE_RECIPE = ("epochs", "eval_every", "eval_first", "selection_trials")
+RESUMABLE_RECIPE = ("epochs",)  # may grow on resume; the selection rule may not change (the trainer's rule too)
 
 
 def _coerce(field_type: object, default: object, value: object) -> object:
@@ -51,21 +52,40 @@ def _coerce(field_type: object, default: object, value: object) -> object:
 
 
 def resolve_recipe(paper: papers.Paper, dataset: str, overrides: dict) -> papers.Recipe:
-    """The paper's recipe for ``dataset`` with every non-``None`` override applied (checked by name)."""
+    """The paper's recipe for ``dataset`` with every non-``None`` override applied (checked by name).
+
+    A name that is not a field of the recipe may be a field of one of its structured fields (a dataclass
+    value such as ``selection_rule``): it replaces that field there.
+    """
     recipe = paper.recipe_for(dataset)
     known = {f.name: f for f in fields(recipe)}
-    unknown = sorted(k for k, v in overrides.items() if v is not None and k not in known)
+    nested = {inner.name: outer for outer in known if is_dataclass(getattr(recipe, outer))
+              for inner in fields(getattr(recipe, outer)) if inner.name not in known}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    unknown = sorted(k for k in given if k not in known and k not in nested)
     if unknown:
         raise ExperimentError(f"{', '.join(unknown)} {'does' if len(unknown) == 1 else 'do'} not apply to {paper.title} "
                               f"(its recipe has no such field); leave {'it' if len(unknown) == 1 else 'them'} None.")
-    changes = {k: _coerce(known[k].type, getattr(recipe, k), v) for k, v in overrides.items() if v is not None}
+    changes = {k: _coerce(known[k].type, getattr(recipe, k), v) for k, v in given.items() if k in known}
     for name, value in changes.items():
         default = getattr(recipe, name)
         if isinstance(default, tuple) and (not isinstance(value, tuple) or len(value) != len(default) and default):
             raise ExperimentError(f"{name}={value!r} must be {len(default)} integers like the paper's {default}.")
     if "optimizer" in changes and changes["optimizer"] != recipe.optimizer:
         changes["schedule"] = "constant"  # another optimiser is a quick experiment: no paper schedule to follow
+    for outer in sorted({nested[k] for k in given if k in nested}):
+        inner = {k: v for k, v in given.items() if nested.get(k) == outer}
+        changes[outer] = replace(changes.get(outer, getattr(recipe, outer)), **inner)
     return replace(recipe, **changes)
+
+
+def selection_config(recipe: papers.Recipe) -> dict:
+    """The trainer's test schedule and kept checkpoints for a recipe: its script's rule, or (``selection="last"``)
+    no test during training and nothing kept."""
+    rule = recipe.selection_rule
+    if recipe.selection == "last":
+        return {"eval_every": 0, "eval_first": 0, "keeps": ()}
+    return {"eval_every": rule.eval_every, "eval_first": rule.eval_first, "keeps": tuple(rule.keeps)}
 
 
 def _train_views(paper: papers.Paper, dataset: str, cfg: TransformConfig, modality: str):
@@ -112,7 +132,7 @@ def prepare(method: str, dataset: str, data_root: str = "", trial: int = 1, pret
     test_transform = replace(transform, interpolation=recipe.test_resize)
     seed = recipe.seed
     sampling = dict(num_ids=recipe.num_ids, num_per_modality=recipe.num_per_modality, replace=recipe.replace, seed=seed,
-                    epoch_length=paper_value(batches_per_epoch, "official"))  # a short epoch is for smoke runs only
+                    epoch_length=paper_value(batches_per_epoch, recipe.epoch_rule))  # a short epoch: smoke runs only
     skeletons = None
     if recipe.skeletons:  # the keypoints of every sampled frame, beside it (default: the store in the data root)
         try:
@@ -154,14 +174,14 @@ def prepare(method: str, dataset: str, data_root: str = "", trial: int = 1, pret
         epochs=recipe.epochs, optimizer=recipe.optimizer, lr=recipe.lr, momentum=recipe.momentum,
         nesterov=recipe.nesterov, weight_decay=recipe.weight_decay, schedule=recipe.schedule,
         warmup_epochs=recipe.warmup_epochs, milestones=tuple(recipe.milestones), gamma=recipe.gamma, amp=amp,
-        channels_last=channels_last, augment=augment, compile=compile_model,
-        eval_every=recipe.eval_every, eval_first=recipe.eval_first, seed=seed, device=device,
+        channels_last=channels_last, augment=augment, compile=compile_model, **selection_config(recipe),
+        seed=seed, device=device,
         out_dir=str(run_dir), resume=resume, progress=progress,
         identity=run_identity(dataset, trial, data_kind, data_sizes, transform, sampling,
                               {"method": method, "num_classes": num_classes, "pretrained": pretrained,
                                "weights_file": weights_file,
-                               # epochs may grow and the test schedule change on resume (the config's rule); no
-                               # other recipe field may
+                               # epochs may grow on resume; no other recipe field may change (the selection rule
+                               # included: one run's choice is made by one rule)
                                "recipe": {k: v for k, v in asdict(recipe).items() if k not in RESUMABLE_RECIPE}}))
     params = dict(method=method, dataset=dataset, data_root=str(root), trial=trial, pretrained=pretrained,
                   skeleton_store=str(skeletons) if skeletons else "", channels_last=channels_last, augment=augment,

@@ -47,16 +47,21 @@ class VideoRun(PaperRun):
                       "camera": r.camid, "pid": r.pid, "frames": len(r.frames)} for r in records]
         return pd.DataFrame(rows)
 
-    def _protocols(self, quick: bool = False, extract=None, metric: str = "cosine") -> Evaluation:
+    def _protocols(self, extract=None, metric: str = "cosine") -> Evaluation:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # queries without a cross-camera match are skipped by the protocol
-            return run_vcm(self.reader, extract or self.extractor(), directions=DIRECTIONS[:1] if quick else DIRECTIONS,
-                           metric=metric)
+            return run_vcm(self.reader, extract or self.extractor(), directions=DIRECTIONS, metric=metric)
+
+    def _selection_protocols(self, extract, metric: str) -> Evaluation:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return run_vcm(self.reader, extract, directions=self.selection_rule.directions or DIRECTIONS, metric=metric)
 
     def compare_with_paper(self, others: tuple["VideoRun", ...] = ()) -> pd.DataFrame:
         """The paper's comparison table (its declaration's ``compared`` rows as reported, e.g. CST's
         CAJL, MITML, IBAN and CST), then this run and ``others`` (e.g. the baseline trained by the same
-        notebook), both directions side by side."""
+        notebook), both directions side by side; each run's rows come from the checkpoint it reports for
+        that direction, which the caption names."""
         compared = tuple(self.declaration.compared) or (self.method,)
         reported = self.reported(compared)
         rows = []
@@ -78,8 +83,9 @@ class VideoRun(PaperRun):
         wide.columns = [f"{direction} {metric}" for metric, direction in wide.columns]
         ordered = [f"{d} {m}" for d in DIRECTIONS for m in ("R1", "mAP") if f"{d} {m}" in wide.columns]
         table = wide[ordered].reset_index()
-        if self.data_kind != "real":
-            table.attrs["caption"] = SYNTHETIC_CAPTION
+        chosen = " ".join(f"{run.paper} reports {run.describe_selection()}" for run in (self, *others)
+                          if run.evaluation is not None)
+        table.attrs["caption"] = (SYNTHETIC_CAPTION + " " if self.data_kind != "real" else "") + chosen
         return table
 
     def cmc_curves(self, others: tuple["VideoRun", ...] = ()) -> dict:
@@ -105,7 +111,12 @@ class VideoRun(PaperRun):
 
     def clip(self, record) -> torch.Tensor:
         """The normalised test clip [S, 3, H, W] of one tracklet record."""
-        return TrackletDataset([record], self.params["seq_len"], build_test_transform(self.test_transform))[0][0]
+        return self._test_tracklets([record])[0][0]
+
+    def _test_tracklets(self, records, skeletons=None) -> TrackletDataset:
+        """Test clips of ``records`` sampled as the run's evaluation samples them (its ``test_frames`` rule)."""
+        return TrackletDataset(records, self.params["seq_len"], build_test_transform(self.test_transform),
+                               skeletons=skeletons, test_frames=self.recipe.test_frames, frame_seed=self.recipe.seed)
 
     def attention_examples(self, count: int = 1) -> list[tuple[str, object, torch.Tensor, object]]:
         """(modality name, record, clip, attention) for ``count`` visible and ``count`` infrared test tracklets."""
@@ -165,8 +176,7 @@ class VideoRun(PaperRun):
 
     def skeleton_clip(self, record) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(test clip ``[S, 3, H, W]``, keypoints ``[S, 17, 3]`` as stored, the same keypoints in the clip's pixels)."""
-        dataset = TrackletDataset([record], self.params["seq_len"], build_test_transform(self.test_transform),
-                                  skeletons=self.skeleton_store)
+        dataset = self._test_tracklets([record], skeletons=self.skeleton_store)
         (clip, keypoints), _, _ = dataset[0]
         shown = keypoints.clone()
         for row, index in enumerate(dataset.frame_indices(0)):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..papers import Paper, Recipe
+from ..papers import Deviation, Keep, Paper, Recipe, Selection
 from pathlib import Path
 
 import torch
@@ -33,6 +33,13 @@ from .layers import BNNeck, GeM
 from .official import LayoutMapping, OfficialLayout, rename_prefixes
 
 
+# Cross-Modal-Re-ID-baseline's data_manager.py draws SYSU-MM01 galleries with `random.seed(trial)` commented out.
+UNSEEDED_GALLERIES = Deviation(
+    "Its SYSU-MM01 galleries are drawn unseeded (`random.seed(trial)` is commented out in data_manager.py), so its "
+    "selection gallery and test.py's 10 differ on every run; the workbook seeds each by its trial (0 for the "
+    "selection test), as PROTOCOLS.md and MMN's and MCE's copies of the code do.", default="workbook")
+
+
 @dataclass(frozen=True)
 class AGWRecipe(Recipe):
     """AGW's published training recipe (official ``train.py`` defaults): the base recipe's values,
@@ -41,6 +48,11 @@ class AGWRecipe(Recipe):
     backbone_lr_factor: float = 0.1  # BNNeck + classifier at lr 0.1, the backbone at 0.01
     stem_relu: bool = True
     official_one_channel: bool = True  # the non-local blocks' 1-channel width (open PR #28)
+    selection_rule: Selection = Selection(
+        eval_every=2, eval_first=3, keeps=(Keep("rank1", "R1"),),
+        source="train.py: tests after 0-based epochs with `epoch > 0 and epoch % 2 == 0` and keeps "
+               "`cmc_att[0] > best_acc` (rank-1 of the post-BN feature) as *_best.t; SYSU-MM01: one all-search "
+               "single-shot gallery scored by eval_sysu, RegDB: the trial's visible -> thermal by eval_regdb")
 
 
 class AGW(GlobalFeatureReID):
@@ -74,8 +86,8 @@ class AGW(GlobalFeatureReID):
         backbone = [p for p in self.backbone.parameters() if p.requires_grad]
         head = [p for p in list(self.pool.parameters()) + list(self.neck.parameters()) if p.requires_grad]
         return [
-            {"params": backbone, "lr": self.backbone_lr_factor * base_lr},
-            {"params": head, "lr": base_lr},
+            {"name": "backbone (stems, layers, non-local blocks)", "params": backbone, "lr": self.backbone_lr_factor * base_lr},
+            {"name": "BNNeck and classifier", "params": head, "lr": base_lr},
         ]
 
 
@@ -198,6 +210,10 @@ PAPER = Paper(
                                                      backbone_lr_factor=recipe.backbone_lr_factor, **weights),
     criterion=lambda classes, recipe, dataset: AGWCriterion(classes),
     layouts=OFFICIAL_LAYOUTS,
+    deviations=(
+        Deviation("The non-local blocks' inner width is always 1 channel (open PR #28).", "official_one_channel=False"),
+        UNSEEDED_GALLERIES,
+    ),
     fidelity=("The official two-stream ResNet-50 with its 1-channel non-local blocks (the open PR #28 defect; "
               "`official_one_channel=False` fixes it) and fixed GeM p = 3. Training images are cached and test "
               "images resized with Lanczos, as the official preprocessing and `TestData` do."),

@@ -30,7 +30,8 @@ from torch import nn
 
 class ParamGroups(Protocol):
     def param_groups(self, base_lr: float) -> list[dict]:
-        """Optimiser parameter groups with each group's own ``lr`` (e.g. backbone at 0.1x)."""
+        """Optimiser parameter groups with each group's own ``lr`` (e.g. backbone at 0.1x) and a ``name`` saying
+        what it holds (the README's recipe table lists them)."""
 
 
 Outputs = dict[str, torch.Tensor]

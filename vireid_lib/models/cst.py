@@ -52,12 +52,12 @@ from torch import nn
 from ..losses.consistency import DiversityConsistencyLoss
 from ..losses.identity import CrossEntropyLabelSmooth
 from ..losses.metric import BatchHardTriplet
-from ..papers import Paper
+from ..papers import Deviation, Paper, Selection
 from .attention import TransformerBlock, attention_rollout
 from .backbone import TwoStreamResNet50, feature_map_size
 from .contract import Outputs
 from .layers import BNNeck
-from .video import ClipFeatureReID, VideoRecipe
+from .video import VCM_KEEPS, ClipFeatureReID, VideoRecipe
 
 BRANCHES = ("global", "tube", "message")
 
@@ -76,6 +76,12 @@ class CSTRecipe(VideoRecipe):
     mtfm_depth: int = 2
     heads: int = 8
     dc_weight: float = 1.0
+    selection_rule: Selection = Selection(
+        eval_every=10, eval_first=1, keeps=(VCM_KEEPS[0], VCM_KEEPS[2]),
+        reported=(("ir2rgb", "t2v_rank1"), ("rgb2ir", "v2t_rank1")),
+        source="no training script is released; test.py loads VCMCST_CTTM_MTFM_DC_2_t2v_rank1_best.t (the best "
+               "IR -> VIS rank-1) and tests only the direction its file name gives, so each direction comes from its "
+               "own rank-1 checkpoint; the test schedule is MITML's train.py's, which CST builds on (inferred)")
 
 
 @dataclass
@@ -366,4 +372,10 @@ PAPER = Paper(
     fidelity=("Implemented from the paper (its code is not public): the module structure, S = 6, 288 x 144, the "
               "two-stream ResNet-50, CE + triplet and lr 3.5e-4 are the paper's; dim, tube, depths, heads, the "
               "branch layout, the DC weights, Adam and MITML's schedule are this workbook's."),
+    deviations=(
+        Deviation("The network is built from the paper, not from the authors' released model code (FYJ112233/CST): "
+                  "its numbers are not CST's.", default="workbook"),
+        Deviation("No training script is released: the test schedule (MITML's, every 10 epochs) is inferred; the "
+                  "kept checkpoints (best rank-1 of each direction) follow test.py's file name.", default="workbook"),
+    ),
 )

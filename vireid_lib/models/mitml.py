@@ -55,12 +55,12 @@ from torch import nn
 
 from ..losses.identity import CrossEntropyLabelSmooth
 from ..losses.metric import BatchHardTriplet
-from ..papers import Paper
+from ..papers import Deviation, Paper, Selection
 from .backbone import TwoStreamResNet50, out_channels
 from .base import GlobalFeatureReID
 from .contract import Outputs
 from .layers import BNNeck
-from .video import VideoRecipe, frames_of, split_clips
+from .video import VCM_KEEPS, VideoRecipe, frames_of, split_clips
 
 SEQ_LEN = 6  # one Linear and one SE gate per frame position: the official network is built for six frames
 VCM_TRAIN_IDS = 500  # HITSZ-VCM's training identities: the classifier size of the official network
@@ -75,8 +75,11 @@ class MITMLRecipe(VideoRecipe):
     confusion_epoch: int = 60  # 0-based epoch from which the confusion term joins the loss (epoch < 60 has none)
     confusion_weight: float = 1.0
     modality_lr: float = 0.01  # the modality classifier's own SGD, constant
-    eval_every: int = 10  # tested after epochs 0, 10, 20, ... (0-based): epoch % 10 == 0
-    eval_first: int = 1
+    selection_rule: Selection = Selection(
+        eval_every=10, eval_first=1, keeps=VCM_KEEPS, reported=(("ir2rgb", "t2v_map"), ("rgb2ir", "t2v_map")),
+        source="train.py: tests after 0-based epochs with `epoch % 10 == 0` (0..190; the last epoch is never tested) "
+               "and keeps t2v_rank1_best, t2v_map_best, v2t_rank1_best and v2t_map_best, each by `>`; test.py loads "
+               "*t2v_map_best.t by default and prints both directions from it")
 
 
 class TemporalFeatureLearning(nn.Module):
@@ -146,7 +149,9 @@ class MITML(GlobalFeatureReID):
         head = [p for p in self.neck.parameters() if p.requires_grad]
         ids = {id(p) for p in head}
         rest = [p for p in self.parameters() if p.requires_grad and id(p) not in ids]
-        return [{"params": rest, "lr": base_lr * self.backbone_lr_factor}, {"params": head, "lr": base_lr}]
+        return [{"name": "stems, layers, layer4 copy, LSTM, temporal gates", "params": rest,
+                 "lr": base_lr * self.backbone_lr_factor},
+                {"name": "BNNeck and classifier", "params": head, "lr": base_lr}]
 
 
 def build_mitml(num_classes: int, seq_len: int = SEQ_LEN, pretrained: bool = True,
@@ -294,5 +299,11 @@ PAPER = Paper(
     fidelity=("MITML as VCM-project233/MITML runs it: two layer4s (the copy feeds a 2-layer LSTM), per-frame linear + "
               "SE gating for S = 6, BNNeck; a 3-class modality classifier with its own SGD on detached features and "
               "the confusion term from epoch 60; BNNeck and classifier at lr 0.1, the rest at 0.01. Its test every 10 "
-              "epochs keeps the best of each direction separately; the workbook selects on IR -> VIS mAP."),
+              "epochs keeps four checkpoints (rank-1 and mAP of each direction); both directions are reported from "
+              "the IR -> VIS mAP one, which test.py loads."),
+    deviations=(
+        Deviation("Which kept checkpoint the published numbers come from is not stated: test.py's default, the "
+                  "IR -> VIS mAP checkpoint scored in both directions, is assumed; the record holds all four.",
+                  default="workbook"),
+    ),
 )

@@ -41,7 +41,7 @@ from torch import nn
 
 from ..losses.consistency import ProjectedPairDistance
 from ..losses.metric import BatchHardTriplet
-from ..papers import BatchLayout, Paper, Recipe, Variant
+from ..papers import BatchLayout, Deviation, Keep, Paper, Recipe, Selection, Variant
 from .backbone import TwoStreamResNet50, out_channels
 from .contract import Outputs
 from .layers import BNNeck
@@ -64,6 +64,12 @@ class MMNRecipe(Recipe):
     dc_weight: float = 0.2  # train.py --delta ("0.2 for PCB")
     fix_dc_head: bool = False  # official: the DC projection head is never optimised
     stem_relu: bool = True
+    selection_rule: Selection = Selection(
+        eval_every=2, eval_first=3, keeps=(Keep("rank1", "R1"),), rule="regdb",
+        source="train.py (L419-438): tests after 0-based epochs with `epoch > 0 and epoch % 2 == 0` and keeps "
+               "`cmc_att[0] > best_acc` (rank-1, original features) as *_best.t, which test.py loads; SYSU-MM01: the "
+               "trial-0 all-search gallery scored by eval_regdb (no camera filter, plain CMC), RegDB: the trial's "
+               "visible -> thermal")
 
 
 class MiddleModalityGenerator(nn.Module):
@@ -156,7 +162,8 @@ class MMN(nn.Module):
         head_ids = {id(p) for p in self.necks.parameters()}
         rest = [p for p in self.parameters() if p.requires_grad and id(p) not in head_ids]
         head = [p for p in self.necks.parameters() if p.requires_grad]
-        return [{"params": rest, "lr": self.backbone_lr_factor * base_lr}, {"params": head, "lr": base_lr}]
+        return [{"name": "stems, layers and generator", "params": rest, "lr": self.backbone_lr_factor * base_lr},
+                {"name": "BNNecks and classifiers", "params": head, "lr": base_lr}]
 
 
 def build_mmn(num_classes: int, pretrained: bool = True, weights_file: str | Path | None = None, arch: str = "resnet50",
@@ -182,7 +189,8 @@ class MMNCriterion(nn.Module):
 
     def param_groups(self, base_lr: float) -> list[dict]:
         """The DC projection head's parameters: none officially (the defect), ``fix_dc_head`` gives them base_lr."""
-        return [{"params": list(self.consistency.parameters()), "lr": base_lr}] if self.fix_dc_head else []
+        return ([{"name": "DC projection head (fix_dc_head)", "params": list(self.consistency.parameters()),
+                  "lr": base_lr}] if self.fix_dc_head else [])
 
     def forward(self, outputs: Outputs, labels: torch.Tensor) -> Outputs:
         b = len(labels) // 4
@@ -233,6 +241,13 @@ PAPER = Paper(
     variants={"original": Variant("embedding", description="original query x original gallery (the README's)"),
               "middle": Variant("embedding_middle", description="middle-modality query x middle-modality gallery"),
               "sum": Variant("embedding_sum", "dot", description="the sum of the four query x gallery similarities")},
+    deviations=(
+        Deviation("The DC loss's projection head is never given to the optimiser: it keeps its random weights.",
+                  "fix_dc_head=True"),
+        Deviation("test.py scores RegDB thermal -> visible by default (`--tvsearch` is always on); the README's RegDB "
+                  "row is compared visible -> thermal, the direction train.py selects on. Both are scored.",
+                  default="workbook"),
+    ),
     fidelity=("The official network: two-stream ResNet-50 without non-local blocks or GeM, the middle-modality "
               "generator (convs initialised to 0.333) and four stripes with their own BNNecks. Training images are "
               "cached and test images resized with Lanczos (384 x 192), as the official preprocessing and `TestData`."),

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..papers import Paper, Recipe
 from pathlib import Path
 
 import torch
@@ -38,6 +37,12 @@ from .backbone import TwoStreamResNet50
 from .base import GlobalFeatureReID
 from .contract import Outputs
 from .layers import BNNeck
+from ..papers import Keep, Paper, Recipe
+
+# The four checkpoints MITML's train.py keeps (STAR's copies it), each by `>` on its own score: rank-1 and mAP of
+# IR -> visible ("t2v", as its files are named) and of visible -> IR ("v2t").
+VCM_KEEPS = (Keep("t2v_rank1", "R1", "ir2rgb"), Keep("t2v_map", "mAP", "ir2rgb"),
+             Keep("v2t_rank1", "R1", "rgb2ir"), Keep("v2t_map", "mAP", "rgb2ir"))
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,7 @@ class VideoRecipe(Recipe):
     num_ids: int = 8
     num_per_modality: int = 2
     replace: bool = True
+    epoch_rule: str = "min"  # utils.IdentitySampler: int(min(N_v, N_i) / (8 * 2)) batches, N the tracklet counts
     seed: int = 0
     # frames are resized on the fly (bilinear), nothing cached
     train_resize: str = "bilinear"
@@ -135,7 +141,8 @@ class ClipFeatureReID(GlobalFeatureReID):
         backbone = [p for p in self.backbone.parameters() if p.requires_grad]
         ids = {id(p) for p in backbone}
         head = [p for p in self.parameters() if p.requires_grad and id(p) not in ids]
-        return [{"params": backbone, "lr": base_lr * self.backbone_lr_factor}, {"params": head, "lr": base_lr}]
+        return [{"name": "backbone", "params": backbone, "lr": base_lr * self.backbone_lr_factor},
+                {"name": "temporal branch, BNNeck and classifier", "params": head, "lr": base_lr}]
 
 
 def build_video_baseline(num_classes: int, pretrained: bool = True, weights_file: str | Path | None = None,

@@ -22,16 +22,21 @@ def of_kind(records: list[dict], kind: str) -> list[dict]:
     return [r for r in records if r["data_kind"] == kind]
 
 
+SELECTIONS = {"last": "last epoch", "selected": "official rule (chosen on the test set)"}
+
+
 def per_trial(records: list[dict], kind: str, selection: str = "last") -> pd.DataFrame:
-    """One row per (paper, dataset, protocol, direction, trial): the last epoch's per-trial scores, or the
-    best-on-test epoch's (``selection="best"``, from records that kept one)."""
+    """One row per (paper, dataset, protocol, direction, trial): the last epoch's per-trial scores
+    (``selection="last"``), or those of the checkpoint the official script's rule selected on the test set
+    (``"selected"``, from records that followed that rule)."""
+    if selection not in SELECTIONS:
+        raise ValueError(f"selection={selection!r} is not one of {tuple(SELECTIONS)}.")
     rows = []
     for record in of_kind(records, kind):
-        if selection == "best":
-            best = record.get("best_on_test") or {}
-            source = best.get("rows") or []
+        if selection == "selected":
+            source = record["per_trial"] if record["selection"].get("on_test_set") else []
         else:
-            source = record["per_trial"]
+            source = record["last"].get("per_trial") or []
         for row in source:
             trial = record["trial"] if record["trial"] is not None else row.get("trial", 0)
             rows.append({"paper": record["paper"], "method": record["method"], "dataset": row["dataset"],
@@ -41,10 +46,10 @@ def per_trial(records: list[dict], kind: str, selection: str = "last") -> pd.Dat
 
 
 def comparison(records: list[dict], kind: str = "real") -> pd.DataFrame:
-    """Per dataset, protocol and direction, every paper's mean ± std over trials (last epoch, and best-on-test
-    where the record kept it) beside its reported R1 and mAP."""
+    """Per dataset, protocol and direction, every paper's mean ± std over trials (last epoch, and the checkpoint its
+    script's rule selected on the test set, where the record followed it) beside its reported R1 and mAP."""
     parts = []
-    for selection, label in (("last", "last epoch"), ("best", "best-on-test")):
+    for selection, label in SELECTIONS.items():
         trials = per_trial(records, kind, selection)
         if trials.empty:
             continue

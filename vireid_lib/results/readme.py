@@ -4,7 +4,9 @@
 a table of the papers' reported numbers beside the reproduced ones (records that say real data
 and carry the published split sizes; the latest per method, dataset, protocol and direction,
 and on RegDB the latest of each trial, averaged), and, apart and labelled so, the synthetic
-smoke runs and runs on custom data. Running it twice changes nothing.
+smoke runs and runs on custom data. A reproduced number stands beside the paper's only when it
+was chosen by the same rule (the checkpoint the official script's selection keeps, or the
+authors' own file); the last epoch's number is shown beside it. Running it twice changes nothing.
 """
 
 from __future__ import annotations
@@ -72,8 +74,28 @@ def _key(record: dict, row: dict) -> tuple:
     return record["method"], record["dataset"], row["protocol"], row["direction"]
 
 
-def _reproduced(records: list[dict]) -> dict[tuple, dict]:
-    """Per (method, dataset, protocol, direction): the cell values of the reproduced columns.
+def same_rule(record: dict) -> bool:
+    """Whether a record's rows were chosen by the paper's own rule: the checkpoints its script's selection keeps
+    (``selection: official``, every row from a kept checkpoint; a paper whose script keeps none reports its last
+    epoch), or the authors' file. A run that followed the rule but never reached a scheduled test reports its last
+    epoch, which the rule did not choose."""
+    selection = record["selection"]
+    if selection.get("selection") == "loaded":
+        return True
+    if selection.get("selection") != "official":
+        return False
+    if (selection.get("rule") or {}).get("keeps") == []:
+        return True
+    return all(row.get("checkpoint") not in (None, "last") for row in record["rows"])
+
+
+def _last_rows(record: dict) -> list[dict]:
+    return [] if record["selection"].get("selection") == "loaded" else record["last"].get("rows") or []
+
+
+def _reproduced(records: list[dict], rows_of=lambda record: record["rows"]) -> dict[tuple, dict]:
+    """Per (method, dataset, protocol, direction): the cell values of the reproduced columns, from the rows
+    ``rows_of(record)`` gives (the reported rows, or the last epoch's).
 
     SYSU-MM01 and HITSZ-VCM: the latest record (its rows already hold mean and std over trials).
     RegDB: every trial is its own model and record, so the latest record of each trial is taken
@@ -81,7 +103,7 @@ def _reproduced(records: list[dict]) -> dict[tuple, dict]:
     """
     latest: dict[tuple, dict] = {}
     for record in records:  # oldest first: later records win
-        for row in record["rows"]:
+        for row in rows_of(record):
             if row.get("reranked"):
                 continue  # no paper here re-ranks: those rows never stand beside a paper's
             if record["dataset"] == "regdb":
@@ -91,7 +113,8 @@ def _reproduced(records: list[dict]) -> dict[tuple, dict]:
     cells = {}
     for key, by_trial in latest.items():
         rows = [row for row, _ in by_trial.values()]
-        cell = {"record": by_trial[max(by_trial, key=lambda t: -1 if t is None else t)][1]}
+        cell = {"record": by_trial[max(by_trial, key=lambda t: -1 if t is None else t)][1],
+                "checkpoint": _checkpoints([(row, record) for row, record in by_trial.values()])}
         if key[1] == "regdb":
             for metric in ("R1", "mAP", "mINP"):
                 values = [v for v in (_number(r.get(metric)) for r in rows) if v is not None]
@@ -107,39 +130,41 @@ def _reproduced(records: list[dict]) -> dict[tuple, dict]:
     return cells
 
 
+def _checkpoints(rows: list[tuple[dict, dict]]) -> str:
+    """Which checkpoint the rows come from, e.g. ``rank1, epoch 57 of 81`` (RegDB: the trials' epoch range)."""
+    names = sorted({str(row.get("checkpoint", "?")) for row, _ in rows})
+    if names == ["loaded"]:
+        return "the authors' file"
+    epochs = sorted({row["epoch"] for row, _ in rows if row.get("epoch") is not None})
+    planned = sorted({(record["config"].get("train") or {}).get("epochs") for _, record in rows} - {None})
+    span = "?" if not epochs else str(epochs[0]) if len(epochs) == 1 else f"{epochs[0]}-{epochs[-1]}"
+    return f"{'/'.join(names)}, epoch {span}" + (f" of {planned[-1]}" if planned else "")
+
+
 def render_tables(records: list[dict]) -> str:
     accepted, _ = reproductions(records)
-    real = _reproduced(accepted)
+    real = _reproduced([r for r in accepted if same_rule(r)])
+    last = _reproduced(accepted, _last_rows)
     lines = [
-        "Reported: the paper's own numbers (source in `vireid_lib/results/reported.csv`). Reproduced: this",
-        "workbook's latest run on the real dataset (published split sizes checked), last epoch, mean ± std over",
-        "trials (RegDB: one model per trial, the latest record of each). Empty cells: not run yet.",
+        "Reported: the paper's own numbers (source in `vireid_lib/results/reported.csv`). Same rule: this workbook's",
+        "latest run on the real dataset (published split sizes checked) scored with the checkpoint the paper's",
+        "official script keeps (its rule in the recipes table below; chosen on the test set, as the paper did), or",
+        "with the authors' released file; Δ = same rule - reported. Last: the same run's last epoch. Mean ± std",
+        "over trials (RegDB: one model per trial, the latest record of each). Empty cells: not run yet.",
         "",
-        "| paper | dataset | protocol | direction | R1 reported | R1 reproduced | Δ R1 | mAP reported | mAP reproduced | Δ mAP | mINP reported | mINP reproduced | trials |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| paper | dataset | protocol | direction | R1 reported | R1 same rule | Δ R1 | R1 last | mAP reported | "
+        "mAP same rule | Δ mAP | mAP last | mINP reported | mINP same rule | checkpoint | trials |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     shown = set()
     for paper in reported_numbers():
         key = (paper["method"], paper["dataset"], paper["protocol"], paper["direction"])
         shown.add(key)
-        cell = real.get(key)
-        ours = {m: cell[m] if cell else (None, None) for m in ("R1", "mAP", "mINP")}
-        theirs = {m: _number(paper[m]) for m in ("R1", "mAP", "mINP")}
-        printed = {m: paper[m] or "—" for m in ("R1", "mAP", "mINP")}  # as the paper prints it
-        lines.append(
-            f"| {paper['paper']} | {DATASETS[paper['dataset']]} | {paper['protocol']} | {DIRECTIONS[paper['direction']]} "
-            f"| {printed['R1']} | {_cell(*ours['R1'])} | {_delta(ours['R1'][0], theirs['R1'])} "
-            f"| {printed['mAP']} | {_cell(*ours['mAP'])} | {_delta(ours['mAP'][0], theirs['mAP'])} "
-            f"| {printed['mINP']} | {_cell(*ours['mINP'])} | {cell['trials'] if cell else '—'} |"
-        )
-    for key, cell in sorted(real.items()):
+        lines.append(_row(paper["paper"], key, real.get(key), last.get(key), paper))
+    for key in sorted(set(real) | set(last)):
         if key not in shown:  # a reproduction without a reported number beside it
-            record = cell["record"]
-            lines.append(
-                f"| {record['paper']} | {DATASETS[key[1]]} | {key[2]} | {DIRECTIONS[key[3]]} "
-                f"| — | {_cell(*cell['R1'])} | — | — | {_cell(*cell['mAP'])} | — | — | {_cell(*cell['mINP'])} "
-                f"| {cell['trials']} |"
-            )
+            cell = real.get(key) or last.get(key)
+            lines.append(_row(cell["record"]["paper"], key, real.get(key), last.get(key), None))
     others = [r for r in records if r["data_kind"] in ("synthetic", "custom")]
     lines += ["", "**Synthetic smoke runs and custom data — not reproductions.** Small models on the generated",
               "datasets (or on data without the published split sizes), run to show that every step works end to",
@@ -150,32 +175,55 @@ def render_tables(records: list[dict]) -> str:
             latest[(record["method"], record["dataset"], record["data_kind"], row["protocol"], row["direction"],
                     record.get("trial"))] = (row, record)
     if latest:
-        lines += ["| method | dataset | protocol | direction | R1 | mAP | mINP | trials | epochs | run |",
+        lines += ["| method | dataset | protocol | direction | R1 | mAP | mINP | trials | checkpoint | run |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
         for (method, dataset, kind, protocol, direction, trial), (row, record) in sorted(latest.items(), key=str):
-            epochs = (record["config"].get("train") or {}).get("epochs", "—")
             trials = f"trial {trial}" if dataset == "regdb" and trial is not None else row.get("trials", "—")
             lines.append(
                 f"| {method} | {DATASETS[dataset]} ({kind}) | {protocol} | {DIRECTIONS[direction]} "
                 f"| {_cell(_number(row['R1']))} | {_cell(_number(row['mAP']))} | {_cell(_number(row.get('mINP')))} "
-                f"| {trials} | {epochs} | `{Path(record['_path']).name}` |"
+                f"| {trials} | {_checkpoints([(row, record)])} | `{Path(record['_path']).name}` |"
             )
     else:
         lines.append("(none yet)")
     return "\n".join(lines)
 
 
+def _replace_block(text: str, start: str, end: str, content: str, readme: Path) -> str:
+    if start not in text or end not in text or text.index(start) > text.index(end):
+        raise RecordError(f"{readme} lacks the markers {start} ... {end}; put them where the table belongs.")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{content}\n{end}{tail}"
+
+
+def _row(paper: str, key: tuple, cell: dict | None, last: dict | None, reported: dict | None) -> str:
+    metrics = ("R1", "mAP", "mINP")
+    ours = {m: cell[m] if cell else (None, None) for m in metrics}
+    before = {m: last[m] if last else (None, None) for m in metrics}
+    theirs = {m: _number(reported[m]) if reported else None for m in metrics}
+    printed = {m: (reported[m] or "—") if reported else "—" for m in metrics}  # as the paper prints it
+    trials = (cell or last or {}).get("trials", "—")
+    return (f"| {paper} | {DATASETS[key[1]]} | {key[2]} | {DIRECTIONS[key[3]]} "
+            f"| {printed['R1']} | {_cell(*ours['R1'])} | {_delta(ours['R1'][0], theirs['R1'])} | {_cell(*before['R1'])} "
+            f"| {printed['mAP']} | {_cell(*ours['mAP'])} | {_delta(ours['mAP'][0], theirs['mAP'])} | {_cell(*before['mAP'])} "
+            f"| {printed['mINP']} | {_cell(*ours['mINP'])} | {cell['checkpoint'] if cell else '—'} | {trials} |")
+
+
 def update_readme(readme: Path | str = "README.md", results_dir: Path | str = "results") -> bool:
-    """Rewrite the tables between the markers; True if the README changed."""
+    """Rewrite the results tables between their markers, and the recipes table between its own where the README
+    has them (:mod:`.recipes`); True if the README changed."""
+    from .recipes import END as RECIPES_END
+    from .recipes import START as RECIPES_START
+    from .recipes import render_recipes
+
     readme = Path(readme)
     if not readme.is_file():
         raise RecordError(f"{readme} does not exist; pass the README whose tables to regenerate (--readme).")
     text = readme.read_text()
-    if START not in text or END not in text or text.index(START) > text.index(END):
-        raise RecordError(f"{readme} lacks the markers {START} ... {END}; put them where the tables belong.")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    new = f"{head}{START}\n{render_tables(load_records(results_dir))}\n{END}{tail}"
+    new = _replace_block(text, START, END, render_tables(load_records(results_dir)), readme)
+    if RECIPES_START in new or RECIPES_END in new:
+        new = _replace_block(new, RECIPES_START, RECIPES_END, render_recipes(), readme)
     if new == text:
         return False
     tmp = readme.with_name(f".{readme.name}.tmp")

@@ -3,9 +3,13 @@
 A record says what was run (paper, method, dataset, the fully resolved configuration), on
 what (``data_kind``: ``real`` or ``synthetic``), with what (package versions, git commit,
 device, checkpoint path and sha256), how long it took, and what came out: the summary row of
-every protocol and direction (mean and std over trials), every trial's row, the mean CMC
-curves, and the best-on-test epoch beside the last-epoch result. Records are written
-atomically into ``results/`` and never edited; the README's tables are generated from them.
+every protocol and direction (mean and std over trials), every trial's row and the mean CMC
+curves of what the run reports (``rows``: each row names its ``checkpoint``, the official
+rule's kept one or ``"last"``, and its ``epoch``), the same for the last epoch (``last``), and
+how the reported checkpoint was chosen (``selection``: the declared rule, every kept checkpoint
+with its epoch and selection-test scores, whether the choice was made on the test set).
+Records are written atomically into ``results/`` and never edited; the README's tables are
+generated from them.
 """
 
 from __future__ import annotations
@@ -21,14 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
-SCHEMA = 2
+SCHEMA = 3
 DATA_KINDS = ("real", "synthetic", "custom")  # see vireid_lib.data.provenance
 DATASETS = ("sysu", "regdb", "vcm")
 DIRECTIONS = ("ir2rgb", "rgb2ir", "v2t", "t2v")
 METRICS = ("R1", "R5", "R10", "R20", "mAP", "mINP")
 # field -> type(s) every record must have
 FIELDS = {"schema": int, "paper": str, "method": str, "dataset": str, "data_kind": str, "created": str,
-          "rows": list, "config": dict, "versions": dict, "data_sizes": dict}
+          "rows": list, "config": dict, "versions": dict, "data_sizes": dict, "selection": dict, "last": dict}
 
 
 class RecordError(ValueError):
@@ -47,7 +51,8 @@ class RunInfo:
     device: str = "cpu"
     durations: dict = field(default_factory=dict)
     checkpoint: str | None = None
-    best_on_test: dict | None = None
+    selection: dict = field(default_factory=dict)  # how the reported checkpoint was chosen (PaperRun.selection_record)
+    last: dict = field(default_factory=dict)  # the last epoch's {"epoch", "rows", "per_trial", "cmc"}
     data_sizes: dict = field(default_factory=dict)  # the measured split sizes (vireid_lib.data.provenance)
     trial: int | None = None  # RegDB: which trial's model this is
     identity: str = ""  # a short hash of the run's identity and training configuration
@@ -117,7 +122,8 @@ def make_record(run: RunInfo, evaluation: object, repo: Path | str = ".") -> dic
         "rows": evaluation.summary.to_dict(orient="records"),
         "per_trial": evaluation.per_trial.to_dict(orient="records"),
         "cmc": {f"{protocol} | {direction}": curve for (protocol, direction), curve in evaluation.cmc.items()},
-        "best_on_test": run.best_on_test,
+        "selection": run.selection,
+        "last": run.last,
         "config": run.config,
         "versions": _versions(),
         "git": git_commit(repo),
