@@ -2,9 +2,11 @@
 
 A paper's model file ends with a :class:`Paper` declaration (``PAPER = Paper(...)``; a file that also
 declares the paper's own baseline row lists both in ``PAPERS``): its recipe
-(every default, typed), how to build its model and its criterion, how a training batch is
-composed, the optional per-epoch hook, the test-feature variants it reports, the reported rows
-it is shown beside, the authors' checkpoint layouts and its own figures. The experiment runner
+(every default, typed, including how its official script picks the checkpoint it reports:
+:class:`~vireid_lib.selection.Selection`), how to build its model and its criterion, how a training
+batch is composed, the optional per-epoch hook, the test-feature variants it reports, the reported
+rows it is shown beside, the authors' checkpoint layouts, its own figures and every documented
+difference from the official code with its flag (:class:`Deviation`). The experiment runner
 (:mod:`vireid_lib.experiments.runner`), the engine and the evaluator read the declaration and
 never ask which paper they run. Adding a paper: write its model file with a declaration, list
 it in :data:`DECLARATIONS`' module list, add its rows to ``results/reported.csv``, its notebook
