@@ -134,7 +134,8 @@ def test_help_documents_model_root_out_resumption_and_gpu(capsys: pytest.Capture
     text = " ".join(capsys.readouterr().out.split())
     for phrase in ("HITSZ-VCM", "RTMPose-m", "256x192", "--model", ".onnx", "rtmpose-m_simcc", "internet",
                    f"ROOT/{FILE_NAME}", "Rerun the same command to continue", "frames already in OUT are skipped",
-                   "onnxruntime-gpu", "CUDA", 'pip install "vireid[skeletons]"', "package.module:ClassName"):
+                   "onnxruntime-gpu", "CUDA", 'pip install "vireid[skeletons]"', "package.module:ClassName",
+                   "fingerprint of the frames", "another copy of the dataset", "--overwrite deletes OUT"):
         assert phrase in text, phrase
 
 

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.helpers import touch
+from vireid_lib.data import HITSZVCM
+from vireid_lib.data.datasets import check_skeleton_store
 from vireid_lib.data.errors import DatasetError
-from vireid_lib.data.skeletons import EXTRACT_COMMAND, FILE_NAME, SkeletonStore, SkeletonWriter, write_skeletons
+from vireid_lib.data.provenance import fingerprint
+from vireid_lib.data.skeletons import (EXTRACT_COMMAND, FILE_NAME, SkeletonStore, SkeletonWriter, source_of,
+                                       write_skeletons)
+from vireid_lib.skeletons import vcm_frames
 
 
 def points(value: float, rows: int = 1) -> np.ndarray:
@@ -60,6 +67,34 @@ def test_older_stores_have_no_dataset_or_estimator(tmp_path: Path) -> None:
 def test_synthetic_store_says_it_is_vcm_ground_truth(synthetic_vcm: Path) -> None:
     with SkeletonStore(synthetic_vcm / FILE_NAME) as store:
         assert (store.dataset, store.estimator) == ("vcm", "ground truth")
+
+
+def test_synthetic_store_records_the_fingerprint_an_extraction_would(synthetic_vcm: Path) -> None:
+    frames = dict(vcm_frames(synthetic_vcm))
+    with SkeletonStore(synthetic_vcm / FILE_NAME) as store:
+        assert store.source_fingerprint == source_of(frames).digest
+        assert store.source_fingerprint == fingerprint(list(frames.values()), synthetic_vcm)  # a merged tree: keys = paths
+        assert len(store.source_sample) == 16 and all(name in store for name, _, _ in store.source_sample)
+    visible, infrared = HITSZVCM(synthetic_vcm).train()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # checked, so no "cannot be checked" warning
+        check_skeleton_store(synthetic_vcm / FILE_NAME, visible + infrared)
+
+
+def test_writer_records_the_frames_fingerprint_and_overwrite_starts_again(tmp_path: Path) -> None:
+    frames = {f"0001/ir/D1/{k:04d}.jpg": touch(tmp_path / f"a/0001/ir/D1/{k:04d}.jpg", bytes([k]) * 50) for k in (1, 2)}
+    other = {key: touch(tmp_path / "b" / key, b"other" * 10) for key in frames}  # same names and sizes
+    path = tmp_path / "s.h5"
+    with SkeletonWriter(path, "vcm", "est", frames=frames) as writer:
+        writer.add(["0001/ir/D1/0001.jpg"], points(1))
+    with SkeletonWriter(path, "vcm", "est", frames=frames) as writer:  # the same copy continues
+        assert writer.add(list(frames), points(2, rows=2)) == 1
+    with pytest.raises(DatasetError, match=rf"{source_of(frames).digest} \(2 frames\).*{source_of(other).digest}"):
+        SkeletonWriter(path, "vcm", "est", frames=other)
+    with SkeletonWriter(path, "vcm", "est", frames=other, overwrite=True) as writer:
+        assert len(writer) == 0
+    with SkeletonStore(path) as store:
+        assert store.source_fingerprint == source_of(other).digest and len(store) == 0
 
 
 def test_store_errors_name_the_command_that_makes_a_store(tmp_path: Path) -> None:

@@ -5,14 +5,18 @@ filtering and saves the arrays, so training never decodes a JPEG. This module do
 for any list of image records, keyed by a fingerprint of the sources (relative path, size and
 modification time of every file) and of the target size: when either changes the cache is
 rebuilt, otherwise it is memory-mapped. Writes go to a temporary file renamed into place,
-so an interrupted build never leaves a half-written cache behind.
+so an interrupted build never leaves a half-written cache behind; the file's disk space is
+reserved before the first image is written, so a full disk is an error naming the cache and the
+bytes it needs rather than a crash.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -79,6 +83,48 @@ def load_image_cache(
     return _cached_array(array_path, (len(records), size[1], size[0], 3), fill, meta)
 
 
+def _human(size: int) -> str:
+    return f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.1f} MiB"
+
+
+def _no_room(array_path: Path, needed: int) -> DatasetError:
+    folder = array_path.parent
+    free = shutil.disk_usage(folder).free
+    # The outdated cache this one replaces is removed only once the new one is whole.
+    outdated = (f" The outdated {array_path.name} there ({array_path.stat().st_size:,} bytes) is replaced by this "
+                "build; deleting it first frees its space." if array_path.is_file() else "")
+    return DatasetError(
+        f"no room for the image cache {array_path}: it needs {needed:,} bytes ({_human(needed)}) and the "
+        f"disk holding {folder} has {free:,} bytes ({_human(free)}) free. Free space there, or set "
+        f"VIREID_CACHE to a folder on a disk with room (or pass cache_dir=); no partial file was left.{outdated}"
+    )
+
+
+def _allocate(tmp: Path, array_path: Path) -> None:
+    """Reserve the disk blocks of the whole cache file ``tmp`` before any image is written into its map.
+
+    ``open_memmap`` makes a sparse file; writing into a memory-mapped page that the full disk cannot
+    back kills the process with SIGBUS ("Bus error") mid-build, with no Python error to say why.
+    ``posix_fallocate`` fails cleanly instead (ENOSPC); where it is missing, the free space is compared.
+    """
+    needed = tmp.stat().st_size
+    if not hasattr(os, "posix_fallocate"):
+        if shutil.disk_usage(tmp.parent).free < needed:
+            raise _no_room(array_path, needed)
+        return
+    fd = os.open(tmp, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, needed)
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise _no_room(array_path, needed) from err
+        # A file system that cannot preallocate (EOPNOTSUPP, EINVAL): fall back on the free space.
+        if shutil.disk_usage(tmp.parent).free < needed:
+            raise _no_room(array_path, needed) from err
+    finally:
+        os.close(fd)
+
+
 def _cached_array(array_path: Path, shape: tuple[int, ...], fill, meta: dict) -> np.ndarray:
     """The uint8 array at ``array_path`` when its JSON beside it holds ``meta["fingerprint"]`` and its shape is
     ``shape``; otherwise built by ``fill(array)`` into a temporary file renamed into place (an interrupted
@@ -93,13 +139,21 @@ def _cached_array(array_path: Path, shape: tuple[int, ...], fill, meta: dict) ->
         except (ValueError, OSError):
             pass  # an unreadable cache is simply rebuilt
     tmp = array_path.with_name(array_path.name + f".tmp{os.getpid()}")
-    array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+    array = None
     try:
+        try:
+            array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+        except OSError as err:  # a disk too full for even the header
+            if err.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise _no_room(array_path, int(np.prod(shape))) from err
+            raise
+        _allocate(tmp, array_path)
         fill(array)
         array.flush()
-        del array
+        array = None
         os.replace(tmp, array_path)
     finally:
+        array = None  # the map is closed before its file is removed (a traceback would keep it open)
         if tmp.exists():
             tmp.unlink()
     meta_tmp = meta_path.with_name(meta_path.name + f".tmp{os.getpid()}")

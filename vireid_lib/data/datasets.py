@@ -74,8 +74,10 @@ def skeleton_key(frame: str | Path) -> str:
 
 
 def check_skeleton_store(path: str | Path, records: Sequence[TrackletRecord], dataset: str = "vcm") -> Path:
-    """``path`` if it is a skeleton store of ``dataset`` holding the first and last frame of every record;
-    otherwise a :class:`DatasetError` naming the file or frame and the command that makes the store."""
+    """``path`` if it is a skeleton store of ``dataset``, extracted from these very images (the frames it
+    sampled for its fingerprint, where ``records`` hold them, are unchanged), holding the first and last
+    frame of every record; otherwise a :class:`DatasetError` naming the file or frame and the command that
+    makes the store. A store older than the fingerprint is accepted with a warning that it cannot be checked."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"skeleton store {path} does not exist: this model reads COCO-17 keypoints for every frame. "
@@ -84,6 +86,15 @@ def check_skeleton_store(path: str | Path, records: Sequence[TrackletRecord], da
         if store.dataset not in (None, dataset):
             raise DatasetError(f"skeleton store {path} was made for dataset {store.dataset!r}, not {dataset!r}: make one "
                                f"for this dataset with `{EXTRACT_COMMAND}`.")
+        # Another copy of the data keeps every frame name, so the key check below cannot see it: re-read the
+        # few frames the store sampled, found through their folders (a tracklet lives in one folder).
+        sampled = {name for name, _, _ in store.source_sample}
+        sampled_folders = {name.rpartition("/")[0] for name in sampled}
+        frames: dict[str, Path] = {}
+        for record in records:
+            if skeleton_key(record.frames[0]).rpartition("/")[0] in sampled_folders:
+                frames.update((key, Path(frame)) for frame in record.frames if (key := skeleton_key(frame)) in sampled)
+        store.check_source(frames)
         for record in records:
             for frame in (record.frames[0], record.frames[-1]):
                 if skeleton_key(frame) not in store:

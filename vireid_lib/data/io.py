@@ -6,7 +6,9 @@ KeyError three frames deep in a DataLoader worker tells a researcher nothing.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
@@ -14,17 +16,66 @@ from PIL import Image, UnidentifiedImageError
 from .errors import DatasetError
 
 
+def _missing(path: Path, err: OSError) -> str:
+    """Why a path that cannot be stat-ed is not there, naming the part of it that is missing."""
+    if err.errno == errno.ELOOP:
+        return "is a symbolic link loop: following its links leads back to itself"
+    if path.is_symlink():
+        return f"is a broken symbolic link: it points to {os.readlink(path)}, which does not exist"
+    tilde = " (a leading ~ is not expanded here: write the full path)" if path.parts and path.parts[0].startswith("~") else ""
+    for ancestor in path.parents:
+        try:
+            info = ancestor.stat()
+        except PermissionError:
+            return f"cannot be reached: permission denied on {ancestor}"
+        except OSError:
+            if ancestor.is_symlink():
+                return f"does not exist: {ancestor}, on its way, is a broken symbolic link (to {os.readlink(ancestor)})"
+            continue
+        if not stat.S_ISDIR(info.st_mode):
+            return f"cannot exist: it lies inside {ancestor}, which is a file, not a folder"
+        missing = path.relative_to(ancestor).parts[0]
+        where = f"the current folder {Path.cwd()}" if ancestor == Path(".") else str(ancestor)
+        return f"does not exist: {where} exists but holds no {missing!r}{tilde}"
+    return f"does not exist ({err.strerror}){tilde}"
+
+
+def path_problem(path: Path, kind: str = "folder") -> str | None:
+    """Why ``path`` is not a usable ``kind`` (``"folder"`` or ``"file"``), as words that follow the path in a
+    message; None when it is one.
+
+    A data root that is a file, lies inside a file or is a broken link is said to be exactly that, and a
+    missing one names the deepest folder of it that does exist, so that a typo is found in one look
+    ("does not exist" alone sends people to check the wrong part).
+    """
+    try:
+        info = path.stat()
+    except PermissionError:
+        return "cannot be read: permission denied (on it or on a folder above it)"
+    except OSError as err:
+        return _missing(path, err)
+    if kind == "folder":
+        if stat.S_ISDIR(info.st_mode):
+            return None
+        return "is a file, not a folder" if stat.S_ISREG(info.st_mode) else "is not a folder (a device, pipe or socket)"
+    if stat.S_ISREG(info.st_mode):
+        return None
+    return "is a folder, not a file" if stat.S_ISDIR(info.st_mode) else "is not a regular file (a device, pipe or socket)"
+
+
 def require_dir(path: Path, what: str, hint: str) -> Path:
-    if not path.is_dir():
-        state = "is a file, not a folder" if path.exists() else "does not exist"
-        raise DatasetError(f"{what} {path} {state}. {hint}")
+    """``path`` if it is a folder, else a :class:`DatasetError` saying what it is instead (see :func:`path_problem`)."""
+    problem = path_problem(path, "folder")
+    if problem:
+        raise DatasetError(f"{what} {path} {problem}. {hint}")
     return path
 
 
 def require_file(path: Path, what: str, hint: str) -> Path:
-    if not path.is_file():
-        state = "is a folder, not a file" if path.exists() else "does not exist"
-        raise DatasetError(f"{what} {path} {state}. {hint}")
+    """``path`` if it is a regular file, else a :class:`DatasetError` saying what it is instead."""
+    problem = path_problem(path, "file")
+    if problem:
+        raise DatasetError(f"{what} {path} {problem}. {hint}")
     return path
 
 

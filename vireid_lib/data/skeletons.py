@@ -11,10 +11,24 @@ synthetic generator's ground truth), :class:`SkeletonWriter` appends batch by ba
 estimator produces them (``python -m vireid_lib.skeletons extract``), so that a run killed after
 hours resumes where it stopped. The file attributes say what the keypoints are: ``format``
 (``coco17``), ``keypoint_names``, and, when known, ``dataset`` and ``estimator``.
+
+They also say which copy of the data the keypoints belong to: ``source_fingerprint`` is the
+:func:`~vireid_lib.data.provenance.fingerprint` of the dataset's whole frame list (every frame's
+``pid/mod/cam/file`` name and size, the content of 16 frames spread over it), taken when the store
+is started; ``source_files`` counts those frames and ``source_sample`` (JSON) lists the sampled
+frames' name, size and sha256. Keypoints of one copy of HITSZ-VCM are of no use beside another
+copy's images (another release, a re-encoded or regenerated tree: same names, other pixels), so
+extraction refuses to continue a store of another copy (the whole list is fingerprinted again,
+seconds beside hours of pose estimation), and a run start re-reads the sampled frames its
+tracklets include (milliseconds) and refuses a store they do not match. The whole frame list,
+not the frames extracted so far, is fingerprinted: it is the same in every session of a resumed
+extraction, so the attribute is written once. Stores written before the attribute existed are
+used with a warning that they cannot be checked.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -22,6 +36,7 @@ import h5py
 import numpy as np
 
 from .errors import DatasetError
+from .provenance import Fingerprint, file_fingerprint, measure_sample, sample_digest
 
 COCO17_NAMES = (
     "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
@@ -42,13 +57,33 @@ EXTRACT_COMMAND = "python -m vireid_lib.skeletons extract vcm ROOT OUT.h5"
 _CHUNK_ROWS = 32
 
 
-def _stamp(store: h5py.File, dataset: str | None, estimator: str | None) -> None:
+def _stamp(store: h5py.File, dataset: str | None, estimator: str | None, source: Fingerprint | None = None) -> None:
     store.attrs["format"] = FORMAT
     store.attrs["keypoint_names"] = list(COCO17_NAMES)
     if dataset is not None:
         store.attrs["dataset"] = dataset
     if estimator is not None:
         store.attrs["estimator"] = estimator
+    if source is not None:
+        store.attrs["source_fingerprint"] = source.digest
+        store.attrs["source_files"] = source.files
+        store.attrs["source_sample"] = source.sampled_json()
+
+
+def source_of(frames: Mapping[str, Path | str], sample: int | None = None) -> Fingerprint:
+    """The fingerprint a store records of the frames ``{pid/mod/cam/file: image path}`` it is extracted from.
+
+    Frames are named by their store key, not their path, so a merged and a ``Train/``+``Test/``
+    tree of the same images agree; ``sample`` defaults to the provenance default (16).
+    """
+    return file_fingerprint(frames) if sample is None else file_fingerprint(frames, sample)
+
+
+def _unchecked_warning(path: Path, action: str) -> None:
+    warnings.warn(
+        f"skeleton store {path} records no fingerprint of the frames it was extracted from (it was written before "
+        f"stores recorded one), so whether its keypoints belong to this copy of the dataset cannot be checked; "
+        f"{action}. To get a checked store, extract into a new file (`{EXTRACT_COMMAND}`).", UserWarning, stacklevel=3)
 
 
 def _text_attr(store: h5py.File, name: str) -> str | None:
@@ -66,16 +101,17 @@ def _split_key(frame: str) -> tuple[str, str]:
 
 
 def write_skeletons(path: Path | str, folders: Mapping[str, Iterable[tuple[str, np.ndarray]]],
-                    dataset: str | None = None, estimator: str | None = None) -> None:
+                    dataset: str | None = None, estimator: str | None = None, source: Fingerprint | None = None) -> None:
     """Write ``{"<pid>/<ir|rgb>/<camera>": [(frame_file, keypoints[17, 3]), ...]}`` to ``path``.
 
-    ``dataset`` (e.g. ``"vcm"``) and ``estimator`` (e.g. ``"ground truth"``) are stored as file
-    attributes when given, so that :class:`SkeletonWriter` refuses to mix another run into it.
+    ``dataset`` (e.g. ``"vcm"``), ``estimator`` (e.g. ``"ground truth"``) and ``source`` (the
+    :func:`source_of` the dataset's frames) are stored as file attributes when given, so that
+    :class:`SkeletonWriter` refuses to mix another run or another copy of the data into it.
     """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     with h5py.File(tmp, "w") as store:
-        _stamp(store, dataset, estimator)
+        _stamp(store, dataset, estimator, source)
         for key, frames in folders.items():
             frames = sorted(frames)
             group = store.require_group(key)
@@ -91,23 +127,44 @@ class SkeletonWriter:
     flushes the file, so a killed run loses at most the batch it was computing. Frames already in
     the store are skipped, never written twice. An existing file must hold the same ``dataset``
     and ``estimator``: keypoints of two estimators in one store would be silently inconsistent.
+    With ``frames`` (``{pid/mod/cam/file: image path}``, the dataset's whole frame list) a new
+    store records their fingerprint and an existing one must record the same: keypoints of
+    another copy of the data are refused too. ``overwrite`` deletes an existing store first (once
+    the frames are fingerprinted, so a bad dataset root leaves it alone).
     :class:`SkeletonStore` reads the result like any other store.
     """
 
-    def __init__(self, path: Path | str, dataset: str, estimator: str) -> None:
+    def __init__(self, path: Path | str, dataset: str, estimator: str,
+                 frames: Mapping[str, Path | str] | None = None, overwrite: bool = False) -> None:
         self.path = Path(path)
         self.dataset = dataset
         self.estimator = estimator
+        self.source: Fingerprint | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists():
+        resuming = self.path.exists() and not overwrite
+        sample = None
+        if resuming:
             # Checked read-only first, so a store of another run is refused without being touched.
             with self._open("r") as store:
                 self._check(store)
+                sampled = _text_attr(store, "source_sample")
+            # Fingerprinted with the store's own sample size (fewer than 16 when its dataset had fewer frames).
+            sample = None if sampled is None else len(Fingerprint.sampled_from_json(sampled))
+        if frames is not None:
+            self.source = source_of(frames, sample)
+        if overwrite and self.path.exists():
+            if not self.path.is_file():
+                raise DatasetError(f"skeleton store {self.path} is a folder, not a file; --overwrite replaces only a "
+                                   "store file. Pass another OUT path.")
+            self.path.unlink()
+        if resuming:
+            with self._open("r") as store:
+                self._check_source(store)
         self._file = self._open("a")
         self._datasets: dict[str, tuple[h5py.Dataset, h5py.Dataset]] = {}
         try:
             if "format" not in self._file.attrs:
-                _stamp(self._file, self.dataset, self.estimator)
+                _stamp(self._file, self.dataset, self.estimator, self.source)
                 self._file.flush()
             self._done = self._load_index()
         except BaseException:
@@ -134,7 +191,25 @@ class SkeletonWriter:
                 f"skeleton store {self.path} holds format={found['format']!r}, dataset={found['dataset']!r}, "
                 f"estimator={found['estimator']!r}, but this run writes format={FORMAT!r}, "
                 f"dataset={self.dataset!r}, estimator={self.estimator!r}. To continue that store, rerun with "
-                "the dataset, --estimator and --model that started it; otherwise write to another OUT file."
+                "the dataset, --estimator and --model that started it; otherwise write to another OUT file (or "
+                "replace this one with --overwrite)."
+            )
+
+    def _check_source(self, store: h5py.File) -> None:
+        if self.source is None or "format" not in store.attrs:
+            return  # no frames given, or a store stopped before it was stamped (it is stamped now)
+        stored = _text_attr(store, "source_fingerprint")
+        if stored is None:
+            _unchecked_warning(self.path, "continuing it")
+            return
+        if stored != self.source.digest:
+            files = store.attrs.get("source_files")
+            raise DatasetError(
+                f"skeleton store {self.path} was extracted from another copy of the dataset: it records source "
+                f"fingerprint {stored} ({files} frames), but the frames under this dataset root give "
+                f"{self.source.digest} ({self.source.files} frames). The keypoints already in it belong to other "
+                "images, so it is not continued. Write this copy's keypoints to a new OUT file, or rerun with "
+                f"--overwrite (extract(..., overwrite=True)) to start {self.path.name} again from nothing."
             )
 
     def _load_index(self) -> dict[str, set[str]]:
@@ -265,6 +340,49 @@ class SkeletonStore:
     def estimator(self) -> str | None:
         """What produced the keypoints (``"ground truth"``, an RTMPose model), or None if unrecorded."""
         return _text_attr(self._file, "estimator")
+
+    @property
+    def source_fingerprint(self) -> str | None:
+        """The fingerprint of the frames the keypoints were extracted from, or None for an older store."""
+        return _text_attr(self._file, "source_fingerprint")
+
+    @property
+    def source_sample(self) -> tuple[tuple[str, int, str], ...]:
+        """``(pid/mod/cam/file, size, sha256)`` of the frames whose content the fingerprint read (none if unrecorded)."""
+        text = _text_attr(self._file, "source_sample")
+        return () if text is None else Fingerprint.sampled_from_json(text)
+
+    def check_source(self, frames: Mapping[str, Path | str]) -> int:
+        """Refuse the store when ``frames`` (``{pid/mod/cam/file: image path}``, e.g. a run's training frames)
+        are not the images it was extracted from; returns how many sampled frames were compared.
+
+        Only the frames sampled at extraction that ``frames`` holds are read (at most 16 small files), so
+        this is cheap at every run start; an older store without a fingerprint, or one none of whose
+        sampled frames is among ``frames``, is accepted with a warning that it cannot be checked.
+        """
+        stored = self.source_fingerprint
+        if stored is None:
+            _unchecked_warning(self.path, "using it as it is")
+            return 0
+        sampled = [entry for entry in self.source_sample if entry[0] in frames]
+        if not sampled:
+            warnings.warn(f"skeleton store {self.path}: none of the {len(self.source_sample)} frames sampled for its "
+                          "fingerprint is among the frames given, so whether it belongs to these images cannot be "
+                          "checked.", UserWarning, stacklevel=2)
+            return 0
+        now = measure_sample({name: frames[name] for name, _, _ in sampled})
+        then, here = sample_digest(sampled), sample_digest(now)
+        if then != here:
+            changed = [f"{a[0]} ({a[1]} bytes then, {b[1]} now{', other content' if a[1] == b[1] else ''})"
+                       for a, b in zip(sorted(sampled), now) if a != b]
+            raise DatasetError(
+                f"skeleton store {self.path} was extracted from another copy of the data (its source fingerprint: "
+                f"{stored}): the {len(sampled)} frames it sampled for that fingerprint that are among these give "
+                f"{then} at extraction and {here} here; {len(changed)} differ, e.g. {changed[0]}. Its keypoints "
+                f"belong to other images. Make a store for this copy with `{EXTRACT_COMMAND}` into a new OUT file "
+                "(or the same one with --overwrite) and pass it as skeleton_store=<its path>."
+            )
+        return len(sampled)
 
     def folders(self) -> list[str]:
         """Every image folder in the store, ``pid/mod/cam``, in the file's order."""

@@ -2,7 +2,7 @@
 
     python -m vireid_lib.skeletons extract vcm ROOT [OUT.h5] [--model FILE_OR_URL]
         [--estimator rtmpose|package.module:ClassName] [--device cpu|cuda] [--batch-size 32]
-        [--min-score 0.3] [--read-threads 4] [--no-progress]
+        [--min-score 0.3] [--read-threads 4] [--no-progress] [--overwrite]
 
 Run ``python -m vireid_lib.skeletons extract --help`` for the real-data steps.
 """
@@ -44,8 +44,11 @@ onnxruntime-gpu in place of onnxruntime); otherwise the CPU. --device forces one
 
 Resumption: keypoints are appended to OUT and flushed after every batch, so a run that is
 stopped (Ctrl-C, a killed job) loses at most the batch in flight. Rerun the same command to
-continue: frames already in OUT are skipped, never written twice. OUT remembers its dataset
-and estimator; continuing it with another --estimator or --model is refused.
+continue: frames already in OUT are skipped, never written twice. OUT remembers its dataset,
+its estimator and a fingerprint of the frames it is extracted from (names, sizes and the
+content of 16 frames; moving or copying the dataset keeps it); continuing it with another
+--estimator or --model, or on another copy of the dataset (other images under the same
+names), is refused. --overwrite deletes OUT and starts it again.
 
 Other estimators: --estimator package.module:ClassName imports that class and builds it with
 the keyword arguments model=MODEL and device=DEVICE for the options given (none: no arguments).
@@ -75,13 +78,15 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_argument("--read-threads", type=int, default=ExtractConfig.read_threads,
                      help="threads decoding the next batch while the estimator runs (default 4; 0: none)")
     sub.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    sub.add_argument("--overwrite", action="store_true",
+                     help="delete OUT first and extract every frame again (e.g. OUT belongs to another copy of the data)")
     args = parser.parse_args(argv)
     out = args.out if args.out is not None else args.root / FILE_NAME
     try:
         config = ExtractConfig(batch_size=args.batch_size, min_score=args.min_score,
                                read_threads=args.read_threads, show_progress=not args.no_progress)
         estimator = load_estimator(args.estimator, args.model, args.device)
-        summary = extract(args.dataset, args.root, out, estimator, config)
+        summary = extract(args.dataset, args.root, out, estimator, config, overwrite=args.overwrite)
     except (DatasetError, EstimatorError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

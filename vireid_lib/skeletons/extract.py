@@ -3,8 +3,11 @@
 STAR reads COCO-17 keypoints beside every frame (:mod:`vireid_lib.data.skeletons`); on the real
 HITSZ-VCM that is ~460k frames, hours of pose estimation, so the extraction is built to be
 stopped and resumed: each batch is appended to the store and flushed as soon as it is computed,
-and a rerun skips every frame the store already holds. Images are decoded by a few threads
-while the estimator works on the previous batch (PIL releases the GIL while decoding).
+and a rerun skips every frame the store already holds, once it has checked that the store was
+started on this copy of the data (its recorded fingerprint of the frame list, see
+:mod:`vireid_lib.data.skeletons`): a store of another copy is refused, never continued. Images
+are decoded by a few threads while the estimator works on the previous batch (PIL releases the
+GIL while decoding).
 """
 
 from __future__ import annotations
@@ -114,8 +117,11 @@ def summarise_store(path: Path | str, min_score: float) -> dict:
 
 
 def extract(dataset: str, root: Path | str, out: Path | str, estimator: PoseEstimator,
-            config: ExtractConfig = ExtractConfig()) -> dict:
+            config: ExtractConfig = ExtractConfig(), overwrite: bool = False) -> dict:
     """Append ``estimator``'s keypoints for every frame of ``dataset`` at ``root`` missing from ``out``.
+
+    ``out`` must be new or a store started on the same copy of the dataset with the same estimator;
+    ``overwrite`` deletes it first and starts again.
 
     Returns the summary: frames written now and in the store, the dataset's frame count,
     mean score and frames with no confident joint per modality (over the whole store, so a
@@ -127,7 +133,7 @@ def extract(dataset: str, root: Path | str, out: Path | str, estimator: PoseEsti
     frames = FRAME_LISTS[dataset](root)
     start = time.perf_counter()
     written = 0
-    with SkeletonWriter(out, dataset, estimator.name) as writer:
+    with SkeletonWriter(out, dataset, estimator.name, frames=dict(frames), overwrite=overwrite) as writer:
         todo = [(key, path) for key, path in frames if not writer.done(key)]
         already = len(frames) - len(todo)
         pool = ThreadPoolExecutor(config.read_threads) if config.read_threads else None

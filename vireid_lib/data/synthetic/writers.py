@@ -19,13 +19,14 @@ import numpy as np
 
 from ..records import INFRARED, VISIBLE
 from ..skeletons import FILE_NAME as SKELETON_FILE
-from ..skeletons import write_skeletons
+from ..skeletons import source_of, write_skeletons
 from .render import Identity, Scene, render, sample_identity, sample_pose, walk
 
 MARKER = ".vireid_synthetic.json"
 # Raised when what the writers put on disk changes (2: the VCM skeleton store records its dataset and
-# estimator), so that cached twins made by an older generator are made again rather than reused.
-GENERATOR_VERSION = 2
+# estimator; 3: and the fingerprint of its frames), so that cached twins made by an older generator are
+# made again rather than reused.
+GENERATOR_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,7 @@ def write_vcm(
     n = config.ids
     n_train = max(2, min(n - 2, round(train_fraction * n)))
     skeletons: dict[str, list[tuple[str, np.ndarray]]] = defaultdict(list)
+    frame_paths: dict[str, Path] = {}  # pid/mod/cam/file -> image, what the store's fingerprint covers
     frame_counter: dict[tuple[int, int, int], int] = defaultdict(int)
     subsets = {"train": (range(1, n_train + 1), []), "test": (range(n_train + 1, n + 1), [])}
     tracks: dict[str, list[list[int]]] = {"train": [], "test": []}
@@ -192,6 +194,7 @@ def write_vcm(
                         image, keypoints = render(person, pose, Scene(cam, modality), config.size, rng)
                         image.save(image_root / folder / file, quality=92)
                         skeletons[folder].append((file, keypoints))
+                        frame_paths[f"{folder}/{file}"] = image_root / folder / file
                         names.append(f"{pid:04d}M{code}D{cam}T{t:03d}F{file}")
                     tracks[subset].append([code, start, len(names), pid, cam])
     info_dir = root / "info" if info == "info" else root
@@ -202,7 +205,10 @@ def write_vcm(
     # As in the real data, the queries are the infrared test tracklets, chosen before any filter.
     query = [str(row) for row, r in enumerate(tracks["test"], start=1) if r[0] == VCM_MODALITY_CODE[INFRARED]]
     (info_dir / "query_IDX.txt").write_text(" ".join(query) + "\n")
-    write_skeletons(root / SKELETON_FILE, skeletons, dataset="vcm", estimator="ground truth")
+    # The ground truth carries the fingerprint an extraction over these frames would record, so it is
+    # checked at a run start like any extracted store (and refused beside another twin's images).
+    write_skeletons(root / SKELETON_FILE, skeletons, dataset="vcm", estimator="ground truth",
+                    source=source_of(frame_paths))
     frames = sum(len(names) for _, names in subsets.values())
     summary = {"train_ids": n_train, "test_ids": n - n_train, "tracklets": sum(map(len, tracks.values())),
                "frames": frames, "tree": tree, "info": info}
