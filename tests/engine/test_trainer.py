@@ -5,6 +5,7 @@ epoch, ties as the script compares, selection state across a resume, a changed r
 from __future__ import annotations
 
 import csv
+import errno
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from vireid_lib.engine import (
     save_atomic, train,
 )
 from vireid_lib.engine import trainer
+from vireid_lib.engine.trainer import TrainingFailed, TrainingInterrupted
 from vireid_lib.selection import SelectionError
 
 IDS, PER_ID, DIM = 6, 5, 12
@@ -154,7 +156,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> No
     def track(epoch: int, step: int) -> None:
         criterion.epoch = epoch
 
-    with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 3, step 1 .*last.pt holds epoch 2.*Lower lr"):
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 3, step 1 .*last.pt holds epoch 2.*Start over with a lower lr .*try 0.05.*resume=False"):
         train(fresh_model(), criterion, loader(), config(tmp_path), on_step=track)
     assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
 
@@ -341,8 +343,72 @@ def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path: Path, monke
     with pytest.raises(OSError, match="disk full"):
         save_atomic({"epoch": 2}, path)
     monkeypatch.undo()
-    assert load_checkpoint(path) == {"epoch": 1}
+    assert load_checkpoint(path)["epoch"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_a_full_disk_says_so_and_leaves_the_last_checkpoint_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = save_atomic({"epoch": 1}, tmp_path / "last.pt")
+
+    def full(obj, file):
+        Path(file).write_bytes(b"half a checkpoint")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(CheckpointError, match=r"the disk is full: writing .*last.pt failed .* MiB free.*previous last.pt "
+                                              r"is intact.*Free some space"):
+        save_atomic({"epoch": 2}, path)
+    monkeypatch.undo()
+    assert load_checkpoint(path)["epoch"] == 1 and [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_a_damaged_checkpoint_is_refused_not_resumed(tmp_path: Path) -> None:
+    """20 KB zeroed inside the weights: torch still reads the file; its checksum does not match any more."""
+    model = fresh_model()
+    train(model, CrossEntropy(), loader(), config(tmp_path, epochs=1))
+    checkpoint = tmp_path / "last.pt"
+    original = checkpoint.read_bytes()
+    data = bytearray(original)
+    weights = model.state_dict()["head.weight"].numpy().tobytes()  # where the head's weights lie in the file
+    at = original.index(weights)
+    data[at:at + len(weights)] = bytes(len(weights))
+    checkpoint.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"last.pt is damaged: .*checksum.*delete it and rerun.*--no-resume"):
+        train(fresh_model(), CrossEntropy(), loader(), config(tmp_path, epochs=2))
+    data = bytearray(original)
+    data[-200:] = bytes(200)  # the zip's directory at the end
+    checkpoint.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"last.pt is (truncated|damaged).*delete it and rerun"):
+        train(fresh_model(), CrossEntropy(), loader(), config(tmp_path, epochs=2))
+    checkpoint.write_bytes(original[:len(original) // 3])  # cut short, as by an interrupted copy
+    with pytest.raises(CheckpointError, match=r"last.pt is truncated: .*end is missing.*delete it and rerun"):
+        train(fresh_model(), CrossEntropy(), loader(), config(tmp_path, epochs=2))
+    checkpoint.write_bytes(original)
+    assert train(fresh_model(), CrossEntropy(), loader(), config(tmp_path, epochs=2)).resumed_from == 1
+
+
+def test_a_finished_run_asked_for_fewer_epochs_says_so(tmp_path: Path) -> None:
+    train(fresh_model(), CrossEntropy(), loader(), config(tmp_path, epochs=3))
+    with pytest.raises(CheckpointError, match=r"has trained 3 epochs, more than epochs=2.*not a 2-epoch model.*epochs=3"):
+        train(fresh_model(), CrossEntropy(), loader(), config(tmp_path, epochs=2))
+
+
+@pytest.mark.parametrize("fault,expected", [
+    (KeyboardInterrupt(), r"interrupted in epoch 2 of 3: .*last.pt holds epoch 1. Run the same command"),
+    (torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+     r"out of GPU memory in epoch 2 .*Tried to allocate 2.00 GiB.*amp='bf16'.*last checkpoint is intact"),
+    (RuntimeError("DataLoader worker (pid 4242) is killed by signal: Killed. "),
+     r"a data loader process was killed in epoch 2 .*memory.*workers=0.*resume"),
+])
+def test_faults_during_training_get_one_clear_message(tmp_path: Path, fault: BaseException, expected: str) -> None:
+    def fail(epoch: int, step: int) -> None:
+        if epoch == 1:
+            raise fault
+
+    with pytest.raises((TrainingInterrupted, TrainingFailed), match=expected) as caught:
+        train(fresh_model(), CrossEntropy(), loader(), config(tmp_path, epochs=3), on_step=fail)
+    if isinstance(fault, KeyboardInterrupt):  # Ctrl-C stays a KeyboardInterrupt; IPython shows the one line
+        assert isinstance(caught.value, KeyboardInterrupt) and caught.value._render_traceback_() == [str(caught.value)]
 
 
 def test_strict_loading_names_keys_and_files(tmp_path: Path) -> None:

@@ -10,10 +10,12 @@ modules and plain containers (never a function of the authors' code). The paper'
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
 import pickle
+import shutil
 import zipfile
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -31,24 +33,90 @@ class CheckpointError(ValueError):
     """A checkpoint is missing, unreadable or does not fit the model; the message says which."""
 
 
+CHECKSUM = "checksum"  # the key under which a saved dict carries the digest of everything else it holds
+
+
 def save_atomic(obj: object, path: Path | str) -> Path:
     """Write with ``torch.save`` to a temporary file beside ``path``, then rename it into place.
 
     A crash while writing leaves the previous file untouched: readers only ever see a
-    complete checkpoint.
+    complete checkpoint. A dict is saved with a digest of its contents (``"checksum"``), which
+    :func:`load_checkpoint` verifies: a file damaged on disk later (zeroed blocks, a bad copy)
+    is an error, never weights that silently differ. A full disk is a :class:`CheckpointError`
+    that says so; the temporary file is removed and the previous checkpoint stays whole.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_folder(path.parent, path)
+    if isinstance(obj, dict):
+        obj = {**{k: v for k, v in obj.items() if k != CHECKSUM}, CHECKSUM: content_digest(obj)}
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         torch.save(obj, tmp)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:
+        if not _disk_full(err, path.parent):
+            raise
+        free = shutil.disk_usage(path.parent).free
+        raise CheckpointError(
+            f"the disk is full: writing {path} failed with {free / 2**20:.0f} MiB free there ({err.__class__.__name__}). "
+            f"{'The previous ' + path.name + ' is intact. ' if path.exists() else ''}Free some space (or write to "
+            "another out_dir), then rerun: training resumes from the last checkpoint."
+        ) from err
     finally:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def _make_folder(folder: Path, path: Path) -> None:
+    blocked = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise CheckpointError(f"cannot write {path}: {blocked} is a file, not a folder. Pass another out_dir.")
+    folder.mkdir(parents=True, exist_ok=True)
+
+
+def _disk_full(err: BaseException, folder: Path) -> bool:
+    """Whether a failed write ran out of space: ENOSPC, or torch's zip writer failing on a nearly full disk."""
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    message = str(err)
+    if "No space left" in message:
+        return True
+    return "PytorchStreamWriter failed" in message and shutil.disk_usage(folder).free < 64 * 2**20
+
+
+def content_digest(obj: object) -> str:
+    """A sha256 of everything a checkpoint dict holds (tensors by dtype, shape and bytes; other values by their
+    repr), in a fixed order; ``"checksum"`` itself is left out."""
+    digest = hashlib.sha256()
+
+    def visit(value: object) -> None:
+        if isinstance(value, torch.Tensor):
+            tensor = value.detach().cpu().contiguous()
+            digest.update(f"T{tensor.dtype}{tuple(tensor.shape)}".encode())
+            if tensor.numel():
+                flat = tensor.reshape(-1)
+                digest.update(flat.view(torch.uint8).numpy() if flat.element_size() == 1 else
+                              flat.view({2: torch.int16, 4: torch.int32, 8: torch.int64}[flat.element_size()]).numpy())
+        elif isinstance(value, dict):
+            digest.update(b"{")
+            for key in sorted(value, key=str):
+                if key != CHECKSUM:
+                    digest.update(repr(key).encode())
+                    visit(value[key])
+            digest.update(b"}")
+        elif isinstance(value, (list, tuple)):
+            digest.update(b"[")
+            for item in value:
+                visit(item)
+            digest.update(b"]")
+        else:
+            digest.update(repr(value).encode())
+
+    visit(obj)
+    return digest.hexdigest()
 
 
 def _numpy_global(name: str) -> object:
@@ -139,10 +207,18 @@ class _RestrictedPickle:
     __name__ = "vireid_restricted_pickle"
 
 
+def _truncated(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(4) == b"PK\x03\x04" and not zipfile.is_zipfile(path)
+
+
 def _describe_file(path: Path) -> str:
     head = path.read_bytes()[:64]
     if zipfile.is_zipfile(path):
-        return "a zip archive that is not a PyTorch file"
+        return "a zip archive that is not a whole PyTorch file"
+    if head.startswith(b"PK\x03\x04"):  # a zip's first entry without its end: torch.save's format, cut short
+        return ("the start of a PyTorch (zip) file whose end is missing: a truncated write or copy "
+                f"({path.stat().st_size:,} bytes)")
     if head.startswith(b"\x80"):
         return "a Python pickle that PyTorch cannot read"
     try:
@@ -167,6 +243,12 @@ def read_torch_file(path: Path | str, what: str = "checkpoint") -> object:
         # "Unsupported global": the file needs more than tensors (NumPy values, a whole model), which the
         # restricted unpickler below can rebuild; anything else means the file is not torch's at all.
         if not (isinstance(err, pickle.UnpicklingError) and "Unsupported global" in str(err)):
+            if _truncated(path) or zipfile.is_zipfile(path):
+                state = "truncated" if _truncated(path) else "damaged (a zip archive PyTorch cannot read)"
+                raise CheckpointError(
+                    f"{what} {path} is {state}: it holds {_describe_file(path)} ({type(err).__name__}). Copy it again; "
+                    "if it is a run's own checkpoint, delete it and rerun (resume=False / --no-resume starts over)."
+                ) from err
             raise CheckpointError(
                 f"{what} {path} is not a PyTorch file: it holds {_describe_file(path)} ({type(err).__name__}). "
                 "Pass a file written by torch.save (a vireid checkpoint, a state dict, or the authors' released "
@@ -184,11 +266,23 @@ def read_torch_file(path: Path | str, what: str = "checkpoint") -> object:
 
 
 def load_checkpoint(path: Path | str) -> dict:
-    """A vireid checkpoint dict (``model``, ``optimizer``, ``epoch``, ``config``, ...), read without running code."""
+    """A vireid checkpoint dict (``model``, ``optimizer``, ``epoch``, ``config``, ...), read without running code and
+    checked against the digest it was saved with."""
     state = read_torch_file(path)
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(state).__name__}, not a dict of states.")
+    verify(state, path)
     return state
+
+
+def verify(state: dict, path: Path | str) -> None:
+    """A saved dict's contents against its ``"checksum"`` (files without one, written before checksums, pass)."""
+    saved = state.get(CHECKSUM)
+    if saved is not None and content_digest(state) != saved:
+        raise CheckpointError(
+            f"checkpoint {path} is damaged: its contents no longer match the checksum it was saved with (a bad disk "
+            "block, an interrupted copy). Do not use it: delete it and rerun to train that epoch again, or start over "
+            "with resume=False (--no-resume).")
 
 
 @dataclass
@@ -221,17 +315,21 @@ def _scalars(obj: dict, skip: str) -> dict:
     return out
 
 
-def load_weights(model: nn.Module, path: Path | str, layouts: Sequence[OfficialLayout] = ()) -> LoadedWeights:
+def load_weights(model: nn.Module, path: Path | str, layouts: Sequence[OfficialLayout] = (),
+                 content: object = None) -> LoadedWeights:
     """Load ``path`` into ``model`` strictly, whatever form the weights come in.
 
     Accepted: a vireid checkpoint (``{"model": ..., "epoch": ..., "config": ...}``); a plain
     state dict in the model's own names; an official checkpoint in one of ``layouts`` (the
     paper's declared layouts), as a state dict, a dict holding one under ``"net"`` or
     ``"state_dict"``, or a whole pickled model. Anything else is a :class:`CheckpointError`
-    that says what the file holds.
+    that says what the file holds. ``content``: what :func:`read_torch_file` read from ``path``, when the caller
+    has it already (so a large file is read once).
     """
     path = Path(path)
-    obj = read_torch_file(path)
+    obj = read_torch_file(path) if content is None else content  # content: the file, when the caller read it already
+    if isinstance(obj, dict):
+        verify(obj, path)
     if isinstance(obj, nn.Module):
         state, kind_hint, meta = obj.state_dict(), f"a whole pickled model ({getattr(obj, 'official_class', type(obj).__name__)})", {}
     elif isinstance(obj, dict) and isinstance(obj.get("model"), dict) and "epoch" in obj:

@@ -59,6 +59,18 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the message says where and what to try."""
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training: one line saying which checkpoint holds what, and how to resume (IPython shows the
+    line instead of a traceback)."""
+
+    def _render_traceback_(self) -> list[str]:  # IPython's hook for how an exception is shown
+        return [str(self)]
+
+
+class TrainingFailed(RuntimeError):
+    """The machine ran out of something (GPU memory, a loader process); the message says what and what to try."""
+
+
 @dataclass
 class TrainResult:
     """What a training run produced: its per-epoch history and where its checkpoints are."""
@@ -216,105 +228,136 @@ def _train(model: nn.Module, criterion: nn.Module, loader: Iterable, config: Tra
         history = list(state["history"])
         selected = {name: dict(entry) for name, entry in state.get("selected", {}).items()}
         start_epoch = resumed_from = int(state["epoch"]) + 1
+        if start_epoch > config.epochs:  # never relabel a longer run's weights as a shorter one's
+            raise CheckpointError(
+                f"{last_path} has trained {start_epoch} epochs, more than epochs={config.epochs}: its weights are not a "
+                f"{config.epochs}-epoch model. Ask for epochs={start_epoch} to evaluate it, use a new out_dir, or "
+                f"resume=False (--no-resume) to train {config.epochs} epochs from scratch.")
         if rank == 0:
             _repair_kept(selected, state, out_dir)
     sampler = getattr(loader, "sampler", None)
 
     last_metrics = history[-1].get("metrics") if history else None
-    for epoch in range(start_epoch, config.epochs):
-        seed_everything(epoch_seed(config.seed, epoch) + rank)
-        if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(epoch)
-        if hasattr(criterion, "set_epoch"):  # a loss whose terms depend on the epoch (a term switched on later)
-            criterion.set_epoch(epoch)
-        if on_epoch_start is not None:
-            on_epoch_start(epoch)
-        factor = config.lr_factor(epoch)
-        for group in optimizer.param_groups:
-            group["lr"] = group["base_lr"] * factor
-        model.train()
-        criterion.train()
-        sums: dict[str, float] = {}
-        steps, images, start = 0, 0, time.perf_counter()
-        bar = progress(loader, desc=f"epoch {epoch + 1}/{config.epochs}", enabled=config.progress and rank == 0, unit="step")
-        for step, batch in enumerate(bar):
-            if on_step is not None:
-                on_step(epoch, step)
-            if batch_transform is not None:
-                batch = batch_transform(_to_device(batch, device, False))
-            inputs, labels = unpack(batch)
-            inputs = _to_device(tuple(inputs), device, config.channels_last)
-            labels = labels.to(device)
-            with _autocast(config, device):
-                outputs = network(*inputs)
-                losses = criterion(outputs, labels)
-            loss = losses["loss"]
-            finite = torch.isfinite(loss.detach()).float()
-            if world > 1:  # every rank must stop together, or the others wait forever in backward
-                dist.all_reduce(finite, op=dist.ReduceOp.MIN)
-            if not finite:
-                kept = f"{last_path} holds epoch {history[-1]['epoch']}" if history else "no checkpoint was written yet"
-                raise TrainingDiverged(
-                    f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1} ({', '.join(f'{k}={v.item():.4g}' for k, v in losses.items())}); "
-                    f"training stopped and {kept}. Lower lr (now {config.lr}), use amp='bf16' or 'off', or check the "
-                    "data for corrupt images, then resume."
-                )
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            for name, value in losses.items():
-                sums[name] = sums.get(name, 0.0) + value.detach().item()
-            steps += 1
-            images += len(labels)
-            if config.progress:
-                bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{config.lr * factor:.2e}", refresh=False)
-        broken = [name for name, tensor in model.state_dict().items()
-                  if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
-        if broken:  # a finite loss can hide blown-up BatchNorm statistics until test time
-            raise TrainingDiverged(
-                f"after epoch {epoch + 1} the model holds NaN or infinite values in {broken[:3]}; training stopped "
-                f"and {last_path if history else 'no checkpoint'} keeps the last good epoch. Lower lr (now {config.lr}) "
-                "or start from pretrained weights, then resume."
-            )
-        if steps == 0:
-            raise TrainingDiverged(f"epoch {epoch + 1} had no batches: the training loader is empty; check the sampler.")
-        seconds = time.perf_counter() - start
-        # "lr" is the base rate; each parameter group scales it by its own factor.
-        row = {"epoch": epoch + 1, "lr": config.lr * factor, "seconds": round(seconds, 3),
-               "images_per_s": round(images / seconds, 1), **{k: v / steps for k, v in sums.items()}}
-        scheduled = config.scheduled_evaluation(epoch)
-        evaluate_now = evaluate_fn is not None and (epoch + 1 == config.epochs or scheduled)
-        improved: list[str] = []
-        if evaluate_now:
-            # Only numbers go into checkpoints: weights_only loading accepts nothing else.
-            scores = [None]
-            if rank == 0:
-                scores[0] = {k: float(v) for k, v in dict(evaluate_fn(model)).items() if isinstance(v, (int, float))}
-            if world > 1:
-                dist.broadcast_object_list(scores, src=0)
-            last_metrics = scores[0]
+    shape = None  # the last batch's first input, for an out-of-memory message
+    try:
+        for epoch in range(start_epoch, config.epochs):
+            seed_everything(epoch_seed(config.seed, epoch) + rank)
+            if hasattr(sampler, "set_epoch"):
+                sampler.set_epoch(epoch)
+            if hasattr(criterion, "set_epoch"):  # a loss whose terms depend on the epoch (a term switched on later)
+                criterion.set_epoch(epoch)
+            if on_epoch_start is not None:
+                on_epoch_start(epoch)
+            factor = config.lr_factor(epoch)
+            for group in optimizer.param_groups:
+                group["lr"] = group["base_lr"] * factor
             model.train()
-            row.update({f"test_{k}": v for k, v in last_metrics.items()})
-            # Only the scheduled evaluations compete (the official scripts never test an off-schedule last epoch).
-            if scheduled or not config.eval_every:
-                improved = _select(config.keeps, selected, last_metrics, epoch + 1)
-        history.append(row)
-        if rank == 0:
-            # A criterion with layers of its own (a loss's projection head) travels too, so resuming is exact. The
-            # kept checkpoints are written after last.pt, which records them: a crash in between is repaired on resume.
-            save_atomic({"model": model.state_dict(), "criterion": criterion.state_dict(),
-                         "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-                         "epoch": epoch, "history": history, "selected": selected, "config": config.to_dict()}, last_path)
-            for name in improved:
-                save_atomic(_kept_state(model.state_dict(), name, selected[name], config.to_dict()),
-                            kept_path(out_dir, name))
-            _write_log(out_dir / LOG, history)
-        if world > 1:
-            dist.barrier()  # no rank starts the next epoch before the checkpoint is on disk
+            criterion.train()
+            sums: dict[str, float] = {}
+            steps, images, start = 0, 0, time.perf_counter()
+            bar = progress(loader, desc=f"epoch {epoch + 1}/{config.epochs}", enabled=config.progress and rank == 0,
+                           unit="step")
+            for step, batch in enumerate(bar):
+                if on_step is not None:
+                    on_step(epoch, step)
+                if batch_transform is not None:
+                    batch = batch_transform(_to_device(batch, device, False))
+                inputs, labels = unpack(batch)
+                inputs = _to_device(tuple(inputs), device, config.channels_last)
+                shape = tuple(inputs[0].shape) if isinstance(inputs[0], torch.Tensor) else None
+                labels = labels.to(device)
+                with _autocast(config, device):
+                    outputs = network(*inputs)
+                    losses = criterion(outputs, labels)
+                loss = losses["loss"]
+                finite = torch.isfinite(loss.detach()).float()
+                if world > 1:  # every rank must stop together, or the others wait forever in backward
+                    dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+                if not finite:
+                    kept = f"{last_path} holds epoch {history[-1]['epoch']}" if history else "no checkpoint was written yet"
+                    terms = ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items())
+                    raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1} ({terms}); "
+                                           f"training stopped and {kept}. {_diverged_advice(config)}")
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                for name, value in losses.items():
+                    sums[name] = sums.get(name, 0.0) + value.detach().item()
+                steps += 1
+                images += len(labels)
+                if config.progress:
+                    bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{config.lr * factor:.2e}", refresh=False)
+            broken = [name for name, tensor in model.state_dict().items()
+                      if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+            if broken:  # a finite loss can hide blown-up BatchNorm statistics until test time
+                raise TrainingDiverged(
+                    f"after epoch {epoch + 1} the model holds NaN or infinite values in {broken[:3]}; training stopped "
+                    f"and {last_path if history else 'no checkpoint'} keeps the last good epoch. "
+                    f"{_diverged_advice(config)}")
+            if steps == 0:
+                raise TrainingDiverged(f"epoch {epoch + 1} had no batches: the training loader is empty; check the sampler.")
+            seconds = time.perf_counter() - start
+            # "lr" is the base rate; each parameter group scales it by its own factor.
+            row = {"epoch": epoch + 1, "lr": config.lr * factor, "seconds": round(seconds, 3),
+                   "images_per_s": round(images / seconds, 1), **{k: v / steps for k, v in sums.items()}}
+            scheduled = config.scheduled_evaluation(epoch)
+            evaluate_now = evaluate_fn is not None and (epoch + 1 == config.epochs or scheduled)
+            improved: list[str] = []
+            if evaluate_now:
+                # Only numbers go into checkpoints: weights_only loading accepts nothing else.
+                scores = [None]
+                if rank == 0:
+                    scores[0] = {k: float(v) for k, v in dict(evaluate_fn(model)).items() if isinstance(v, (int, float))}
+                if world > 1:
+                    dist.broadcast_object_list(scores, src=0)
+                last_metrics = scores[0]
+                model.train()
+                row.update({f"test_{k}": v for k, v in last_metrics.items()})
+                # Only the scheduled evaluations compete (the official scripts never test an off-schedule last epoch).
+                if scheduled or not config.eval_every:
+                    improved = _select(config.keeps, selected, last_metrics, epoch + 1)
+            history.append(row)
+            if rank == 0:
+                # A criterion with layers of its own (a loss's projection head) travels too, so resuming is exact. The
+                # kept checkpoints are written after last.pt, which records them: a crash in between is repaired on resume.
+                save_atomic({"model": model.state_dict(), "criterion": criterion.state_dict(),
+                             "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                             "epoch": epoch, "history": history, "selected": selected, "config": config.to_dict()}, last_path)
+                for name in improved:
+                    save_atomic(_kept_state(model.state_dict(), name, selected[name], config.to_dict()),
+                                kept_path(out_dir, name))
+                _write_log(out_dir / LOG, history)
+            if world > 1:
+                dist.barrier()  # no rank starts the next epoch before the checkpoint is on disk
+    except KeyboardInterrupt:
+        kept = f"{last_path} holds epoch {len(history)}" if history else "no epoch finished, so nothing was saved"
+        raise TrainingInterrupted(f"interrupted in epoch {len(history) + 1} of {config.epochs}: {kept}. Run the same "
+                                  "command (or notebook) again to resume from there.") from None
+    except torch.cuda.OutOfMemoryError as err:
+        raise TrainingFailed(
+            f"out of GPU memory in epoch {len(history) + 1} ({device}, inputs of shape {shape}): "
+            f"{str(err).splitlines()[0]} Try amp='bf16', "
+            "channels_last=True, or a smaller input (height / width) or batch (num_ids / num_per_modality) for a quick "
+            "experiment; the paper's settings need the memory they need. The last checkpoint is intact.") from err
+    except RuntimeError as err:
+        if "DataLoader worker" not in str(err) or "killed" not in str(err):
+            raise
+        raise TrainingFailed(
+            f"a data loader process was killed in epoch {len(history) + 1} ({str(err).splitlines()[0]}), most often "
+            "by the system when memory runs out: use fewer workers (workers=0 loads in the main process), or free "
+            "memory, then resume. The last checkpoint is intact.") from err
     return TrainResult(history=history, checkpoint=last_path, last_metrics=last_metrics,
                        selected={name: {**entry, "checkpoint": kept_path(out_dir, name)} for name, entry in selected.items()},
                        resumed_from=resumed_from)
+
+
+def _diverged_advice(config: TrainConfig) -> str:
+    # A resumed run keeps its settings (another lr is refused as another run), so the advice starts over.
+    precision = f" or amp='off' (now {config.amp!r})" if config.amp != "off" else ""
+    return (f"Start over with a lower lr (now {config.lr:g}; try {config.lr / 10:g}){precision}: resume=False "
+            "(--no-resume) or a new out_dir, since a resumed run keeps its lr. If it recurs, check the data for corrupt "
+            "images (python -m vireid_lib.data summary ... --check-images) or start from pretrained weights.")
 
 
 def _select(keeps, selected: dict[str, dict], scores: dict[str, float], epoch: int) -> list[str]:

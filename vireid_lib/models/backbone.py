@@ -128,6 +128,19 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return dict(obj)
 
 
+def is_imagenet_file(path: str | Path, arch: str = "resnet50") -> bool:
+    """Whether ``path`` is torchvision's ImageNet file for ``arch``: its sha256 starts with the hash the download's
+    name carries (``resnet50-0676ba61.pth``), the check torch.hub itself makes."""
+    import hashlib
+
+    expected = _arch(arch)[1].url.rsplit("-", 1)[-1].split(".")[0]
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest().startswith(expected)
+
+
 def _imagenet_state_dict(arch: str = "resnet50") -> dict[str, torch.Tensor]:
     """torchvision's ImageNet weights for ``arch`` (IMAGENET1K_V1: for ResNet-50 the file the official repositories use)."""
     weights = _arch(arch)[1]
