@@ -22,13 +22,14 @@
 # paper's numbers are the **mean ± std over trials** (SYSU-MM01: the ten gallery draws; RegDB: the ten models, one per
 # trial), at the **last epoch** and with the checkpoint the paper's own script keeps (its **official rule**, chosen on
 # the test set itself as the papers did, so optimistic; the README's recipes table gives each rule), beside what the
-# paper reports. Then every paper's CMC curves overlaid, the spread
-# of the trials, and what each was trained with. **Real** records come first; synthetic records (smoke runs on the
-# generated twins) have their own section and are never a reproduction.
+# paper reports. Runs of different configurations are never pooled: each row names its settings ("paper settings", or
+# what differs, e.g. fewer epochs) and how many runs and trials it holds. Then every paper's CMC curves overlaid, the
+# spread of the trials, and what each was trained with. **Real** records come first; synthetic records (smoke runs on
+# the generated twins) have their own section and are never a reproduction.
 
 # %% tags=["parameters"]
 results_dir = "results"    # the records to compare (relative: in the workbook root)
-metric = "mAP"             # the metric of the spread plot
+metric = "mAP"             # the metric of the spread plot: R1, mAP or mINP
 
 # %%
 # %matplotlib inline
@@ -41,6 +42,7 @@ from vireid_lib.results.records import load_records
 from vireid_lib.viz import plot_cmc, plot_trial_spread, table
 
 check_notebook_parameters(globals())
+compare.check_metric(metric)
 records = load_records(resolve(results_dir))
 kinds = {kind: compare.of_kind(records, kind) for kind in ("real", "custom", "synthetic")}
 print(f"{len(records)} records in {resolve(results_dir)}: " + ", ".join(f"{len(v)} {k}" for k, v in kinds.items()))
@@ -56,7 +58,7 @@ def section(kind: str, heading: str) -> None:
     display(table(compare.comparison(records, kind)))
     for dataset in dict.fromkeys(r["dataset"] for r in compare.per_trial(records, kind).to_dict("records")):
         display(plot_cmc(compare.cmc_curves(records, kind, dataset), title=f"{dataset} ({kind})"))
-    display(plot_trial_spread(compare.per_trial(records, kind), metric, title=f"{metric} per trial ({kind})"))
+    display(plot_trial_spread(compare.trial_spread(records, kind), metric, title=f"{metric} per trial ({kind})"))
     display(table(compare.configurations(records, kind)))
 
 

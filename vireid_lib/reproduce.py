@@ -6,9 +6,11 @@ ten trials are ten models. Each planned run executes the paper's notebook throug
 (so a reproduction is exactly what a reader runs by hand), which writes its executed notebook,
 its result records and its checkpoints; the README's tables are regenerated at the end.
 
-* **Resumable.** A run whose ledger entry (``<out>/reproduce/<run>.json``) names the current
+* **Resumable.** A run whose ledger entry (``<out>/ledger/<run>.json``) names the current
   commit (with a clean work tree), the same parameters and records that still exist is skipped;
-  an interrupted run resumes from its checkpoint, as the notebooks do.
+  an interrupted run resumes from its checkpoint, as the notebooks do. Ctrl-C stops the runs in
+  flight, names each with its log (``<out>/logs/<run>.txt``, written while it runs and removed once it
+  succeeds) and prints the command that carries on (exit 130).
 * **Several GPUs.** ``--gpus 0,1,2,3`` runs independent runs side by side, one per GPU
   (``CUDA_VISIBLE_DEVICES``); one run across GPUs stays ``torchrun``.
 * **Dry run.** ``--dry-run`` prints the plan with an estimate of each run's training images
@@ -25,10 +27,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import queue
+import shlex
+import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -40,11 +46,16 @@ from . import papers as registry
 from .data.samplers import official_batches
 from .experiments.params import _assigned
 from .paths import resolve, workbook_root
-from .results.records import git_commit
+from .results.readme import DATASETS as DATASET_NAMES
 from .results.readme import update_readme
+from .results.records import git_commit
 
 DATASETS = ("sysu", "regdb", "vcm")
 REGDB_TRIALS = tuple(range(1, 11))
+INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells report it
+# After Ctrl-C, how long the notebooks in flight get to stop on their own (a terminal's Ctrl-C reaches them too, and
+# papermill then shuts its kernel down) before each still running is sent one SIGINT (a `kill -INT` of this process).
+GRACE_S = 10.0
 # Published training-set sizes (visible, infrared): images, or tracklets for HITSZ-VCM (PROTOCOLS.md).
 PUBLISHED_TRAIN = {"sysu": (22258, 11909), "regdb": (2060, 2060), "vcm": (5460, 4291)}
 # The smoke plan's settings, for every notebook that takes them; a paper's declaration adds its own (smoke_parameters).
@@ -68,7 +79,7 @@ class PlannedRun:
     parameters: dict
     models: tuple[str, ...]  # the paper and what its notebook trains beside it
     training_images: int = 0  # estimated, at the paper's settings
-    status: str = "planned"
+    status: str = "planned"  # then running, done, failed, interrupted or skipped
     seconds: float = 0.0
     records: list[str] = field(default_factory=list)
 
@@ -131,7 +142,40 @@ def plan(roots: dict[str, str], smoke: bool = False, only: tuple[str, ...] = (),
                 images = sum(estimated_images(m, dataset) for m in (method, *paper.trains_also))
                 runs.append(PlannedRun(method, dataset, trial, paper.notebook, parameters, (method, *paper.trains_also),
                                        images))
+    if not runs:
+        raise ReproduceError("nothing to run: " + "; ".join(_why_not_planned(roots, smoke, only, datasets)) + ".")
     return runs
+
+
+def _names(datasets: tuple[str, ...] | list[str]) -> str:
+    return ", ".join(DATASET_NAMES[d] for d in datasets)
+
+
+def _why_not_planned(roots: dict[str, str], smoke: bool, only: tuple[str, ...], datasets: tuple[str, ...]) -> list[str]:
+    """Per selected paper, why :func:`plan` gave it no run: it reports none of ``datasets``, or none of its datasets
+    was given a root."""
+    reasons = []
+    for method, paper in registry.papers().items():
+        if not paper.notebook or (only and method not in only):
+            continue
+        chosen = [d for d in paper.datasets if d in datasets]
+        if not chosen:
+            reasons.append(f"{method} reports no {_names(datasets)} results; it runs on {_names(paper.datasets)}")
+        elif not smoke:
+            options = " or ".join(f"{DATASET_NAMES[d]} (--{d} ROOT)" for d in chosen)
+            reasons.append(f"{method}: no dataset root given for {options}")
+    return reasons or ["no paper selected"]
+
+
+def check_roots(runs: list[PlannedRun], roots: dict[str, str]) -> None:
+    """Every dataset root the plan reads is an existing folder: a typo stops the command before any run, instead of
+    failing each run inside its notebook."""
+    for dataset in dict.fromkeys(run.dataset for run in runs):
+        root = Path(roots.get(dataset) or "").expanduser()
+        if roots.get(dataset) and not root.is_dir():
+            problem = "is a file, not a folder" if root.exists() else "does not exist"
+            raise ReproduceError(f"--{dataset} {roots[dataset]}: {problem}; pass the folder that holds "
+                                 f"{DATASET_NAMES[dataset]} (README, 'Pointing the workbook at a real dataset').")
 
 
 def _ledger(run: PlannedRun, out_dir: Path) -> Path:
@@ -143,13 +187,33 @@ def finished(run: PlannedRun, out_dir: Path, commit: dict) -> bool:
     path = _ledger(run, out_dir)
     if commit.get("dirty", True) or not commit.get("sha") or not path.is_file():
         return False
-    entry = json.loads(path.read_text())
+    try:
+        entry = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        entry = err
+    if not isinstance(entry, dict):  # cut short by a full disk or a kill mid-write, or edited
+        raise ReproduceError(f"the ledger file {path} of {run.name} is not a ledger entry "
+                             f"({entry if isinstance(entry, ValueError) else type(entry).__name__}); delete it to "
+                             "rerun that run (it resumes from its checkpoints).")
     return (entry.get("commit") == commit["sha"] and entry.get("parameters") == run.parameters
             and bool(entry.get("records")) and all(Path(r).is_file() for r in entry["records"]))
 
 
-def execute(run: PlannedRun, out_dir: Path, results_dir: Path, commit: dict, gpu: str | None = None) -> PlannedRun:
-    """Run the notebook through papermill (on ``gpu`` when given) and write the ledger entry."""
+KILLED = ("killed by the system (SIGKILL), most often for running out of memory: run fewer runs at once (--gpus), "
+          "fewer loader workers, or on a machine with more memory; it resumes from its last checkpoint")
+
+
+def _log(run: PlannedRun, out_dir: Path) -> Path:
+    return out_dir / "logs" / f"{run.name}.txt"
+
+
+def execute(run: PlannedRun, out_dir: Path, results_dir: Path, commit: dict, gpu: str | None = None,
+            children: dict[str, subprocess.Popen] | None = None) -> PlannedRun:
+    """Run the notebook through papermill (on ``gpu`` when given) and write the ledger entry.
+
+    Its output goes to its log while it runs (so an interrupted run leaves one); the log is removed once it succeeds.
+    ``children`` holds the papermill process while it runs, for :func:`reproduce` to stop on Ctrl-C.
+    """
     executed = out_dir / "notebooks" / f"{run.name}.ipynb"
     executed.parent.mkdir(parents=True, exist_ok=True)
     before = set(results_dir.glob("*.json")) if results_dir.is_dir() else set()
@@ -160,14 +224,26 @@ def execute(run: PlannedRun, out_dir: Path, results_dir: Path, commit: dict, gpu
     env = dict(os.environ)
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = gpu
+    log = _log(run, out_dir)
+    log.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
+    with open(log, "w") as sink:
+        child = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL)
+        if children is not None:
+            children[run.name] = child
+        try:
+            returncode = child.wait()
+        finally:
+            if children is not None:
+                children.pop(run.name, None)
     run.seconds = time.perf_counter() - start
-    if done.returncode != 0:
+    if returncode != 0:
         run.status = "failed"
-        (out_dir / "logs").mkdir(parents=True, exist_ok=True)
-        (out_dir / "logs" / f"{run.name}.txt").write_text(done.stdout + done.stderr)
+        if returncode in (-signal.SIGKILL, 128 + signal.SIGKILL):  # no traceback can say it: the kernel killed it
+            with open(log, "a") as sink:
+                sink.write(f"\n{KILLED}\n")
         return run
+    log.unlink()
     run.records = sorted(str(p) for p in set(results_dir.glob("*.json")) - before)
     run.status = "done"
     entry = {"commit": commit.get("sha"), "parameters": run.parameters, "records": run.records,
@@ -214,39 +290,110 @@ def reproduce(runs: list[PlannedRun], out_dir: Path, results_dir: Path, gpus: tu
         free.put(gpu)
     start, completed = time.perf_counter(), []
 
+    children: dict[str, subprocess.Popen] = {}
+    stopping = threading.Event()
+
     def work(run: PlannedRun) -> PlannedRun:
         gpu = free.get()
+        run.status = "running"
         try:
-            return execute(run, out_dir, results_dir, commit, gpu)
+            execute(run, out_dir, results_dir, commit, gpu, children)
+        except BaseException as err:
+            run.status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
+            raise
         finally:
             free.put(gpu)
+        if stopping.is_set() and run.status == "failed":
+            run.status = "interrupted"  # its notebook was stopped by the Ctrl-C, not by an error of its own
+        return run
 
-    with ThreadPoolExecutor(max(1, len(gpus))) as pool:
+    pool = ThreadPoolExecutor(max(1, len(gpus)))
+    try:
         for run in pool.map(work, todo):
             completed.append(run)
             left = len(todo) - len(completed)
             per_run = (time.perf_counter() - start) / len(completed)
+            killed = run.status == "failed" and KILLED in _log(run, out_dir).read_text(errors="replace")[-400:]
             report(f"[{len(completed)}/{len(todo)}] {run.name}: {run.status} in {run.seconds:.0f} s"
-                   + (f" (log {out_dir / 'logs' / (run.name + '.txt')})" if run.status == "failed" else "")
+                   + (f" (log {_log(run, out_dir)})" if run.status == "failed" else "")
+                   + (f": {KILLED}" if killed else "")
                    + f"; {left} left, about {left * per_run / max(1, len(gpus)):.0f} s more")
+    except KeyboardInterrupt:
+        stopping.set()
+        pool.shutdown(wait=False, cancel_futures=True)  # no queued run starts
+        _stop(todo, children)
+        pool.shutdown(wait=True)
+        raise
+    pool.shutdown(wait=True)
+    try:
+        (out_dir / "logs").rmdir()  # only failed runs leave a log; no run is writing one now
+    except OSError:
+        pass
     return runs
 
 
+def _stop(runs: list[PlannedRun], children: dict[str, subprocess.Popen]) -> None:
+    """Wait for the runs in flight to stop, sending each notebook still running after :data:`GRACE_S` one SIGINT."""
+    deadline, signalled = time.monotonic() + GRACE_S, set()
+    while any(run.status == "running" for run in runs):
+        if time.monotonic() > deadline:
+            for name, child in list(children.items()):
+                if name not in signalled:
+                    child.send_signal(signal.SIGINT)
+                    signalled.add(name)
+        time.sleep(0.1)
+
+
+def interrupted_report(runs: list[PlannedRun], out_dir: Path, argv: list[str]) -> str:
+    """What a Ctrl-C stopped: one line per interrupted run with its log, and the command that carries on."""
+    lines = [f"interrupted: {run.name} (log {_log(run, out_dir)})" for run in runs
+             if run.status in ("running", "interrupted")]  # running: a second Ctrl-C cut the wait for it short
+    lines.append(f"stopped by Ctrl-C; to carry on, run again: python -m vireid_lib.reproduce {shlex.join(argv)}")
+    lines.append("(finished runs are skipped at the same clean commit; interrupted ones resume from their checkpoints)")
+    return "\n".join(lines)
+
+
+def _rate(text: str) -> float:
+    """``--rate``: training images per second, a positive finite number."""
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = math.nan
+    if not math.isfinite(rate) or rate <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive finite number of training images per second; "
+                                         f"measure it with benchmarks/train_bench.py (default {DEFAULT_RATE:g}).")
+    return rate
+
+
+def _trial(text: str) -> int:
+    """``--trials``: a RegDB trial, 1 to 10."""
+    try:
+        trial = int(text)
+    except ValueError:
+        trial = 0
+    if trial not in REGDB_TRIALS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a RegDB trial; RegDB has trials {REGDB_TRIALS[0]} to "
+                                         f"{REGDB_TRIALS[-1]}.")
+    return trial
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m vireid_lib.reproduce", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     for dataset in DATASETS:
         parser.add_argument(f"--{dataset}", metavar="ROOT", default="", help=f"the {dataset} dataset's folder")
     parser.add_argument("--only", nargs="+", default=(), metavar="METHOD", help="only these papers (method keys)")
     parser.add_argument("--datasets", nargs="+", default=DATASETS, choices=DATASETS, help="only these datasets")
-    parser.add_argument("--trials", nargs="+", type=int, default=None, help="RegDB trials (default all 10; smoke: 1)")
+    parser.add_argument("--trials", nargs="+", type=_trial, default=None,
+                        help="RegDB trials, 1 to 10 (default all 10; smoke: 1)")
     parser.add_argument("--gpus", default="", help="GPU ids for side-by-side runs, e.g. 0,1,2,3")
     parser.add_argument("--out-dir", default=None, help="executed notebooks, checkpoints, ledger (default runs/reproduce)")
     parser.add_argument("--results", default=None, help="result records (default results; smoke: <out-dir>/results)")
     parser.add_argument("--readme", default=None, help="README to regenerate (default README.md; smoke: none)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and its GPU-hour estimate, run nothing")
     parser.add_argument("--smoke", action="store_true", help="the same plan on the synthetic twins, tiny settings")
-    parser.add_argument("--rate", type=float, default=DEFAULT_RATE, help="training images/s for the estimate")
+    parser.add_argument("--rate", type=_rate, default=DEFAULT_RATE, help="training images/s for the estimate (> 0)")
     args = parser.parse_args(argv)
     out_dir = resolve(args.out_dir or ("runs/reproduce-smoke" if args.smoke else "runs/reproduce"))
     results_dir = resolve(args.results or (str(out_dir / "results") if args.smoke else "results"))
@@ -263,7 +410,16 @@ def main(argv: list[str] | None = None) -> int:
     print(describe(runs, args.rate))
     if args.dry_run:
         return 0
-    reproduce(runs, out_dir, results_dir, tuple(g for g in args.gpus.split(",") if g))
+    try:
+        if not args.smoke:
+            check_roots(runs, roots)
+        reproduce(runs, out_dir, results_dir, tuple(g for g in args.gpus.split(",") if g))
+    except ReproduceError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(interrupted_report(runs, out_dir, argv), file=sys.stderr)
+        return INTERRUPTED
     readme = args.readme or (None if args.smoke else "README.md")
     if readme:
         changed = update_readme(resolve(readme), results_dir)

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from vireid_lib.data import RegDB
 from vireid_lib.eval import run_regdb
+from vireid_lib.results import records
 from vireid_lib.results import END, START, RecordError, RunInfo, load_records, make_record, render_tables, update_readme, write_record
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +40,7 @@ def test_record_round_trip(synthetic_regdb: Path, tmp_path: Path) -> None:
                   checkpoint=str(checkpoint), durations={"train_s": 1.5},
                   selection={"selection": "official", "kept": {"rank1": {"epoch": 2}}, "on_test_set": True},
                   last={"epoch": 3, "rows": [], "per_trial": [], "cmc": {}},
-                  data_sizes={"train_ids": 8}, trial=2, identity="abc123")
+                  data_sizes={"train_ids": 8}, trial=2, identity="abc123", extra={"settings": SMALL})
     record = make_record(run, evaluation(synthetic_regdb), repo=ROOT)
     path = write_record(record, tmp_path / "results")
     assert path.name.startswith("regdb_agw_synthetic_trial2_abc123_") and not list((tmp_path / "results").glob(".*tmp*"))
@@ -48,14 +52,22 @@ def test_record_round_trip(synthetic_regdb: Path, tmp_path: Path) -> None:
     assert set(loaded["versions"]) >= {"python", "torch", "torchvision", "numpy", "vireid"}
     assert len(loaded["git"]["sha"] or "") in (0, 40)
     assert loaded["selection"]["kept"]["rank1"]["epoch"] == 2 and loaded["last"]["epoch"] == 3
+    assert loaded["settings"] == SMALL
     with pytest.raises(RecordError, match="data_kind='fake'"):
         make_record(RunInfo("AGW", "agw", "regdb", "fake", {}), evaluation(synthetic_regdb))
 
 
+PAPER_SETTINGS = {"paper": True, "differs": {}, "label": "paper settings"}
+SMALL = {"paper": False, "differs": {"arch": {"paper": "resnet50", "run": "resnet18"}, "epochs": {"paper": 81, "run": 1},
+                                     "optimizer": {"paper": "sgd", "run": "adam"}},
+         "label": "arch resnet18 (paper resnet50), epochs 1 (paper 81), optimizer adam (paper sgd)"}
+
+
 def crafted(method: str, dataset: str, kind: str, created: str, rows: list[dict], selection: str = "official",
-            last: list[dict] | None = None, epoch: int = 57) -> dict:
+            last: list[dict] | None = None, epoch: int = 57, settings: dict = PAPER_SETTINGS) -> dict:
     """A record as a run writes it: ``rows`` from the checkpoint its selection reports (``official``: the script's
-    kept ``rank1`` of ``epoch``; ``last``: the last epoch), ``last`` the last epoch's rows (default: ``rows`` minus 5)."""
+    kept ``rank1`` of ``epoch``; ``last``: the last epoch), ``last`` the last epoch's rows (default: ``rows`` minus 5),
+    run at ``settings`` (default: the paper's)."""
     from vireid_lib.data.provenance import PUBLISHED
 
     name = "rank1" if selection == "official" else "last"
@@ -66,7 +78,7 @@ def crafted(method: str, dataset: str, kind: str, created: str, rows: list[dict]
             "created": created, "rows": rows, "config": {"params": {}, "train": {"epochs": 81}}, "versions": {},
             "data_sizes": PUBLISHED[dataset] if kind == "real" else {}, "trial": 1 if dataset == "regdb" else None,
             "selection": {"selection": selection, "on_test_set": selection == "official"},
-            "last": {"epoch": 81, "rows": last}}
+            "last": {"epoch": 81, "rows": last}, "settings": settings}
 
 
 def row(protocol: str, direction: str, r1: float, map_: float, minp: float) -> dict:
@@ -161,3 +173,108 @@ def test_a_run_that_never_reached_a_scheduled_test_is_not_the_rules_number(tmp_p
     line = next(l for l in render_tables(load_records(results)).splitlines()
                 if l.startswith("| AGW | SYSU-MM01 | all-search, single-shot"))
     assert line.startswith("| AGW | SYSU-MM01 | all-search, single-shot | IR → VIS | 47.50 | — | — | 35.00 ± 1.00 |")
+
+
+def test_a_real_run_at_other_settings_stays_out_of_the_reproduced_column(tmp_path: Path) -> None:
+    """The issue's case: AGW on real RegDB with ResNet-18, one epoch and Adam, chosen by AGW's own rule, is not AGW's
+    reproduction; it is listed apart, naming what differs, and the paper-settings run keeps the column."""
+    results = tmp_path / "results"
+    small = crafted("agw", "regdb", "real", "2026-02-01T00:00:00+00:00", [row("standard", "v2t", 12.34, 11.11, 5.55)],
+                    settings=SMALL)
+    write_record(small, results)
+    table = render_tables(load_records(results))
+    main, rest = table.split("**Real data at other settings")
+    other, synthetic = rest.split("**Synthetic smoke runs")
+    assert "12.34" not in main and "7.34" not in main  # neither the rule's number nor its last epoch
+    assert "| AGW | RegDB | standard | VIS → T | 70.05 | — | — | — | 66.37 | — |" in main
+    assert (f"| AGW | RegDB | standard | VIS → T | 12.34 | 11.11 | 5.55 | trial 1 | rank1, epoch 57 of 81 "
+            f"| {SMALL['label']} | `{Path(load_records(results)[0]['_path']).name}` |") in other
+    assert "(none yet)" in synthetic
+    # an older run at the paper's settings still fills the column; the newer small run does not displace it
+    write_record(crafted("agw", "regdb", "real", "2026-01-01T00:00:00+00:00", [row("standard", "v2t", 71.05, 65.37, 51.19)]),
+                 results)
+    main = render_tables(load_records(results)).split("**Real data at other settings")[0]
+    assert "| AGW | RegDB | standard | VIS → T | 70.05 | 71.05 | +1.00 | 66.05 |" in main
+
+
+def test_runs_of_two_configurations_are_two_rows_apart_from_the_papers(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    for epochs, r1 in ((1, 10.0), (3, 20.0)):
+        settings = {"paper": False, "differs": {"epochs": {"paper": 81, "run": epochs}},
+                    "label": f"epochs {epochs} (paper 81)"}
+        write_record(crafted("agw", "sysu", "real", f"2026-01-0{epochs}T00:00:00+00:00",
+                             [row("all-search, single-shot", "ir2rgb", r1, r1, r1)], settings=settings), results)
+    other = render_tables(load_records(results)).split("**Real data at other settings")[1].split("**Synthetic")[0]
+    assert "| 10.00 |" in other and "epochs 1 (paper 81)" in other
+    assert "| 20.00 |" in other and "epochs 3 (paper 81)" in other
+
+
+def test_the_latest_record_is_the_latest_in_time_whatever_its_offset(tmp_path: Path) -> None:
+    """10:00 at UTC+5 is 05:00 UTC: earlier than 06:00 UTC, though its text sorts later."""
+    results = tmp_path / "results"
+    write_record(crafted("agw", "sysu", "real", "2026-01-01T06:00:00+00:00",
+                         [row("all-search, single-shot", "ir2rgb", 48.5, 48.0, 35.0)]), results)
+    write_record(crafted("agw", "sysu", "real", "2026-01-01T10:00:00+05:00",
+                         [row("all-search, single-shot", "ir2rgb", 40.0, 40.0, 30.0)]), results)
+    loaded = load_records(results)
+    assert [r["created"] for r in loaded] == ["2026-01-01T10:00:00+05:00", "2026-01-01T06:00:00+00:00"]
+    table = render_tables(list(reversed(loaded)))  # whatever order the caller passes
+    assert "| AGW | SYSU-MM01 | all-search, single-shot | IR → VIS | 47.50 | 48.50 ± 1.00 | +1.00 |" in table
+    record = crafted("agw", "sysu", "real", "yesterday", [row("all-search, single-shot", "ir2rgb", 1.0, 1.0, 1.0)])
+    (results / "edited.json").write_text(json.dumps(record))
+    with pytest.raises(RecordError, match="edited.json: created='yesterday' is not an ISO time"):
+        load_records(results)
+
+
+@pytest.mark.parametrize("where, name, value", [("rows", "R1", 101.0), ("rows", "mAP", -0.5), ("rows", "mINP", 250),
+                                                ("rows", "R1_std", -1.0), ("rows", "R5", float("nan")),
+                                                ("last.rows", "mAP", 140.0), ("rows", "mAP_std", 101.0)])
+def test_impossible_metrics_are_refused_naming_the_file_row_and_value(tmp_path: Path, where: str, name: str,
+                                                                       value: float) -> None:
+    record = crafted("agw", "sysu", "real", "2026-01-01T00:00:00+00:00",
+                     [row("all-search, single-shot", "ir2rgb", 48.5, 48.0, 35.0)])
+    rows = record["rows"] if where == "rows" else record["last"]["rows"]
+    rows[0][name] = value
+    (tmp_path / "edited.json").write_text(json.dumps(record))  # json writes NaN as NaN, which it reads back
+    with pytest.raises(RecordError, match=rf"edited.json: {re.escape(where)}\[0\] \(all-search, single-shot, ir2rgb\): "
+                                          rf"{name}={re.escape(repr(value))} is impossible"):
+        load_records(tmp_path)
+    rows[0][name] = 100 if not name.endswith("_std") else 0.0  # the bounds themselves are possible
+    (tmp_path / "edited.json").write_text(json.dumps(record))
+    assert load_records(tmp_path)
+
+
+def test_records_need_their_settings(tmp_path: Path) -> None:
+    record = crafted("agw", "sysu", "real", "2026-01-01T00:00:00+00:00",
+                     [row("all-search, single-shot", "ir2rgb", 48.5, 48.0, 35.0)])
+    for broken, expected in ((lambda r: r.pop("settings"), "lacks the field 'settings'"),
+                             (lambda r: r["settings"].update(paper="yes"), r"settings\['paper'\]='yes' is not a bool")):
+        bad = json.loads(json.dumps(record))
+        broken(bad)
+        (tmp_path / "edited.json").write_text(json.dumps(bad))
+        with pytest.raises(RecordError, match=rf"edited.json.*{expected}"):
+            load_records(tmp_path)
+
+
+def _evaluation() -> SimpleNamespace:
+    """The least an Evaluation gives make_record: one summary row, its trials and its CMC curve."""
+    rows = [{"protocol": "standard", "direction": "v2t", "R1": 50.0, "mAP": 40.0}]
+    return SimpleNamespace(summary=pd.DataFrame(rows), per_trial=pd.DataFrame([{**rows[0], "trial": 1}]),
+                           cmc={("standard", "v2t"): [0.5] * 20})
+
+
+def test_a_record_names_the_workbooks_commit_from_any_working_folder(tmp_path: Path, monkeypatch) -> None:
+    """A notebook whose kernel runs inside another git repository still records the workbook's commit."""
+    other = tmp_path / "other"
+    other.mkdir()
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run([*git, "init", "-q"], cwd=other, check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "another repository"], cwd=other, check=True)
+    monkeypatch.chdir(other)
+    run = RunInfo("AGW", "agw", "regdb", "synthetic", {"params": {}, "train": {}}, extra={"settings": SMALL})
+    record = make_record(run, _evaluation())
+    workbook = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert record["git"]["sha"] == workbook.stdout.strip() and "installed" not in record["git"]
+    # a package installed outside any checkout has no commit to name, and says why
+    monkeypatch.setattr(records, "package_checkout", lambda: tmp_path / "site-packages")
+    assert make_record(run, _evaluation())["git"] == {"sha": None, "dirty": None, "installed": True}

@@ -1,24 +1,25 @@
 """The README's results tables, generated from ``results/`` (never typed by hand).
 
 ``python -m vireid_lib.results readme`` rewrites what lies between the two markers below:
-a table of the papers' reported numbers beside the reproduced ones (records that say real data
-and carry the published split sizes; the latest per method, dataset, protocol and direction,
-and on RegDB the latest of each trial, averaged), and, apart and labelled so, the synthetic
-smoke runs and runs on custom data. A reproduced number stands beside the paper's only when it
-was chosen by the same rule (the checkpoint the official script's selection keeps, or the
-authors' own file); the last epoch's number is shown beside it. Running it twice changes nothing.
+a table of the papers' reported numbers beside the reproduced ones (records that say real data,
+carry the published split sizes and ran at the paper's settings; the latest per method, dataset,
+protocol and direction, and on RegDB the latest of each trial, averaged), then, apart and
+labelled so, real runs at other settings (each naming what differs from the paper's), and the
+synthetic smoke runs and runs on custom data. A reproduced number stands beside the paper's only
+when it was chosen by the same rule (the checkpoint the official script's selection keeps, or the
+authors' own file); the last epoch's number is shown beside it. "Latest" is by the time each
+record was written (:func:`~.records.created_at`). Running it twice changes nothing.
 """
 
 from __future__ import annotations
 
 import csv
-import os
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from .records import RecordError, load_records
+from .records import RecordError, created_at, load_records, write_atomic
 
 START = "<!-- vireid:results:start -->"
 END = "<!-- vireid:results:end -->"
@@ -68,6 +69,12 @@ def reproductions(records: list[dict]) -> tuple[list[dict], list[str]]:
             refused.append(f"{record['_path']}: claims real {DATASETS[record['dataset']]} data, but its split sizes "
                            f"{record.get('data_sizes')} are not the published {PUBLISHED[record['dataset']]}; left out.")
     return accepted, refused
+
+
+def at_paper_settings(record: dict) -> bool:
+    """Whether the run used the paper's settings (every recipe value, the pretrained backbone, all epochs, the
+    official epoch length, every evaluation trial): only such a run can stand beside the paper's number."""
+    return record["settings"]["paper"] is True
 
 
 def _key(record: dict, row: dict) -> tuple:
@@ -141,16 +148,36 @@ def _checkpoints(rows: list[tuple[dict, dict]]) -> str:
     return f"{'/'.join(names)}, epoch {span}" + (f" of {planned[-1]}" if planned else "")
 
 
+def _latest_rows(records: list[dict], key) -> dict[tuple, tuple[dict, dict]]:
+    """Per ``key(record, row)``, the latest record's row and the record (``records`` oldest first: later ones win)."""
+    latest: dict[tuple, tuple[dict, dict]] = {}
+    for record in records:
+        for row in record["rows"]:
+            latest[key(record, row)] = (row, record)
+    return latest
+
+
+def _run_cells(row: dict, record: dict) -> str:
+    """One run's scores as table cells: R1, mAP, mINP, its trials (RegDB: which one) and checkpoint."""
+    trial = record.get("trial")
+    trials = f"trial {trial}" if record["dataset"] == "regdb" and trial is not None else row.get("trials", "—")
+    return (f"| {_cell(_number(row['R1']))} | {_cell(_number(row['mAP']))} | {_cell(_number(row.get('mINP')))} "
+            f"| {trials} | {_checkpoints([(row, record)])} |")
+
+
 def render_tables(records: list[dict]) -> str:
+    records = sorted(records, key=created_at)  # oldest first, by time: the latest record wins every cell
     accepted, _ = reproductions(records)
-    real = _reproduced([r for r in accepted if same_rule(r)])
-    last = _reproduced(accepted, _last_rows)
+    paper_settings = [r for r in accepted if at_paper_settings(r)]
+    real = _reproduced([r for r in paper_settings if same_rule(r)])
+    last = _reproduced(paper_settings, _last_rows)
     lines = [
         "Reported: the paper's own numbers (source in `vireid_lib/results/reported.csv`). Same rule: this workbook's",
-        "latest run on the real dataset (published split sizes checked) scored with the checkpoint the paper's",
-        "official script keeps (its rule in the recipes table below; chosen on the test set, as the paper did), or",
-        "with the authors' released file; Δ = same rule - reported. Last: the same run's last epoch. Mean ± std",
-        "over trials (RegDB: one model per trial, the latest record of each). Empty cells: not run yet.",
+        "latest run on the real dataset (published split sizes checked) at the paper's settings (every recipe value,",
+        "pretrained backbone, all epochs, every trial), scored with the checkpoint the paper's official script keeps",
+        "(its rule in the recipes table below; chosen on the test set, as the paper did), or with the authors'",
+        "released file; Δ = same rule - reported. Last: the same run's last epoch. Mean ± std over trials (RegDB:",
+        "one model per trial, the latest record of each). Empty cells: not run yet.",
         "",
         "| paper | dataset | protocol | direction | R1 reported | R1 same rule | Δ R1 | R1 last | mAP reported | "
         "mAP same rule | Δ mAP | mAP last | mINP reported | mINP same rule | checkpoint | trials |",
@@ -165,25 +192,33 @@ def render_tables(records: list[dict]) -> str:
         if key not in shown:  # a reproduction without a reported number beside it
             cell = real.get(key) or last.get(key)
             lines.append(_row(cell["record"]["paper"], key, real.get(key), last.get(key), None))
-    others = [r for r in records if r["data_kind"] in ("synthetic", "custom")]
+    lines += ["", "**Real data at other settings — not the paper's numbers.** Runs on the real datasets (published",
+              "split sizes) whose settings differ from the paper's (e.g. a smaller network, fewer epochs, another",
+              "optimiser); each row names what differs. The latest run of each configuration.", ""]
+    other = _latest_rows([r for r in accepted if not at_paper_settings(r)],
+                         lambda record, row: (record["method"], record["dataset"], row["protocol"], row["direction"],
+                                              record["settings"]["label"], record.get("trial")))
+    if other:
+        lines += ["| paper | dataset | protocol | direction | R1 | mAP | mINP | trials | checkpoint | "
+                  "settings (what differs from the paper's) | run |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for (_, dataset, protocol, direction, label, _), (row, record) in sorted(other.items(), key=str):
+            lines.append(f"| {record['paper']} | {DATASETS[dataset]} | {protocol} | {DIRECTIONS[direction]} "
+                         f"{_run_cells(row, record)} {label.replace('|', '/')} | `{Path(record['_path']).name}` |")
+    else:
+        lines.append("(none yet)")
     lines += ["", "**Synthetic smoke runs and custom data — not reproductions.** Small models on the generated",
               "datasets (or on data without the published split sizes), run to show that every step works end to",
               "end; their numbers say nothing about any paper.", ""]
-    latest: dict[tuple, tuple[dict, dict]] = {}
-    for record in others:
-        for row in record["rows"]:
-            latest[(record["method"], record["dataset"], record["data_kind"], row["protocol"], row["direction"],
-                    record.get("trial"))] = (row, record)
+    latest = _latest_rows([r for r in records if r["data_kind"] in ("synthetic", "custom")],
+                          lambda record, row: (record["method"], record["dataset"], record["data_kind"],
+                                               row["protocol"], row["direction"], record.get("trial")))
     if latest:
         lines += ["| method | dataset | protocol | direction | R1 | mAP | mINP | trials | checkpoint | run |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
-        for (method, dataset, kind, protocol, direction, trial), (row, record) in sorted(latest.items(), key=str):
-            trials = f"trial {trial}" if dataset == "regdb" and trial is not None else row.get("trials", "—")
-            lines.append(
-                f"| {method} | {DATASETS[dataset]} ({kind}) | {protocol} | {DIRECTIONS[direction]} "
-                f"| {_cell(_number(row['R1']))} | {_cell(_number(row['mAP']))} | {_cell(_number(row.get('mINP')))} "
-                f"| {trials} | {_checkpoints([(row, record)])} | `{Path(record['_path']).name}` |"
-            )
+        for (method, dataset, kind, protocol, direction, _), (row, record) in sorted(latest.items(), key=str):
+            lines.append(f"| {method} | {DATASETS[dataset]} ({kind}) | {protocol} | {DIRECTIONS[direction]} "
+                         f"{_run_cells(row, record)} `{Path(record['_path']).name}` |")
     else:
         lines.append("(none yet)")
     return "\n".join(lines)
@@ -226,7 +261,6 @@ def update_readme(readme: Path | str = "README.md", results_dir: Path | str = "r
         new = _replace_block(new, RECIPES_START, RECIPES_END, render_recipes(), readme)
     if new == text:
         return False
-    tmp = readme.with_name(f".{readme.name}.tmp")
-    tmp.write_text(new)
-    os.replace(tmp, readme)  # a crash mid-write never leaves a half README
+    # a crash mid-write never leaves a half README
+    write_atomic(readme.with_name(f".{readme.name}.tmp"), readme, new, "README")
     return True

@@ -1,6 +1,7 @@
 """Result records: one JSON file per run, holding everything needed to trust a number.
 
-A record says what was run (paper, method, dataset, the fully resolved configuration), on
+A record says what was run (paper, method, dataset, the fully resolved configuration, and
+``settings``: whether that was the paper's settings and, if not, which fields differ), on
 what (``data_kind``: ``real`` or ``synthetic``), with what (package versions, git commit,
 device, checkpoint path and sha256), how long it took, and what came out: the summary row of
 every protocol and direction (mean and std over trials), every trial's row and the mean CMC
@@ -14,10 +15,12 @@ generated from them.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -29,10 +32,14 @@ SCHEMA = 3
 DATA_KINDS = ("real", "synthetic", "custom")  # see vireid_lib.data.provenance
 DATASETS = ("sysu", "regdb", "vcm")
 DIRECTIONS = ("ir2rgb", "rgb2ir", "v2t", "t2v")
-METRICS = ("R1", "R5", "R10", "R20", "mAP", "mINP")
+METRICS = ("R1", "R5", "R10", "R20", "mAP", "mINP")  # percentages: 0..100, as their spread over trials
 # field -> type(s) every record must have
 FIELDS = {"schema": int, "paper": str, "method": str, "dataset": str, "data_kind": str, "created": str,
-          "rows": list, "config": dict, "versions": dict, "data_sizes": dict, "selection": dict, "last": dict}
+          "rows": list, "config": dict, "versions": dict, "data_sizes": dict, "selection": dict, "last": dict,
+          "settings": dict}
+# settings' parts -> type: {"paper": at the paper's settings, "differs": {field: {"paper", "run"}}, "label": the
+# differences in words ("paper settings" when there are none)}
+SETTINGS = {"paper": bool, "differs": dict, "label": str}
 
 
 class RecordError(ValueError):
@@ -69,8 +76,24 @@ def _versions() -> dict:
             "numpy": np.__version__, "vireid": vireid_lib.__version__}
 
 
-def git_commit(repo: Path | str = ".") -> dict:
-    """The commit the code was run from, and whether the work tree had uncommitted changes."""
+def package_checkout() -> Path:
+    """The folder that holds the running ``vireid_lib`` package: the workbook's checkout for an editable install,
+    ``site-packages`` for a regular one."""
+    import vireid_lib
+
+    return Path(vireid_lib.__file__).resolve().parents[1]
+
+
+def git_commit(repo: Path | str | None = None) -> dict:
+    """The commit the code was run from, and whether the work tree had uncommitted changes.
+
+    ``repo`` defaults to the checkout holding the running package, not the working folder: a notebook run with its
+    kernel in another repository must still name the workbook's commit. Where that folder is no git checkout (a pip
+    install) there is no commit to name: ``{"sha": None, "dirty": None, "installed": True}``.
+    """
+    repo = Path(repo) if repo is not None else package_checkout()
+    if not (repo / ".git").exists():  # a file in a git worktree, a folder in a clone
+        return {"sha": None, "dirty": None, "installed": True}
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10)
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
@@ -100,8 +123,9 @@ def _jsonable(value: object) -> object:
     return value
 
 
-def make_record(run: RunInfo, evaluation: object, repo: Path | str = ".") -> dict:
-    """A record from a run's description and its :class:`~vireid_lib.eval.Evaluation`."""
+def make_record(run: RunInfo, evaluation: object, repo: Path | str | None = None) -> dict:
+    """A record from a run's description and its :class:`~vireid_lib.eval.Evaluation`; its ``git`` entry names the
+    commit of ``repo`` (default: the workbook checkout this package was imported from, :func:`git_commit`)."""
     if run.data_kind not in DATA_KINDS:
         raise RecordError(f"data_kind={run.data_kind!r} must be one of {DATA_KINDS}.")
     from ..engine.checkpoint import sha256
@@ -134,6 +158,23 @@ def make_record(run: RunInfo, evaluation: object, repo: Path | str = ".") -> dic
     })
 
 
+def write_atomic(tmp: Path, path: Path, text: str, what: str) -> None:
+    """``text`` into ``path`` through ``tmp`` and a rename: a reader sees the old file or the new one, never half.
+    A full disk is a :class:`RecordError` that says so; the temporary file is removed."""
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise RecordError(f"the disk is full: the {what} {path} could not be written "
+                          f"({shutil.disk_usage(path.parent).free / 2**20:.0f} MiB free there); "
+                          f"{'the previous one is intact. ' if path.exists() else ''}Free some space and run again.") from err
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
 def write_record(record: dict, results_dir: Path | str = "results") -> Path:
     """Write ``record`` atomically into ``results_dir`` under a name no other record can take.
 
@@ -152,9 +193,34 @@ def write_record(record: dict, results_dir: Path | str = "results") -> Path:
         parts.append(str(record["identity"]))
     path = results_dir / ("_".join(parts + [stamp, secrets.token_hex(2)]) + ".json")
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(record, indent=1, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    write_atomic(tmp, path, json.dumps(record, indent=1, sort_keys=False) + "\n", "result record")
     return path
+
+
+def created_at(record: dict) -> datetime:
+    """When ``record`` was written, as a time: its ``created`` text parsed, so records written under different UTC
+    offsets order by when they happened, not by how their text sorts (a time without an offset is taken as UTC)."""
+    moment = datetime.fromisoformat(record["created"])
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
+def _check_scores(rows: object, where: str) -> None:
+    """Every metric of ``rows`` is a number in 0..100 (a percentage), every spread over trials at least 0."""
+    for index, row in enumerate(rows if isinstance(rows, list) else []):
+        if not isinstance(row, dict):
+            raise RecordError(f"{where}[{index}] is a {type(row).__name__}, not a row object.")
+        for metric in METRICS:
+            for name in (metric, f"{metric}_std"):
+                value = row.get(name)
+                if value is None:
+                    continue
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise RecordError(f"{where}[{index}]: {name}={value!r} is not a number.")
+                if not 0 <= value <= 100:  # also false for NaN
+                    kind = "a spread over trials" if name.endswith("_std") else "a percentage"
+                    raise RecordError(f"{where}[{index}] ({row.get('protocol')}, {row.get('direction')}): "
+                                      f"{name}={value!r} is impossible for {kind} (0..100); the record was edited or "
+                                      "written by a broken run: re-run it, or delete the record.")
 
 
 def validate(record: object, path: Path | str) -> dict:
@@ -173,6 +239,15 @@ def validate(record: object, path: Path | str) -> dict:
     for name, allowed in (("dataset", DATASETS), ("data_kind", DATA_KINDS)):
         if record[name] not in allowed:
             raise RecordError(f"result record {path}: {name}={record[name]!r} must be one of {allowed}.")
+    try:
+        created_at(record)
+    except ValueError as err:
+        raise RecordError(f"result record {path}: created={record['created']!r} is not an ISO time "
+                          "(e.g. 2026-01-01T10:00:00+00:00); the tables take the latest record by it.") from err
+    for name, kind in SETTINGS.items():
+        if not isinstance(record["settings"].get(name), kind):
+            raise RecordError(f"result record {path}: settings[{name!r}]={record['settings'].get(name)!r} is not a "
+                              f"{kind.__name__}; 'settings' holds paper (true or false), differs and label.")
     if not record["rows"]:
         raise RecordError(f"result record {path}: 'rows' is empty; a record holds at least one protocol's scores.")
     for index, row in enumerate(record["rows"]):
@@ -181,19 +256,20 @@ def validate(record: object, path: Path | str) -> dict:
             raise RecordError(f"{where} needs a text 'protocol'.")
         if row.get("direction") not in DIRECTIONS:
             raise RecordError(f"{where}: direction={row.get('direction')!r} must be one of {DIRECTIONS}.")
-        for metric in METRICS:
-            value = row.get(metric)
-            if metric in ("R1", "mAP") and value is None:
+        for metric in ("R1", "mAP"):
+            if row.get(metric) is None:
                 raise RecordError(f"{where} lacks {metric!r}.")
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                raise RecordError(f"{where}: {metric}={value!r} is not a number.")
+    for name, rows in (("rows", record["rows"]), ("last.rows", record["last"].get("rows")),
+                       ("per_trial", record.get("per_trial"))):
+        _check_scores(rows, f"result record {path}: {name}")
     if not isinstance(record["config"].get("train"), dict) or not isinstance(record["config"].get("params"), dict):
         raise RecordError(f"result record {path}: 'config' needs the 'params' and 'train' objects the run resolved.")
     return record
 
 
 def load_records(results_dir: Path | str = "results") -> list[dict]:
-    """Every record in ``results_dir``, oldest first; a malformed one is an error naming it."""
+    """Every record in ``results_dir``, oldest first by the time each was written (:func:`created_at`); a malformed
+    one is an error naming it."""
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise RecordError(f"results folder {results_dir} does not exist; pass the folder the notebooks write "
@@ -207,4 +283,4 @@ def load_records(results_dir: Path | str = "results") -> list[dict]:
         record = validate(record, path)
         record["_path"] = str(path)
         records.append(record)
-    return sorted(records, key=lambda r: r["created"])
+    return sorted(records, key=created_at)
