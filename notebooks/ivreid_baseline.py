@@ -44,6 +44,7 @@ stem_relu = None           # None: the paper's network (IV-ReID's released stem 
 pretrained = True          # torchvision's ImageNet ResNet-50 (downloaded once)
 weights_file = ""          # or a local ResNet-50 state dict
 checkpoint = ""            # evaluate these weights instead of training: a vireid checkpoint or the authors' file
+cross_dataset = False      # True: evaluate a checkpoint trained on another dataset or RegDB trial on purpose (the record says so)
 device = "auto"            # "auto", "cpu", "cuda", "cuda:1", ...
 amp = "off"                # "off", "bf16" or "fp16" (CUDA only)
 channels_last = False      # image batches and weights in the channels-last layout (faster convolutions)
@@ -75,7 +76,8 @@ check_notebook_parameters(globals())  # a parameter this notebook does not take 
 run = prepare(method=method, dataset=dataset, data_root=data_root, trial=trial, epochs=epochs, lr=lr, num_ids=num_ids,
               num_per_modality=num_per_modality, height=height, width=width, batches_per_epoch=batches_per_epoch,
               arch=arch, optimizer=optimizer, backbone_lr_factor=backbone_lr_factor, stem_relu=stem_relu,
-              pretrained=pretrained, weights_file=weights_file, checkpoint=checkpoint, device=device, amp=amp, seed=seed,
+              pretrained=pretrained, weights_file=weights_file, checkpoint=checkpoint, cross_dataset=cross_dataset,
+              device=device, amp=amp, seed=seed,
               channels_last=channels_last, augment=augment, compile_model=compile_model,
               workers=workers, eval_every=eval_every, selection=selection, eval_trials=eval_trials, synthetic_ids=synthetic_ids,
               resume=resume, out_dir=out_dir)

@@ -59,6 +59,7 @@ official_one_channel = None  # None: the official 1-channel non-local blocks; Fa
 pretrained = True          # torchvision's ImageNet ResNet-50 (downloaded once)
 weights_file = ""          # or a local ResNet-50 state dict
 checkpoint = ""            # evaluate these weights instead of training: a vireid checkpoint or a state dict
+cross_dataset = False      # True: evaluate a checkpoint trained on another dataset or RegDB trial on purpose (the record says so)
 device = "auto"            # "auto", "cpu", "cuda", "cuda:1", ...
 amp = "off"                # "off", "bf16" or "fp16" (CUDA only); the memory rebuild runs under it too
 channels_last = False      # image batches and weights in the channels-last layout (faster convolutions)
@@ -93,7 +94,8 @@ run = prepare(method="mce", dataset=dataset, data_root=data_root, trial=trial, e
               num_per_modality=num_per_modality, height=height, width=width, batches_per_epoch=batches_per_epoch,
               arch=arch, optimizer=optimizer, schedule=schedule, backbone_lr_factor=backbone_lr_factor, kl_weight=kl_weight,
               ca_weight=ca_weight, official_one_channel=official_one_channel, pretrained=pretrained,
-              weights_file=weights_file, checkpoint=checkpoint, device=device, amp=amp, seed=seed, workers=workers,
+              weights_file=weights_file, checkpoint=checkpoint, cross_dataset=cross_dataset, device=device, amp=amp,
+              seed=seed, workers=workers,
               channels_last=channels_last, augment=augment, compile_model=compile_model,
               eval_every=eval_every, eval_first=eval_first, selection_trials=selection_trials, selection=selection,
               eval_trials=eval_trials,

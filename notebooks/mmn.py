@@ -50,6 +50,7 @@ fix_dc_head = False        # False: the official code (DC projection head never 
 pretrained = True          # torchvision's ImageNet ResNet-50 (downloaded once)
 weights_file = ""          # or a local ResNet-50 state dict
 checkpoint = ""            # evaluate these weights instead of training: a vireid checkpoint or a state dict
+cross_dataset = False      # True: evaluate a checkpoint trained on another dataset or RegDB trial on purpose (the record says so)
 device = "auto"            # "auto", "cpu", "cuda", "cuda:1", ...
 amp = "off"                # "off", "bf16" or "fp16" (CUDA only)
 channels_last = False      # image batches and weights in the channels-last layout (faster convolutions)
@@ -82,9 +83,11 @@ run = prepare(method="mmn", dataset=dataset, data_root=data_root, trial=trial, e
               num_per_modality=num_per_modality, height=height, width=width, batches_per_epoch=batches_per_epoch,
               arch=arch, optimizer=optimizer, backbone_lr_factor=backbone_lr_factor, dc_weight=dc_weight,
               fix_dc_head=fix_dc_head, pretrained=pretrained, weights_file=weights_file, checkpoint=checkpoint,
-              device=device, amp=amp, seed=seed, workers=workers, eval_every=eval_every, selection=selection, eval_trials=eval_trials,
-              channels_last=channels_last, augment=augment, compile_model=compile_model,
-              synthetic_ids=synthetic_ids, resume=resume, out_dir=out_dir)
+              cross_dataset=cross_dataset, device=device, amp=amp, seed=seed, workers=workers, eval_every=eval_every,
+              selection=selection, eval_trials=eval_trials, channels_last=channels_last, augment=augment,
+              compile_model=compile_model, synthetic_ids=synthetic_ids, resume=resume, out_dir=out_dir)
+
+# %%
 if run.data_kind != "real":
     display(Markdown(f"> **{run.data_kind.capitalize()} data.** These numbers say nothing about the paper: they show "
                      "that every step runs. Set `data_root` to the real dataset to reproduce it."))

@@ -105,6 +105,7 @@ def record(kind: str, sizes: dict, r1: float, trial: int | None = None, dataset:
              "checkpoint": "rank1", "epoch": 41}]
     return {"schema": 3, "paper": "AGW", "method": "agw", "dataset": dataset, "data_kind": kind, "created": created,
             "rows": rows, "last": {"epoch": 81, "rows": rows}, "selection": {"selection": "official", "on_test_set": True},
+            "settings": {"paper": True, "differs": {}, "label": "paper settings"},
             "config": {"params": {}, "train": {"epochs": 81}}, "versions": {}, "data_sizes": sizes, "trial": trial}
 
 

@@ -20,16 +20,17 @@ import torch.distributed as dist
 from ..data import DatasetError
 from ..papers import papers
 from ..engine import CheckpointError, ConfigError, TrainingDiverged
+from ..engine.trainer import TrainingFailed, TrainingInterrupted
 from ..engine.runlock import RunLocked
 from ..eval.scoring import EvaluationError
 from ..models import WeightsError
 from ..results import RecordError
-from .common import ExperimentError
+from .common import ExperimentError, check_folder
 from .image import prepare
 
 # Errors whose message tells the user what to change; anything else is a bug and keeps its traceback.
-USER_ERRORS = (ExperimentError, DatasetError, CheckpointError, ConfigError, TrainingDiverged, RunLocked, WeightsError,
-               EvaluationError, RecordError)
+USER_ERRORS = (ExperimentError, DatasetError, CheckpointError, ConfigError, TrainingDiverged, TrainingFailed, RunLocked,
+               WeightsError, EvaluationError, RecordError)
 
 
 def _optional(kind):
@@ -72,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
                              "did; default) or the last epoch only")
     parser.add_argument("--out-dir", default="runs")
     parser.add_argument("--results-dir", default="results")
+    parser.add_argument("--cross-dataset", action="store_true",
+                        help="evaluate a --checkpoint trained on another dataset or RegDB trial on purpose (the record "
+                             "says so; otherwise it is an error)")
     parser.add_argument("--no-resume", action="store_true",
                         help="start over in --out-dir instead of continuing the run found there")
     args = parser.parse_args(argv)
@@ -88,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             device = "cpu"
         dist.init_process_group("nccl" if use_cuda else "gloo")
     try:
+        check_folder(args.results_dir, "--results-dir")  # before training, not after it
         run = prepare(method=args.method, dataset=args.dataset, data_root=args.data_root, trial=args.trial,
                       epochs=args.epochs, lr=args.lr, num_ids=args.num_ids, num_per_modality=args.num_per_modality,
                       height=args.height, width=args.width, batches_per_epoch=args.batches_per_epoch,
@@ -96,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
                       seed=args.seed, workers=args.workers, eval_every=args.eval_every, selection=args.selection,
                       out_dir=args.out_dir,
                       checkpoint=args.checkpoint, arch=args.arch, optimizer=args.optimizer,
-                      backbone_lr_factor=args.backbone_lr_factor, resume=not args.no_resume)
+                      backbone_lr_factor=args.backbone_lr_factor, resume=not args.no_resume,
+                      cross_dataset=args.cross_dataset)
         if args.checkpoint:
             print(f"evaluating {run.loaded.kind} from {run.loaded.path}", *run.loaded.notes, sep="\n  ")
         else:
@@ -110,6 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as err:  # what a user can fix: say it plainly, no traceback
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as err:  # Ctrl-C: where things are and how to go on, in one line
+        print(f"stopped: {err}" if isinstance(err, TrainingInterrupted) else
+              "stopped by Ctrl-C before training (nothing was trained); run the same command to start again.",
+              file=sys.stderr)
+        return 130
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()

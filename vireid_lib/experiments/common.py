@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -14,7 +15,7 @@ from torch.utils.data import DataLoader
 
 from ..data.transforms import TransformConfig, build_test_transform
 from ..engine import TrainConfig, TrainResult, make_extractor, train
-from ..engine.checkpoint import LoadedWeights, load_checkpoint, load_model_state, load_weights
+from ..engine.checkpoint import LoadedWeights, load_checkpoint, load_model_state, load_weights, read_torch_file
 from ..eval import Evaluation
 from ..models.official import OfficialLayout
 from ..papers import BatchLayout, Paper, Recipe, Variant
@@ -159,10 +160,99 @@ class PaperRun:
 
     def load(self, checkpoint: str | Path) -> LoadedWeights:
         """Evaluate saved weights instead of training: a vireid checkpoint, a state dict, or the
-        authors' released file in one of this paper's official layouts (mapped, strictly)."""
-        self.loaded = load_weights(self.model, checkpoint, self.official_layouts)
+        authors' released file in one of this paper's official layouts (mapped, strictly).
+
+        What the file says it is must be this run: a vireid checkpoint of another paper, network or number of
+        classes is an error naming both, and one trained on another dataset or RegDB trial (an authors' file whose
+        name says so too) is an error unless ``cross_dataset`` was asked for (the record then says so; the model
+        is rebuilt with the checkpoint's classes)."""
+        path = Path(checkpoint)
+        content = read_torch_file(path)
+        saved = content.get("config", {}).get("identity") if isinstance(content, dict) else None
+        self._check_fits(path, saved)
+        self.loaded = load_weights(self.model, path, self.official_layouts, content=content)
         self.model.to(self.train_config.device)
         return self.loaded
+
+    def _check_fits(self, path: Path, saved: dict | None) -> None:
+        cross = bool(self.params.get("cross_dataset"))
+        if saved is None:  # the authors' files: their names say the dataset and trial (regdb_..._trial_3_best.t)
+            name = path.name.lower()
+            said = next((d for d in ("sysu", "regdb") if d in name), None)
+            trial = re.search(r"trial_?(\d+)", name)
+            other = (said not in (None, self.dataset), self.dataset == "regdb" and trial and int(trial[1]) != self.trial)
+            if any(other) and not cross:
+                raise ExperimentError(
+                    f"checkpoint {path.name} is named for {said or self.dataset}"
+                    f"{' trial ' + trial[1] if trial else ''}, but this run evaluates {self.dataset}"
+                    f"{' trial ' + str(self.trial) if self.dataset == 'regdb' else ''}: a model is scored on the data "
+                    "it was trained for. Pass that dataset / trial, or cross_dataset=True to test it on other data on "
+                    "purpose (the record says so).")
+            return
+        data, model = saved.get("data", {}), saved.get("model", {})
+        built = {"method": self.method, "arch": self.recipe.arch, "classes": self.params["num_classes"]}
+        theirs = {"method": model.get("method"), "arch": (model.get("recipe") or {}).get("arch"),
+                  "classes": model.get("num_classes")}
+        where = (data.get("dataset"), data.get("trial") if data.get("dataset") == "regdb" else None)
+        here = (self.dataset, self.trial if self.dataset == "regdb" else None)
+        if where != here and not cross:
+            raise ExperimentError(
+                f"checkpoint {path} was trained on {where[0]}{f' trial {where[1]}' if where[1] else ''}, but this run "
+                f"evaluates {here[0]}{f' trial {here[1]}' if here[1] else ''}"
+                f"{' (each RegDB trial tests identities other trials train on)' if where[0] == here[0] else ''}. "
+                "Evaluate it on its own data, or pass cross_dataset=True to test it on other data on purpose (the "
+                "record says so).")
+        if where != here and theirs["classes"] != built["classes"] and theirs["method"] == built["method"]:
+            self._rebuild(theirs["classes"])  # test features need no classifier, but the strict load needs its shape
+            built["classes"] = theirs["classes"]
+        wrong = {k: (theirs[k], built[k]) for k in built if theirs[k] is not None and theirs[k] != built[k]}
+        if wrong:
+            raise ExperimentError(
+                f"checkpoint {path} holds {', '.join(f'{k} {v[0]}' for k, v in wrong.items())}; this run builds "
+                f"{', '.join(f'{k} {v[1]}' for k, v in wrong.items())}. Evaluate it with the settings it was trained "
+                f"with (method={theirs['method']!r}, arch={theirs['arch']!r}, dataset={where[0]!r}"
+                f"{f', trial={where[1]}' if where[1] else ''}).")
+
+    def _rebuild(self, classes: int) -> None:
+        self.model = self.declaration.build(classes, self.recipe, {"pretrained": False, "weights_file": None})
+        self.params["checkpoint_classes"] = classes
+
+    def settings(self) -> dict:
+        """Whether this run's numbers come from the paper's settings, and every field that differs.
+
+        Paper settings: every recipe field at the declaration's value for the dataset (the seed aside: another
+        seed is another draw of the same setting), the epochs all trained, torchvision's ImageNet backbone, the
+        official epoch length, SYSU-MM01's ten galleries, the run's own data. The authors' released weights are
+        the paper's by definition. Only paper-setting runs on real data reach the README's reproduced column."""
+        paper = _flat(asdict(self.declaration.recipe_for(self.dataset)))
+        if self.loaded is not None and self.loaded.kind not in ("vireid checkpoint", "state dict"):
+            differs = {}
+        elif self.loaded is not None and self.loaded.kind == "state dict":
+            differs = {"weights": {"paper": "trained by the recipe", "run": "a state dict of unknown training"}}
+        else:
+            made = (self.loaded.config or {}).get("identity", {}) if self.loaded is not None else self.train_config.identity
+            recipe = dict(made.get("model", {}).get("recipe") or {})
+            recipe["epochs"] = (self.loaded.config or {}).get("epochs") if self.loaded is not None else self.recipe.epochs
+            differs = {k: {"paper": v, "run": _flat(recipe).get(k, "?")} for k, v in paper.items()
+                       if k not in VARIES and _flat(recipe).get(k, "?") != v}
+            if self.last_epoch != paper["epochs"]:
+                differs["epochs trained"] = {"paper": paper["epochs"], "run": self.last_epoch}
+            model = made.get("model", {})
+            if not model.get("pretrained", True):
+                differs["pretrained"] = {"paper": "ImageNet", "run": "random initialisation"}
+            elif model.get("weights_file") and not _imagenet_file(model["weights_file"], str(recipe.get("arch"))):
+                differs["weights_file"] = {"paper": "torchvision's ImageNet file", "run": model["weights_file"]}
+            length = made.get("sampler", {}).get("epoch_length")
+            if isinstance(length, int):
+                differs["batches_per_epoch"] = {"paper": "the official epoch", "run": length}
+        if self.dataset == "sysu" and self.params.get("eval_trials", 10) != 10:
+            differs["eval_trials"] = {"paper": 10, "run": self.params["eval_trials"]}
+        if self.params.get("cross_dataset") and self.loaded is not None:
+            differs["cross_dataset"] = {"paper": False, "run": True}
+        label = ", ".join(f"{k} {v['run']} (paper {v['paper']})" for k, v in differs.items()) or (
+            "the authors' released weights" if self.loaded is not None and not self.loaded.config and not differs
+            else "paper settings")
+        return {"paper": not differs, "differs": differs, "label": label}
 
     def evaluate(self) -> Evaluation:
         """Every protocol of the dataset, scored with the paper's reported test-feature variant: with the last
@@ -332,7 +422,7 @@ class PaperRun:
     def record(self, results_dir: str | Path = "results") -> Path:
         """Write this run's result record; a relative ``results_dir`` is taken in the workbook root."""
         checkpoint = self.train_result.checkpoint if self.train_result else self.params.get("checkpoint") or None
-        extra = {"parameters": self.parameter_counts()}
+        extra = {"parameters": self.parameter_counts(), "settings": self.settings()}
         if self.untrained is not None:
             extra["untrained"] = self.untrained.summary.to_dict(orient="records")
         if self.chance_level is not None:
@@ -352,6 +442,31 @@ class PaperRun:
                       data_sizes=self.data_sizes, trial=self.trial if self.dataset == "regdb" else None,
                       identity=identity_hash(self.train_config.identity, self.train_config.to_dict()), extra=extra)
         return write_record(make_record(run, self.evaluation), resolve(results_dir))
+
+
+# A recipe field whose change is another draw of the same setting, not another setting.
+VARIES = ("seed",)
+
+
+def _flat(value: dict, prefix: str = "") -> dict:
+    """A nested dict's leaves by dotted name (``selection_rule.eval_every``), tuples as lists (as JSON stores them)."""
+    out = {}
+    for key, item in value.items():
+        if isinstance(item, dict):
+            out.update(_flat(item, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = [_flat(i) if isinstance(i, dict) else i for i in item] \
+                if isinstance(item, (tuple, list)) else item
+    return out
+
+
+def _imagenet_file(path: str, arch: str) -> bool:
+    from ..models.backbone import is_imagenet_file
+
+    try:
+        return is_imagenet_file(path, arch)
+    except (OSError, KeyError, ValueError):
+        return False
 
 
 def selection_scores(evaluation: Evaluation) -> dict[str, float]:
@@ -392,9 +507,10 @@ def _parts(evaluation: Evaluation | None) -> dict:
 
 def run_identity(dataset: str, trial: int, data_kind: str, data_sizes: dict, transform: TransformConfig,
                  sampling: dict, model: dict) -> dict:
-    """What makes a run this run besides its training configuration: the data (by its split sizes,
-    not its path, so a moved dataset still resumes), the transforms, the sampler and the model.
-    It travels in every checkpoint; resuming with any field changed is an error naming it."""
+    """What makes a run this run besides its training configuration: the data (by its split sizes and
+    the fingerprint of its training files, not its path, so a moved dataset still resumes but other
+    images do not), the transforms, the sampler and the model. It travels in every checkpoint;
+    resuming with any field changed is an error naming it."""
     return {"data": {"dataset": dataset, "trial": trial, "kind": data_kind, "sizes": dict(data_sizes)},
             "transform": asdict(transform), "sampler": dict(sampling), "model": dict(model)}
 
@@ -432,8 +548,24 @@ def scaled_pad(width: int, paper_width: int, paper_pad: int = 10) -> int:
 
 
 def resolve_device(device: str) -> str:
+    """``"auto"`` as the machine allows; anything else checked: a name torch knows, and a CUDA device that exists."""
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if not isinstance(device, str) or not re.fullmatch(r"cpu|cuda(:\d+)?|mps", device):
+        raise ExperimentError(f"device={device!r} is not a device; use 'auto', 'cpu', 'cuda' or 'cuda:N' (N a GPU index).")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ExperimentError(f"device={device!r} but no CUDA device is visible; use 'cpu' or 'auto'.")
+    if ":" in device and int(device.split(":")[1]) >= torch.cuda.device_count():
+        raise ExperimentError(f"device={device!r}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                              f"numbered from 0.")
     return device
+
+
+def check_folder(path: Path | str, name: str) -> Path:
+    """``path`` (a run's ``out_dir`` or ``results_dir``, resolved) must be a folder or creatable as one: a file there,
+    or above it, is an error before any training (not after it)."""
+    resolved = resolve(path)
+    blocked = next((p for p in (resolved, *resolved.parents) if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise ExperimentError(f"{name}={str(path)!r}: {blocked} is a file, not a folder. Pass a folder for {name}.")
+    return resolved

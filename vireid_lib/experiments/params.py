@@ -11,9 +11,10 @@ from __future__ import annotations
 import ast
 import math
 import re
+from pathlib import Path
 
 from ..selection import SELECTIONS
-from .common import ExperimentError
+from .common import ExperimentError, check_folder
 
 # The parameters every paper notebook takes (each adds its own).
 COMMON = ("data_root", "epochs", "lr", "num_ids", "num_per_modality", "height", "width", "batches_per_epoch", "arch",
@@ -75,6 +76,9 @@ def check_notebook_parameters(namespace: dict) -> None:
     injected cell but not in the declared one would be silently ignored, so it is an error. Run
     cell by cell in JupyterLab there is no injected cell, and nothing to check.
     """
+    for name in ("out_dir", "results_dir"):  # a file there would only fail after training
+        if isinstance(namespace.get(name), (str, Path)):
+            check_folder(namespace[name], name)
     history = [cell for cell in namespace.get("In", []) if isinstance(cell, str)]
     injected = [i for i, cell in enumerate(history) if cell.lstrip().startswith("# Parameters")]
     if not injected or injected[-1] == 0:
@@ -98,7 +102,9 @@ def _assigned(source: str) -> set[str]:
 # name -> checker(name, value); a prepare() passes its arguments through check_parameters.
 RULES = {
     "trial": lambda n, v: integer(n, v, 1, 10, optional=False),
-    "epochs": integer, "num_ids": integer, "num_per_modality": integer, "batches_per_epoch": integer,
+    "epochs": integer, "num_per_modality": integer, "batches_per_epoch": integer,
+    # the triplet losses need another identity in the batch to compare with
+    "num_ids": lambda n, v: integer(n, v, 2),
     "seq_len": integer, "dim": integer, "cttm_depth": integer, "mtfm_depth": integer, "heads": integer,
     "height": lambda n, v: integer(n, v, 16), "width": lambda n, v: integer(n, v, 16),
     "lr": positive, "backbone_lr_factor": positive, "mitml_lr": positive, "modality_lr": positive,
@@ -123,6 +129,7 @@ RULES = {
     "amp": lambda n, v: choice(n, v, AMP),
     "augment": lambda n, v: choice(n, v, ("auto", "loader", "device")), "compile_model": flag,
     "pretrained": flag, "resume": flag, "progress": flag, "score_untrained": flag, "channels_last": flag,
+    "cross_dataset": flag,
     "stem_relu": lambda n, v: flag(n, v, optional=True), "official_one_channel": lambda n, v: flag(n, v, optional=True),
     "official_graph": lambda n, v: flag(n, v, optional=True),
 }

@@ -34,7 +34,7 @@ from ..data.batched import LoaderImages, batched_views
 from ..data.transforms import MultiView, TransformConfig, build_train_transform, build_view
 from ..engine import TrainConfig
 from ..paths import resolve
-from .common import ExperimentError, PaperRun, resolve_device, run_identity, scaled_pad, training_loader
+from .common import ExperimentError, PaperRun, check_folder, resolve_device, run_identity, scaled_pad, training_loader
 from .params import check_amp, check_parameters, paper_value
 
 READERS = {"sysu": SYSUMM01, "regdb": RegDB, "vcm": HITSZVCM}
@@ -99,12 +99,14 @@ def prepare(method: str, dataset: str, data_root: str = "", trial: int = 1, pret
             out_dir: str = "runs", eval_every: int | None = None, eval_trials: int = 10, synthetic_ids: int | None = None,
             resume: bool = True, progress: bool = True, batches_per_epoch: int | None = None,
             skeleton_store: str = "", channels_last: bool = False, augment: str = "auto", compile_model: bool = False,
-            **overrides) -> PaperRun:
+            cross_dataset: bool = False, **overrides) -> PaperRun:
     """Build a run of ``method`` on ``dataset`` (an empty ``data_root``: the synthetic twin).
 
     ``augment``: ``"loader"`` augments every image in the loader processes, ``"device"`` hands the
     resized uint8 images over untouched and augments whole batches on the run's device
     (image papers), ``"auto"`` the latter on CUDA only. ``compile_model``: ``torch.compile`` the training steps.
+    ``cross_dataset``: evaluate a ``checkpoint`` trained on another dataset or RegDB trial on purpose (otherwise an
+    error); the record says so and its numbers never stand beside a paper's.
     """
     try:
         paper = papers.paper(method)
@@ -113,6 +115,9 @@ def prepare(method: str, dataset: str, data_root: str = "", trial: int = 1, pret
     if dataset not in paper.datasets:
         raise ExperimentError(f"dataset={dataset!r}: {paper.title} runs on {paper.datasets}.")
     check_parameters({**locals(), **overrides})
+    if cross_dataset and not checkpoint:
+        raise ExperimentError("cross_dataset=True evaluates a checkpoint on other data: pass checkpoint=<file> too.")
+    check_folder(out_dir, "out_dir")
     device = resolve_device(device)
     check_amp(amp, device)
     augment = _augment_mode(augment, device, paper)
@@ -123,6 +128,9 @@ def prepare(method: str, dataset: str, data_root: str = "", trial: int = 1, pret
     reader = READERS[dataset](root)
     data_kind, data_sizes = provenance.data_kind(dataset, root, reader, trial)
     visible, infrared = reader.train(trial) if dataset == "regdb" else reader.train()
+    # what the training files are, not only how many: resuming on other images of the same sizes is refused
+    data_fingerprint = provenance.fingerprint(
+        [f for r in visible + infrared for f in (r.frames if paper.video else (r.path,))], root)
     num_classes = len({r.pid for r in visible} | {r.pid for r in infrared})
 
     pad = scaled_pad(recipe.width, paper.recipe_for(dataset).width, recipe.pad) if recipe.pad else 0
@@ -177,7 +185,8 @@ def prepare(method: str, dataset: str, data_root: str = "", trial: int = 1, pret
         channels_last=channels_last, augment=augment, compile=compile_model, **selection_config(recipe),
         seed=seed, device=device,
         out_dir=str(run_dir), resume=resume, progress=progress,
-        identity=run_identity(dataset, trial, data_kind, data_sizes, transform, sampling,
+        identity=run_identity(dataset, trial, data_kind, {**data_sizes, "fingerprint": data_fingerprint}, transform,
+                              sampling,
                               {"method": method, "num_classes": num_classes, "pretrained": pretrained,
                                "weights_file": weights_file,
                                # epochs may grow on resume; no other recipe field may change (the selection rule
@@ -188,6 +197,7 @@ def prepare(method: str, dataset: str, data_root: str = "", trial: int = 1, pret
                   compile_model=compile_model,
                   weights_file=weights_file, checkpoint=checkpoint, workers=workers, eval_trials=eval_trials,
                   synthetic_ids=ids, num_classes=num_classes, batches_per_epoch=batches_per_epoch,
+                  cross_dataset=cross_dataset,
                   **{k: v for k, v in overrides.items() if v is not None})
     params.update(arch=recipe.arch, seq_len=recipe.seq_len, recipe=asdict(recipe))
     from .image import ImageRun
