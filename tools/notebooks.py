@@ -63,7 +63,10 @@ def problems(folder: Path = NOTEBOOKS) -> list[str]:
             continue
         notebook = nbformat.read(ipynb, as_version=4)
         if any(c.cell_type == "code" and (c.outputs or c.execution_count) for c in notebook.cells):
-            found.append(f"{ipynb.name} carries outputs: run `python tools/notebooks.py sync` to strip them.")
+            found.append(f"{ipynb.name} carries outputs (saved from JupyterLab?). Exploring: restore the template with "
+                         f"`git checkout -- notebooks/{ipynb.stem}.*` and work in your own copy "
+                         "(`python3 workbook.py lab`, in workspace/); changing the template: `python tools/notebooks.py "
+                         "sync` strips them.")
         text_cells, notebook_cells = _cells(jupytext.read(script)), _cells(notebook)
         if text_cells != notebook_cells:
             differing = next((i for i, (a, b) in enumerate(zip(text_cells, notebook_cells)) if a != b),

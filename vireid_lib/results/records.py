@@ -85,24 +85,56 @@ def package_checkout() -> Path:
 
 
 def git_commit(repo: Path | str | None = None) -> dict:
-    """The commit the code was run from, and whether the work tree had uncommitted changes.
+    """The commit the code was run from, and whether the code differed from it.
 
     ``repo`` defaults to the checkout holding the running package, not the working folder: a notebook run with its
     kernel in another repository must still name the workbook's commit. Where that folder is no git checkout (a pip
     install) there is no commit to name: ``{"sha": None, "dirty": None, "installed": True}``.
+
+    ``changed`` lists the tracked files that differ from the commit; ``parameters_only`` those of them that are
+    notebooks whose code cells are the commit's but for the parameters cell (and outputs): a parameter change, which
+    the record's configuration already states, not a code change. ``dirty`` is whether any other file changed.
     """
     repo = Path(repo) if repo is not None else package_checkout()
     if not (repo / ".git").exists():  # a file in a git worktree, a folder in a clone
         return {"sha": None, "dirty": None, "installed": True}
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
-                               capture_output=True, text=True, timeout=10)
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                                capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return {"sha": None, "dirty": None}
     if sha.returncode != 0:
         return {"sha": None, "dirty": None}
-    return {"sha": sha.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    changed = sorted(line[3:].strip() for line in status.stdout.splitlines() if line.strip())
+    parameters = [path for path in changed if _parameters_only(repo, path)]
+    return {"sha": sha.stdout.strip(), "dirty": any(path not in parameters for path in changed),
+            "changed": changed, "parameters_only": parameters}
+
+
+def _parameters_only(repo: Path, path: str) -> bool:
+    """Whether a changed notebook (``.ipynb``, or a jupytext ``.py`` beside one) has the commit's code cells but for
+    the one tagged ``parameters``: an edit of its parameters in JupyterLab, not of its code."""
+    file = repo / path
+    if file.suffix not in (".ipynb", ".py") or not file.is_file() or (
+            file.suffix == ".py" and not file.with_suffix(".ipynb").exists()):
+        return False
+    import jupytext
+
+    committed = subprocess.run(["git", "show", f"HEAD:{path}"], cwd=repo, capture_output=True, text=True, timeout=10)
+    if committed.returncode != 0:
+        return False
+    try:
+        before = jupytext.reads(committed.stdout, fmt=file.suffix[1:] if file.suffix == ".ipynb" else "py:percent")
+        after = jupytext.read(file, fmt=None if file.suffix == ".ipynb" else "py:percent")
+    except Exception:  # noqa: BLE001 - an unreadable notebook is a code change, whatever broke it
+        return False
+
+    def code(notebook) -> list[tuple[str, str]]:
+        return [(cell.cell_type, cell.source.strip()) for cell in notebook.cells
+                if "parameters" not in cell.metadata.get("tags", [])]
+
+    return code(before) == code(after)
 
 
 def _jsonable(value: object) -> object:
