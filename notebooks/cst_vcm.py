@@ -47,6 +47,7 @@
 data_root = ""             # empty: the bundled synthetic twin, generated on first use (NOT a reproduction)
 seq_len = 6                # frames sampled per tracklet (paper: 6)
 epochs = None              # None: the recipe's 200 (MITML's schedule: warm-up 10, x0.1 at 35, x0.01 at 80)
+scale_schedule = False     # other epochs than the paper's keep its warm-up and lr steps (a short run may never leave the warm-up); True scales them
 lr = 3.5e-4                # CST's learning rate (Adam)
 num_ids = 8                # identities per batch
 num_per_modality = 2       # tracklets per identity and modality
@@ -96,13 +97,12 @@ from vireid_lib.viz import (plot_clip_attention, plot_cmc, plot_message_attentio
 check_notebook_parameters(globals())  # a parameter this notebook does not take is an error, not a warning
 
 # %%
-common = dict(data_root=data_root, seq_len=seq_len, epochs=epochs, num_ids=num_ids, num_per_modality=num_per_modality,
-              height=height, width=width, arch=arch, optimizer=optimizer, backbone_lr_factor=backbone_lr_factor,
-              batches_per_epoch=batches_per_epoch, pretrained=pretrained, weights_file=weights_file, device=device,
-              amp=amp, seed=seed, workers=workers, eval_every=eval_every, selection=selection, synthetic_ids=synthetic_ids,
-              resume=resume,
-              channels_last=channels_last, augment=augment, compile_model=compile_model,
-              out_dir=out_dir)
+common = dict(data_root=data_root, seq_len=seq_len, epochs=epochs, scale_schedule=scale_schedule, num_ids=num_ids,
+              num_per_modality=num_per_modality, height=height, width=width, arch=arch, optimizer=optimizer,
+              backbone_lr_factor=backbone_lr_factor, batches_per_epoch=batches_per_epoch, pretrained=pretrained,
+              weights_file=weights_file, device=device, amp=amp, seed=seed, workers=workers, eval_every=eval_every,
+              selection=selection, synthetic_ids=synthetic_ids, resume=resume, channels_last=channels_last,
+              augment=augment, compile_model=compile_model, out_dir=out_dir)
 run = prepare("cst", lr=lr, tube=tube, dim=dim, cttm_depth=cttm_depth, mtfm_depth=mtfm_depth, heads=heads,
               dc_weight=dc_weight, checkpoint=checkpoint, **common)
 if run.data_kind == "synthetic":

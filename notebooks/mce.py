@@ -43,6 +43,7 @@ dataset = "sysu"           # "sysu" or "regdb"
 data_root = ""             # empty: the bundled synthetic twin, generated on first use (NOT a reproduction)
 trial = 1                  # RegDB trial 1..10: every trial is a separately trained model
 epochs = None              # None: the paper's 160
+scale_schedule = False     # other epochs than the paper's keep its warm-up and lr steps (a short run may never leave the warm-up); True scales them
 lr = None                  # None: the paper's Adam 3.5e-4 (warm-up 10 epochs, x0.1 from epoch 21, x0.01 from 40)
 num_ids = None             # identities per batch; None: the paper's 8
 num_per_modality = None    # images per identity and modality; None: the paper's (SYSU 4, RegDB 5)
@@ -91,6 +92,7 @@ check_notebook_parameters(globals())  # a parameter this notebook does not take 
 
 # %%
 run = prepare(method="mce", dataset=dataset, data_root=data_root, trial=trial, epochs=epochs, lr=lr, num_ids=num_ids,
+              scale_schedule=scale_schedule,
               num_per_modality=num_per_modality, height=height, width=width, batches_per_epoch=batches_per_epoch,
               arch=arch, optimizer=optimizer, schedule=schedule, backbone_lr_factor=backbone_lr_factor, kl_weight=kl_weight,
               ca_weight=ca_weight, official_one_channel=official_one_channel, pretrained=pretrained,

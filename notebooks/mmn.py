@@ -36,6 +36,7 @@ dataset = "sysu"           # "sysu" or "regdb"
 data_root = ""             # empty: the bundled synthetic twin, generated on first use (NOT a reproduction)
 trial = 1                  # RegDB trial 1..10: every trial is a separately trained model
 epochs = None              # None: the paper's 81
+scale_schedule = False     # other epochs than the paper's keep its warm-up and lr steps (a short run may never leave the warm-up); True scales them
 lr = None                  # None: the paper's SGD 0.1 (BNNecks and classifiers; everything else 0.1x)
 num_ids = None             # identities per batch; None: the paper's 4
 num_per_modality = None    # images per identity and modality; None: the paper's 4
@@ -80,6 +81,7 @@ check_notebook_parameters(globals())  # a parameter this notebook does not take 
 
 # %%
 run = prepare(method="mmn", dataset=dataset, data_root=data_root, trial=trial, epochs=epochs, lr=lr, num_ids=num_ids,
+              scale_schedule=scale_schedule,
               num_per_modality=num_per_modality, height=height, width=width, batches_per_epoch=batches_per_epoch,
               arch=arch, optimizer=optimizer, backbone_lr_factor=backbone_lr_factor, dc_weight=dc_weight,
               fix_dc_head=fix_dc_head, pretrained=pretrained, weights_file=weights_file, checkpoint=checkpoint,

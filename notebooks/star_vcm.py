@@ -47,6 +47,7 @@ data_root = ""             # empty: the bundled synthetic twin, generated on fir
 skeleton_store = ""        # empty: <data_root>/skeletons_coco17.h5
 seq_len = None             # None: STAR's 12 frames per tracklet
 epochs = None              # None: the recipe's 201 (warm-up 10, x0.1 from 60, x0.01 from 120)
+scale_schedule = False     # other epochs than the paper's keep its warm-up and lr steps (a short run may never leave the warm-up); True scales them
 lr = None                  # None: STAR's 0.1, times the one group's 0.1 (every parameter at 0.01 at the peak)
 num_ids = 8                # identities per batch
 num_per_modality = 2       # tracklets per identity and modality
@@ -92,6 +93,7 @@ check_notebook_parameters(globals())  # a parameter this notebook does not take 
 
 # %%
 common = dict(data_root=data_root, skeleton_store=skeleton_store, seq_len=seq_len, epochs=epochs, lr=lr,
+              scale_schedule=scale_schedule,
               num_ids=num_ids, num_per_modality=num_per_modality, height=height, width=width, arch=arch,
               optimizer=optimizer, backbone_lr_factor=backbone_lr_factor, batches_per_epoch=batches_per_epoch,
               pretrained=pretrained, weights_file=weights_file, device=device, amp=amp, seed=seed, workers=workers,

@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, kind in (("epochs", int), ("lr", float), ("num-ids", int), ("num-per-modality", int), ("height", int),
                        ("width", int), ("batches-per-epoch", int), ("seed", int)):
         parser.add_argument(f"--{name}", type=_optional(kind), default=None, help="default: the paper's")
+    parser.add_argument("--scale-schedule", action="store_true",
+                        help="with --epochs other than the paper's, scale its warm-up and lr steps to the run's length "
+                             "(default: the paper's, which a short run may never leave)")
     parser.add_argument("--no-pretrained", action="store_true", help="start from random weights")
     parser.add_argument("--weights-file", default="")
     parser.add_argument("--checkpoint", default="",
@@ -102,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                       out_dir=args.out_dir,
                       checkpoint=args.checkpoint, arch=args.arch, optimizer=args.optimizer,
                       backbone_lr_factor=args.backbone_lr_factor, resume=not args.no_resume,
-                      cross_dataset=args.cross_dataset)
+                      cross_dataset=args.cross_dataset, scale_schedule=args.scale_schedule or None)
         if args.checkpoint:
             print(f"evaluating {run.loaded.kind} from {run.loaded.path}", *run.loaded.notes, sep="\n  ")
         else:

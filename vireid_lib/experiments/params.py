@@ -17,7 +17,7 @@ from ..selection import SELECTIONS
 from .common import ExperimentError, check_folder
 
 # The parameters every paper notebook takes (each adds its own).
-COMMON = ("data_root", "epochs", "lr", "num_ids", "num_per_modality", "height", "width", "batches_per_epoch", "arch",
+COMMON = ("data_root", "epochs", "scale_schedule", "lr", "num_ids", "num_per_modality", "height", "width", "batches_per_epoch", "arch",
           "optimizer", "backbone_lr_factor", "pretrained", "weights_file", "checkpoint", "device", "amp", "channels_last", "augment",
           "compile_model", "seed",
           "workers", "eval_every", "selection", "score_untrained", "synthetic_ids", "resume", "out_dir", "results_dir")
@@ -129,7 +129,7 @@ RULES = {
     "amp": lambda n, v: choice(n, v, AMP),
     "augment": lambda n, v: choice(n, v, ("auto", "loader", "device")), "compile_model": flag,
     "pretrained": flag, "resume": flag, "progress": flag, "score_untrained": flag, "channels_last": flag,
-    "cross_dataset": flag,
+    "cross_dataset": flag, "scale_schedule": lambda n, v: flag(n, v, optional=True),
     "stem_relu": lambda n, v: flag(n, v, optional=True), "official_one_channel": lambda n, v: flag(n, v, optional=True),
     "official_graph": lambda n, v: flag(n, v, optional=True),
 }

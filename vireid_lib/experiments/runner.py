@@ -15,6 +15,7 @@ recipe lacks is an error naming the paper.
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import asdict, fields, is_dataclass, replace
 from pathlib import Path
 
@@ -76,7 +77,28 @@ def resolve_recipe(paper: papers.Paper, dataset: str, overrides: dict) -> papers
     for outer in sorted({nested[k] for k in given if k in nested}):
         inner = {k: v for k, v in given.items() if nested.get(k) == outer}
         changes[outer] = replace(changes.get(outer, getattr(recipe, outer)), **inner)
-    return replace(recipe, **changes)
+    return _fit_schedule(recipe, replace(recipe, **changes))
+
+
+def _fit_schedule(paper: papers.Recipe, run: papers.Recipe) -> papers.Recipe:
+    """A run of other epochs than the paper's: its warm-up and lr steps scaled to its length when it asks
+    (``scale_schedule``); otherwise the paper's, and a warning when the run ends before the schedule's first change."""
+    if run.epochs == paper.epochs or run.schedule == "constant":
+        return run
+    if run.scale_schedule:
+        factor = run.epochs / paper.epochs
+        warmup = max(1, round(run.warmup_epochs * factor)) if run.warmup_epochs else 0
+        steps = tuple(sorted({max(warmup + 1, round(m * factor)) for m in run.milestones}))
+        return replace(run, warmup_epochs=warmup, milestones=steps)
+    if run.epochs <= run.warmup_epochs:
+        warnings.warn(
+            f"epochs={run.epochs} ends inside the paper's {run.warmup_epochs}-epoch warm-up: the lr never leaves it "
+            f"(it peaks at {run.epochs / run.warmup_epochs:.0%} of lr={run.lr:g}). Pass scale_schedule=True to scale "
+            "the warm-up and steps to this run's length, or schedule='constant'.", stacklevel=3)
+    elif run.milestones and run.epochs <= run.milestones[0]:
+        warnings.warn(f"epochs={run.epochs} ends before the paper's first lr step (epoch {run.milestones[0]}); "
+                      "scale_schedule=True scales the schedule to this run's length.", stacklevel=3)
+    return run
 
 
 def selection_config(recipe: papers.Recipe) -> dict:
