@@ -11,6 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tests import helpers
 from vireid_lib.data.synthetic import SyntheticConfig, write_regdb, write_sysu, write_vcm
 
 SMALL = SyntheticConfig(ids=16, seed=3)
@@ -74,15 +75,16 @@ class SmokePlan:
 @pytest.fixture(scope="session")
 def smoke_plan(tmp_path_factory: pytest.TempPathFactory) -> SmokePlan:
     """The whole smoke plan, run once per session as a user runs it, then the comparison notebook on its records.
-    A subprocess each: under pytest's output capture a kernel's widget messages can stall."""
+    A subprocess each: under pytest's output capture a kernel's widget messages can stall. Each is killed with the
+    notebooks' kernels when it ends or times out (``helpers.run``)."""
     root = Path(__file__).resolve().parents[1]
     out = tmp_path_factory.mktemp("smoke")
     command = [sys.executable, "-m", "vireid_lib.reproduce", "--smoke", "--out-dir", str(out)]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=root, stdin=subprocess.DEVNULL, timeout=3600)
+    done = helpers.run(command, capture_output=True, text=True, cwd=root, stdin=subprocess.DEVNULL, timeout=3600)
     compare = out / "compare.ipynb"
-    compared = subprocess.run([sys.executable, "-m", "papermill", str(root / "notebooks" / "compare.ipynb"),
-                               str(compare), "-p", "results_dir", str(out / "results"), "--cwd", str(root),
-                               "--no-progress-bar", "--log-level", "ERROR"], capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL, timeout=600)
+    compared = helpers.run([sys.executable, "-m", "papermill", str(root / "notebooks" / "compare.ipynb"),
+                            str(compare), "-p", "results_dir", str(out / "results"), "--cwd", str(root),
+                            "--no-progress-bar", "--log-level", "ERROR"], capture_output=True, text=True,
+                           stdin=subprocess.DEVNULL, timeout=600)
     return SmokePlan(out, command, done.returncode, done.stdout + done.stderr, compare,
                      compared.stderr[-3000:] if compared.returncode else "")

@@ -11,12 +11,12 @@ import json
 import math
 import os
 import random
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests import helpers
 from vireid_lib.data.__main__ import main
 
 
@@ -100,11 +100,11 @@ def test_vcm_splits(synthetic_vcm: Path, capsys: pytest.CaptureFixture, directio
 
 def test_splits_as_a_module_command_and_its_errors(synthetic_vcm: Path, tmp_path: Path) -> None:
     command = [sys.executable, "-m", "vireid_lib.data", "splits", "vcm", str(synthetic_vcm)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    done = helpers.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and set(json.loads(done.stdout)) == {"query", "gallery"}
-    missing = subprocess.run([*command[:-1], str(tmp_path / "absent")], capture_output=True, text=True, timeout=120)
+    missing = helpers.run([*command[:-1], str(tmp_path / "absent")], capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "error: HITSZ-VCM root" in missing.stderr and "absent" in missing.stderr
-    wrong = subprocess.run([*command, "--direction", "v2t"], capture_output=True, text=True, timeout=120)
+    wrong = helpers.run([*command, "--direction", "v2t"], capture_output=True, text=True, timeout=120)
     assert wrong.returncode == 2 and "does not apply to vcm" in wrong.stderr
 
 

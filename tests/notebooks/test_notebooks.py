@@ -16,6 +16,7 @@ import nbformat
 import pytest
 import torch
 
+from tests import helpers
 from vireid_lib import reproduce
 from vireid_lib.experiments.common import SYNTHETIC_CAPTION
 from vireid_lib.results.readme import reported_numbers
@@ -71,7 +72,7 @@ def run_notebook(name: str, parameters: dict, out: Path, cwd: Path = ROOT) -> tu
                "--cwd", str(cwd), "--no-progress-bar", "--log-level", "ERROR"]
     for key, value in {"out_dir": str(out / "runs"), "results_dir": str(out / "results"), **parameters}.items():
         command += ["-p", key, str(value)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    done = helpers.run(command, capture_output=True, text=True, timeout=900)  # kills the kernel too
     assert done.returncode == 0, done.stderr[-3000:]
     executed = nbformat.read(output, as_version=4)
     text = json.dumps([c.get("outputs", []) for c in executed.cells])
@@ -281,7 +282,7 @@ def test_command_line_entry_trains_under_torchrun_with_two_cpu_processes(tmp_pat
                "-m", "vireid_lib.experiments", "--method", "ivreid", "--dataset", "regdb", "--no-pretrained",
                "--epochs", "1", "--height", "64", "--width", "32", "--batches-per-epoch", "2", "--num-ids", "4",
                "--workers", "0", "--device", "cpu", "--out-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT, stdin=subprocess.DEVNULL)
+    done = helpers.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(list((tmp_path / "results").glob("regdb_ivreid_synthetic_*.json"))) == 1  # rank 0 alone wrote it
     assert (tmp_path / "runs/ivreid_regdb/trial1/last.pt").is_file()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import socket
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests import helpers
 from vireid_lib.data import DatasetError
 from vireid_lib.data.provenance import PUBLISHED, data_kind
 from vireid_lib.data.synthetic import MARKER
@@ -50,16 +52,12 @@ def test_resuming_with_other_settings_lists_every_differing_field(synthetic_sysu
 
 def test_a_second_process_cannot_write_a_locked_run_folder(synthetic_sysu: Path, tmp_path: Path) -> None:
     run = tiny(synthetic_sysu, tmp_path)
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
+    with helpers.process_tree([sys.executable, "-c", "import time; time.sleep(60)"]) as other:  # killed on leaving
         Path(run.train_config.out_dir).mkdir(parents=True)
         (Path(run.train_config.out_dir) / "run.lock").write_text(
             json.dumps({"pid": other.pid, "host": socket.gethostname(), "started": "now"}))
         with pytest.raises(RunLocked, match=rf"pid {other.pid}.*choose another out_dir"):
             run.train()
-    finally:
-        other.kill()
-        other.wait()
     # The owner is gone now: its lock is stale, taken over with a warning, and left behind is a killed write.
     leftover = Path(run.train_config.out_dir) / ".last.pt.tmp12345"
     leftover.write_bytes(b"partial")
@@ -81,9 +79,11 @@ def test_two_processes_generating_one_synthetic_twin_both_get_it(tmp_path: Path)
     code = ("import sys; from vireid_lib.data.synthetic import SyntheticConfig, ensure_synthetic; "
             "print(ensure_synthetic('regdb', sys.argv[1], SyntheticConfig(ids=8)))")
     target = tmp_path / "twin"
-    processes = [subprocess.Popen([sys.executable, "-c", code, str(target)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True) for _ in range(2)]
-    outputs = [p.communicate(timeout=300) for p in processes]
+    with contextlib.ExitStack() as stack:  # both killed with what they started if the test stops early
+        processes = [stack.enter_context(helpers.process_tree([sys.executable, "-c", code, str(target)], text=True,
+                                                              stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+                     for _ in range(2)]
+        outputs = [p.communicate(timeout=300) for p in processes]
     assert [p.returncode for p in processes] == [0, 0], [err for _, err in outputs]
     assert (target / MARKER).is_file() and not list(tmp_path.glob("*.partial*")) and not list(tmp_path.glob("*.lock"))
 
@@ -117,8 +117,8 @@ def test_a_record_edited_to_claim_real_data_stays_out_of_the_reproduced_columns(
     write_record(record("real", PUBLISHED["sysu"], 48.0), tmp_path)
     assert "| 47.50 | 48.00 ± — |" not in render_tables(load_records(tmp_path))
     assert "| AGW | SYSU-MM01 | all-search, single-shot | IR → VIS | 47.50 | 48.00 |" in render_tables(load_records(tmp_path))
-    done = subprocess.run([sys.executable, "-m", "vireid_lib.results", "readme", "--readme", str(_readme(tmp_path)),
-                           "--results", str(tmp_path)], capture_output=True, text=True)
+    done = helpers.run([sys.executable, "-m", "vireid_lib.results", "readme", "--readme", str(_readme(tmp_path)),
+                        "--results", str(tmp_path)], capture_output=True, text=True)
     assert done.returncode == 0 and "are not the published" in done.stderr
 
 
@@ -201,8 +201,8 @@ def test_a_parameter_the_notebook_does_not_take_is_an_error() -> None:
 # ------------------------------------------------------------------ tooling and messages
 
 def test_results_tooling_names_the_bad_file_and_field(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "vireid_lib.results", "readme", "--readme", str(_readme(tmp_path)),
-                           "--results", str(tmp_path / "resluts")], capture_output=True, text=True)
+    done = helpers.run([sys.executable, "-m", "vireid_lib.results", "readme", "--readme", str(_readme(tmp_path)),
+                        "--results", str(tmp_path / "resluts")], capture_output=True, text=True)
     assert done.returncode == 2 and "resluts does not exist" in done.stderr
     good = record("synthetic", {}, 5.0)
     for broken, expected in ((lambda r: r.pop("rows"), "lacks the field 'rows'"),
@@ -248,8 +248,8 @@ def test_check_images_reports_a_corrupt_image(synthetic_regdb: Path, tmp_path: P
     shutil.copytree(synthetic_regdb, copy)
     victim = sorted((copy / "Thermal").rglob("*.bmp"))[0]
     victim.write_bytes(victim.read_bytes()[:64])
-    done = subprocess.run([sys.executable, "-m", "vireid_lib.data", "summary", "regdb", str(copy), "--check-images"],
-                          capture_output=True, text=True)
+    done = helpers.run([sys.executable, "-m", "vireid_lib.data", "summary", "regdb", str(copy), "--check-images"],
+                       capture_output=True, text=True)
     assert done.returncode == 2 and f"corrupt: {victim}" in done.stderr and "1 image(s)" in done.stderr
 
 
@@ -267,6 +267,6 @@ def test_a_vcm_frame_name_that_does_not_decode_names_the_file_and_line(synthetic
 
 
 def test_the_generator_refuses_zero_identities(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "vireid_lib.data.synthetic", "sysu", str(tmp_path / "x"), "--ids", "0"],
-                          capture_output=True, text=True)
+    done = helpers.run([sys.executable, "-m", "vireid_lib.data.synthetic", "sysu", str(tmp_path / "x"), "--ids", "0"],
+                       capture_output=True, text=True)
     assert done.returncode == 2 and "--ids 0 must be a positive number" in done.stderr

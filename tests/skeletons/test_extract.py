@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests import helpers
 from vireid_lib.data.errors import DatasetError
 from vireid_lib.data.io import read_image
 from vireid_lib.data.skeletons import FILE_NAME, SkeletonStore, SkeletonWriter, write_skeletons
@@ -156,17 +156,17 @@ def test_a_killed_command_loses_only_the_batch_in_flight(synthetic_vcm: Path, fu
     out, marker = tmp_path / "killed.h5", tmp_path / "third-batch-started"
     command = [sys.executable, "-m", "vireid_lib.skeletons", "extract", "vcm", str(synthetic_vcm), str(out),
                "--batch-size", "16", "--no-progress"]
-    proc = subprocess.Popen([*command, "--estimator", "tests.skeletons.test_extract:HangsAfterTwoBatches",
-                             "--model", str(marker)], cwd=REPO)
-    deadline = time.monotonic() + 60
-    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert marker.exists(), "the stand-in never reached its third batch"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    with helpers.process_tree([*command, "--estimator", "tests.skeletons.test_extract:HangsAfterTwoBatches",
+                               "--model", str(marker)], cwd=REPO) as proc:  # killed on leaving, had the test failed
+        deadline = time.monotonic() + 60
+        while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert marker.exists(), "the stand-in never reached its third batch"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
     with SkeletonStore(out) as store:
         assert len(store) == 2 * 16
-    done = subprocess.run([*command, "--estimator", STAND_IN], cwd=REPO, capture_output=True, text=True, timeout=120)
+    done = helpers.run([*command, "--estimator", STAND_IN], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     frames = len(expected_frames(synthetic_vcm))
     assert f"{frames - 32} now; {frames} in the store of the dataset's {frames}" in done.stdout
