@@ -109,7 +109,7 @@ def test_a_second_invocation_skips_the_finished_runs(smoke_plan, monkeypatch, ca
     monkeypatch.setattr(reproduce, "git_commit", lambda root: {"sha": entry["commit"], "dirty": False})
     assert reproduce.main([*smoke_plan.command[3:], "--only", "ivreid", "--datasets", "regdb"]) == 0
     text = capsys.readouterr().out
-    assert "1 runs planned, 1 already finished, 0 to run" in text and "done: 0 ran, 1 skipped, 0 failed" in text
+    assert "1 run planned, 1 already finished, 0 to run" in text and "done: 0 ran, 1 skipped, 0 failed" in text
     assert (ledger.read_bytes(), Path(entry["notebook"]).stat().st_mtime_ns) == before  # nothing was run or rewritten
 
 

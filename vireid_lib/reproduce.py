@@ -44,7 +44,9 @@ import nbformat
 
 from . import papers as registry
 from .data.samplers import official_batches
+from .text import count
 from .experiments.params import _assigned
+from .main import papermill_environment
 from .paths import resolve, workbook_root
 from .results.readme import DATASETS as DATASET_NAMES
 from .results.readme import update_readme
@@ -227,7 +229,8 @@ def execute(run: PlannedRun, out_dir: Path, results_dir: Path, commit: dict, gpu
     log = _log(run, out_dir)
     log.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    with open(log, "w") as sink:
+    # papermill_environment: the kernel leaves out ipykernel's unencrypted-TCP warning (see vireid_lib.main)
+    with open(log, "w") as sink, papermill_environment(env) as env:
         child = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL)
         if children is not None:
             children[run.name] = child
@@ -269,8 +272,9 @@ def describe(runs: list[PlannedRun], rate: float) -> str:
     lines.append("per paper (every dataset and RegDB trial it reports, with what its notebook trains beside it):")
     for method, own in by_paper.items():
         images = sum(r.training_images for r in own)
-        lines.append(f"  {method:<22} {len(own):>3} runs {images:>14,} images {images / rate / 3600:>7.1f} GPU-h")
-    lines.append(f"{len(runs)} runs, {total:,} training images: about {total / rate / 3600:.1f} GPU-hours at an assumed "
+        lines.append(f"  {method:<22} {len(own):>3} run{'s' if len(own) != 1 else ' '} {images:>14,} images "
+                     f"{images / rate / 3600:>7.1f} GPU-h")
+    lines.append(f"{count(len(runs), 'run')}, {total:,} training images: about {total / rate / 3600:.1f} GPU-hours at an assumed "
                  f"{rate:g} images/s (training only; measure yours with benchmarks/train_bench.py and pass --rate)")
     return "\n".join(lines)
 
@@ -283,7 +287,7 @@ def reproduce(runs: list[PlannedRun], out_dir: Path, results_dir: Path, gpus: tu
     for run in runs:
         if run not in todo:
             run.status = "skipped (finished at this commit)"
-    report(f"{len(runs)} runs planned, {len(runs) - len(todo)} already finished, {len(todo)} to run"
+    report(f"{count(len(runs), 'run')} planned, {len(runs) - len(todo)} already finished, {len(todo)} to run"
            + (f" on GPUs {', '.join(gpus)}" if gpus else ""))
     free: queue.Queue = queue.Queue()
     for gpu in gpus or (None,):
@@ -408,11 +412,11 @@ def main(argv: list[str] | None = None) -> int:
     except ReproduceError as err:
         parser.error(str(err))
     print(describe(runs, args.rate))
-    if args.dry_run:
-        return 0
     try:
-        if not args.smoke:
+        if not args.smoke and any(getattr(args, d) for d in DATASETS):  # the user's roots, not the placeholders
             check_roots(runs, roots)
+        if args.dry_run:
+            return 0
         reproduce(runs, out_dir, results_dir, tuple(g for g in args.gpus.split(",") if g))
     except ReproduceError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -9,6 +9,7 @@ main job itself, run as a user runs it.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tests import helpers
 from vireid_lib.data.synthetic import SyntheticConfig, write_vcm
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +40,7 @@ def test_the_main_job_trains_a_model_that_clearly_beats_untrained_and_chance(tmp
     command = [sys.executable, "-m", "vireid_lib.main", "--executed", str(tmp_path / "main.ipynb"),
                "-p", "out_dir", str(relative / "runs"), "-p", "results_dir", str(relative / "results")]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=ROOT, stdin=subprocess.DEVNULL)
+        done = helpers.run(command, capture_output=True, text=True, timeout=900, cwd=ROOT, stdin=subprocess.DEVNULL)
         assert done.returncode == 0, done.stderr[-3000:]
         assert not (ROOT / "notebooks" / relative).exists()
         (path,) = (ROOT / relative / "results").glob("*.json")
@@ -46,6 +48,14 @@ def test_the_main_job_trains_a_model_that_clearly_beats_untrained_and_chance(tmp
         assert (ROOT / relative / "runs" / "agw_sysu" / "all" / "figures" / "cmc.png").is_file()
     finally:
         shutil.rmtree(ROOT / relative, ignore_errors=True)
+    # The terminal shows the training itself, at most one line per epoch (not per step): epoch, step, loss, time
+    # left; and no kernel transport warning.
+    epochs = [line for line in done.stdout.splitlines() if line.startswith("training: epoch ")]
+    numbers = [int(line.split("/")[0].split()[-1]) for line in epochs]
+    assert 1 < len(epochs) <= 16 and numbers == sorted(set(numbers)), epochs
+    assert re.fullmatch(r"training: epoch \d+/16, step \d+/320, loss \d+\.\d{4}, about .* left", epochs[0])
+    assert re.fullmatch(r"training: epoch 16/16, step 320/320, loss \d+\.\d{4}, done in .*", epochs[-1])
+    assert "running over TCP without encryption" not in done.stderr
     assert "SYNTHETIC SMOKE RUN, not a reproduction" in done.stdout
     assert f"executed notebook: {tmp_path / 'main.ipynb'}" in done.stdout
     assert "papermill notebooks/ivreid_baseline.ipynb out.ipynb -p method agw -p data_root" in done.stdout
@@ -62,12 +72,20 @@ def test_the_main_job_trains_a_model_that_clearly_beats_untrained_and_chance(tmp
     assert after[row]["R1"] >= 1.5 * chance[row]["R1"] and after[row]["mAP"] >= chance[row]["mAP"] + 6.0
     # the whole table moves, not one lucky protocol
     assert all(after[p]["mAP"] > before[p]["mAP"] and after[p]["mAP"] > chance[p]["mAP"] for p in after)
-    # The saved notebook keeps each epoch's finished progress line, as text a viewer without widgets shows,
-    # and on synthetic data the paper's numbers stand beside ours without a difference column.
+    # The saved notebook keeps each epoch's bar once, in its final state, as text a viewer without widgets shows
+    # (not every redraw), and on synthetic data the paper's numbers stand beside ours without a difference column.
     executed = nbformat.read(tmp_path / "main.ipynb", as_version=4)
     (training,) = [c for c in executed.cells if "run.train()" in c.source]
-    stream = "".join(o.get("text", "") for o in training.outputs if o.get("output_type") == "stream")
-    assert "epoch 16/16: 100%" in stream and "20/20" in stream
+    bars = [o["data"]["text/plain"] for o in training.outputs
+            if o.get("output_type") == "display_data" and o["data"].get("text/plain", "").startswith("epoch ")]
+    assert [bar.split(":")[0] for bar in bars] == [f"epoch {k}/16" for k in range(1, 17)]
+    assert all("100%" in bar and "20/20" in bar for bar in bars)
+    assert not any("\r" in o.get("text", "") for o in training.outputs)  # no stream of redraws
+    assert len(training.outputs) <= 30, [o.get("output_type") for o in training.outputs]  # 71 as redrawn streams
+    # the ranked-list browser, a widget, also carries a static picture for viewers without widget state
+    widgets = [o for c in executed.cells for o in c.get("outputs", [])
+               if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert widgets and all("data:image/png;base64," in o["data"].get("text/html", "") for o in widgets)
     text = json.dumps([c.get("outputs", []) for c in executed.cells])
     assert "R1 paper" in text and "R1 Δ" not in text and "No difference is computed" in text
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import helpers
 from vireid_lib import reproduce
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,7 +100,7 @@ def test_ctrl_c_stops_the_notebook_in_flight_and_starts_no_other(tmp_path: Path,
                                                                 capsys: pytest.CaptureFixture) -> None:
     """The real path: SIGINT reaches this process (as `kill -INT` would, not the notebook's) while the first run's
     papermill (here a sleeping stand-in) runs; it is stopped, keeps its log, and the second run never starts."""
-    started = []
+    started, children = [], []
     real_popen = subprocess.Popen
 
     def popen(command, **kwargs):
@@ -108,12 +109,17 @@ def test_ctrl_c_stops_the_notebook_in_flight_and_starts_no_other(tmp_path: Path,
         started.append(command)
         child = real_popen([sys.executable, "-c", "import time; print('epoch 1 of 81', flush=True); time.sleep(120)"],
                            **kwargs)
+        children.append(child)
         threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
         return child
 
     monkeypatch.setattr(reproduce.subprocess, "Popen", popen)
     monkeypatch.setattr(reproduce, "GRACE_S", 0.5)
-    assert reproduce.main([*TWO_RUNS, "--out-dir", str(tmp_path)]) == 130
+    try:
+        assert reproduce.main([*TWO_RUNS, "--out-dir", str(tmp_path)]) == 130
+    finally:  # the stand-in, should the plan not have stopped it
+        for child in children:
+            helpers.kill_tree(child)
     err = capsys.readouterr().err
     log = tmp_path / "logs" / "ivreid_regdb_trial1.txt"
     assert err.startswith(f"interrupted: ivreid_regdb_trial1 (log {log})\nstopped by Ctrl-C")
@@ -125,10 +131,10 @@ def test_an_unknown_metric_stops_the_compare_notebook_in_its_first_cell(tmp_path
     """An unknown ``metric`` stops the notebook in its first cell, naming R1, mAP and mINP, before any record is read
     (the folder below does not even exist)."""
     executed = tmp_path / "compare.ipynb"
-    done = subprocess.run([sys.executable, "-m", "papermill", str(ROOT / "notebooks" / "compare.ipynb"), str(executed),
-                           "-p", "metric", "foo", "-p", "results_dir", str(tmp_path / "no-results"), "--cwd", str(ROOT),
-                           "--no-progress-bar", "--log-level", "ERROR"], capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=300)
+    done = helpers.run([sys.executable, "-m", "papermill", str(ROOT / "notebooks" / "compare.ipynb"), str(executed),
+                        "-p", "metric", "foo", "-p", "results_dir", str(tmp_path / "no-results"), "--cwd", str(ROOT),
+                        "--no-progress-bar", "--log-level", "ERROR"], capture_output=True, text=True,
+                       stdin=subprocess.DEVNULL, timeout=300)
     assert done.returncode != 0
     assert "metric='foo' is not a metric of the comparison; use one of R1, mAP, mINP" in done.stderr
     cells = json.loads(executed.read_text())["cells"]
@@ -173,3 +179,11 @@ def test_a_run_the_system_killed_says_so(tmp_path: Path, monkeypatch, capsys: py
     assert "ivreid_regdb_trial1: failed" in out and "killed by the system (SIGKILL), most often for running out of " \
                                                     "memory" in out
     assert reproduce.KILLED in (tmp_path / "logs" / "ivreid_regdb_trial1.txt").read_text()
+
+
+def test_a_dry_run_checks_the_roots_it_was_given(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A dry run plans for the roots given: one that does not exist is an error there too (the placeholder plan
+    without roots stays a plain estimate)."""
+    assert reproduce.main(["--dry-run", "--sysu", str(tmp_path / "SYSU-MM01")]) == 2
+    assert f"--sysu {tmp_path / 'SYSU-MM01'}: does not exist" in capsys.readouterr().err
+    assert reproduce.main(["--dry-run"]) == 0 and "46 runs" in capsys.readouterr().out

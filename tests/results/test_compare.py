@@ -49,6 +49,18 @@ def test_regdb_trials_pool_across_records_and_kinds_stay_apart() -> None:
     assert list(curves) == [("AGW standard", "v2t")] and curves[("AGW standard", "v2t")].shape == (20,)
 
 
+def test_a_small_learning_rate_is_shown_as_it_was_set() -> None:
+    """CST's 3.5e-4 must not read 0.00 in the configuration table (whose numbers print with two decimals)."""
+    from vireid_lib.viz import table
+
+    record = _record("cst", "CST", 1, 20.0)
+    record["config"]["train"]["lr"] = 3.5e-4
+    configurations = compare.configurations([record, _record("agw", "AGW", 1, 30.0)], "real").set_index("paper")
+    assert configurations.loc["CST", "lr"] == "0.00035" and configurations.loc["AGW", "lr"] == "0.1"
+    html = table(configurations.reset_index()).to_html()
+    assert "0.00035" in html and ">0.00<" not in html
+
+
 def test_the_official_rule_and_the_last_epoch_are_separate_rows() -> None:
     records = [_record("mmn", "MMN", t, m, selection="official") for t, m in ((1, 60.0), (2, 64.0))]
     records.append(_record("mmn", "MMN", 3, 90.0))  # reported its last epoch: no test-set choice to show

@@ -101,8 +101,33 @@ def test_tables_put_real_runs_beside_the_papers_and_synthetic_runs_apart(tmp_pat
             "| 50.19 | 51.19 | rank1, epoch 57 of 81 | 1 of 10 trials |") in real_part
     assert "60.00" not in table
     # the synthetic run never stands beside a paper's number
-    assert "99.00" not in real_part and "| agw | SYSU-MM01 (synthetic) | all-search, single-shot | IR → VIS | 99.00 |" in synthetic_part
+    assert "99.00" not in real_part and "| AGW | SYSU-MM01 (synthetic) | all-search, single-shot | IR → VIS | 99.00 |" in synthetic_part
     assert "| AGW | SYSU-MM01 | all-search, single-shot | IR → VIS | 47.50 | — | — | — |" in real_part
+
+
+def test_a_smoke_run_names_its_paper_network_input_and_training_steps(tmp_path: Path) -> None:
+    """A synthetic number is only readable beside what produced it: the paper's name (as every other table), the
+    network, the input size and the steps it trained (epochs x batches per epoch), and the run file."""
+    results = tmp_path / "results"
+    smoke = crafted("star_baseline", "vcm", "synthetic", "2026-03-01T00:00:00+00:00",
+                    [row("video", "ir2rgb", 12.5, 20.25, 8.0)], epoch=2)
+    smoke["paper"] = "STAR baseline"
+    smoke["config"] = {"params": {"arch": "resnet18", "batches_per_epoch": 2, "height": 64, "width": 32},
+                       "train": {"epochs": 2}, "transform": {"height": 64, "width": 32}}
+    full = crafted("agw", "regdb", "custom", "2026-03-02T00:00:00+00:00", [row("standard", "v2t", 30.0, 31.0, 9.0)])
+    full["config"] = {"params": {"arch": "resnet50", "batches_per_epoch": None}, "train": {"epochs": 3},
+                      "transform": {"height": 288, "width": 144}}
+    write_record(smoke, results)
+    write_record(full, results)
+    synthetic = render_tables(load_records(results)).split("**Synthetic smoke runs")[1]
+    assert ("| paper | dataset | protocol | direction | R1 | mAP | mINP | trials | checkpoint | network | input | "
+            "training steps (epochs x batches) | run |") in synthetic
+    names = {r["method"]: Path(r["_path"]).name for r in load_records(results)}
+    assert (f"| STAR baseline | HITSZ-VCM (synthetic) | video | IR → VIS | 12.50 | 20.25 | 8.00 | 10 "
+            f"| rank1, epoch 2 of 2 | resnet18 | 64 x 32 | 2 x 2 = 4 | `{names['star_baseline']}` |") in synthetic
+    assert f"| AGW | RegDB (custom) | standard | VIS → T | 30.00 |" in synthetic
+    assert f"| resnet50 | 288 x 144 | 3 x full | `{names['agw']}` |" in synthetic
+    assert "star_baseline |" not in synthetic
 
 
 def test_a_last_epoch_run_never_stands_in_the_same_rule_column(tmp_path: Path) -> None:

@@ -12,8 +12,9 @@ from matplotlib.patches import Rectangle
 from vireid_lib.data import SYSUMM01
 from vireid_lib.viz import (
     MATCH, MISMATCH, activation_maps, plot_activation_maps, plot_clip_attention, plot_cmc, plot_ranked_list,
-    plot_training, show_samples, table,
+    plot_training, ranked_list_browser, show_samples, table,
 )
+from vireid_lib.viz.common import count
 
 
 def test_cmc_plot_has_one_line_per_setting_integer_ranks_and_a_legend_beside_the_curves() -> None:
@@ -52,6 +53,56 @@ def test_ranked_list_frames_matches_green_skips_removed_and_says_what_the_number
     assert all(c == to_rgba(MISMATCH) for c in colours[matches:])
     assert "distance to the query (lower is closer)" in " ".join(t.get_text() for t in fig.texts)
     assert fig.axes[1].get_title().endswith("d = 0.000")
+
+
+def test_a_one_epoch_run_still_draws_its_learning_rate() -> None:
+    """A single epoch is a single point: without a marker the learning-rate panel would be empty."""
+    fig = plot_training([{"epoch": 1, "lr": 3.5e-4, "loss": 2.0, "seconds": 1.0}])
+    (lr,) = fig.axes[1].get_lines()
+    assert lr.get_marker() not in (None, "None", "", " ") and list(lr.get_xdata()) == [1]
+
+
+def test_the_ranked_list_browser_shows_a_picture_where_widgets_are_not_saved(synthetic_sysu: Path) -> None:
+    """Saved without widget state (papermill's output, nbconvert's HTML) a widget is a blank; the browser carries a
+    static picture of the first query's ranked list, which nbconvert shows in its place."""
+    import base64
+
+    import nbformat
+    from IPython.core.formatters import DisplayFormatter
+    from nbconvert import HTMLExporter
+
+    reader = SYSUMM01(synthetic_sysu)
+    queries, gallery = reader.query()[:3], reader.gallery("all", 0)
+    distances = np.random.default_rng(0).random((len(queries), len(gallery)))
+    bundle, _ = DisplayFormatter().format(ranked_list_browser(queries, gallery, distances, top=5))
+    assert "application/vnd.jupyter.widget-view+json" in bundle  # live, the slider
+    html = bundle["text/html"]
+    encoded = html.split('src="data:image/png;base64,')[1].split('"')[0]
+    assert base64.b64decode(encoded).startswith(b"\x89PNG") and "Query 1 of 3" in html
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "ranked_list_browser(...)", outputs=[nbformat.v4.new_output("display_data", data=bundle)])])
+    page, _ = HTMLExporter().from_notebook_node(notebook)
+    assert encoded[:200] in page and "Query 1 of 3" in page
+
+
+def test_valid_queries_read_as_a_count_when_whole() -> None:
+    """A mean over trials: 23 in every trial is "23", not "23.00"; 22 and 23 are "22.5"."""
+    from vireid_lib.eval.protocols import METRIC_COLUMNS, Evaluation, summarise
+
+    rows = [{"dataset": "SYSU-MM01", "protocol": protocol, "direction": "IR → VIS", "reranked": False, "trial": trial,
+             "valid_queries": valid, **{m: 50.0 for m in METRIC_COLUMNS}}
+            for protocol, counts in (("all-search", (23, 23)), ("indoor-search", (22, 23)))
+            for trial, valid in enumerate(counts)]
+    per_trial = pd.DataFrame(rows)
+    readable = Evaluation(summarise(per_trial), per_trial).readable()
+    assert list(readable["valid queries"]) == ["23", "22.5"]
+    html = table(readable).to_html()
+    assert ">23<" in html and "23.00" not in html
+
+
+def test_counts_agree_with_their_nouns() -> None:
+    assert [count(n, "sample") for n in (0, 1, 2)] == ["0 samples", "1 sample", "2 samples"]
+    assert count(1, "query", "queries") == "1 query" and count(3, "query", "queries") == "3 queries"
 
 
 class Backboned(torch.nn.Module):

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..text import count
 from . import open_dataset
 from .errors import DatasetError
 from .records import INFRARED, VISIBLE, Split
@@ -100,7 +101,7 @@ def check_images(kind: str, root: Path | str, trial: int | None = None, progress
 
     broken = []
     paths = image_paths(kind, root, trial)
-    for path in bar(paths, desc=f"decoding {len(paths)} images", enabled=progress, unit="image"):
+    for path in bar(paths, desc=f"decoding {count(len(paths), 'image')}", enabled=progress, unit="image"):
         try:
             read_image(path)
         except DatasetError as err:

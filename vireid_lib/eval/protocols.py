@@ -63,7 +63,9 @@ class Evaluation:
                 spread = row[f"{metric}_std"]
                 entry[metric] = f"{row[metric]:.2f}" + ("" if pd.isna(spread) else f" ± {spread:.2f}")
             entry["trials"] = int(row["trials"])
-            entry["valid queries"] = round(float(row["valid_queries"]), 1)
+            # a mean over trials, so possibly fractional; a whole one reads as the count it is ("23", not "23.00")
+            valid = float(row["valid_queries"])
+            entry["valid queries"] = str(int(valid)) if valid.is_integer() else f"{valid:.1f}"
             rows.append(entry)
         return pd.DataFrame(rows)
 

@@ -130,6 +130,11 @@ def cmc_curves(records: list[dict], kind: str, dataset: str) -> dict[tuple[str, 
     return {key: np.mean(curves, axis=0) for key, curves in gathered.items()}
 
 
+def _exact(value: object) -> object:
+    """A number as written, 3.5e-4 as "0.00035" (a table's two decimals would show 0.00), anything else as it is."""
+    return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
 def configurations(records: list[dict], kind: str) -> pd.DataFrame:
     """What each paper's runs were trained with, side by side, one row per configuration (``settings``): input size,
     epochs, batch, optimiser, lr, network, parameters, records, training time and GPU-hours (training seconds on a
@@ -146,7 +151,7 @@ def configurations(records: list[dict], kind: str) -> pd.DataFrame:
             "input": f"{params.get('height', recipe.get('height'))} x {params.get('width', recipe.get('width'))}",
             "frames": recipe.get("seq_len") or "—", "epochs": train.get("epochs"),
             "batch (ids x per modality)": f"{recipe.get('num_ids')} x {recipe.get('num_per_modality')}",
-            "optimiser": train.get("optimizer"), "lr": train.get("lr"), "network": params.get("arch"),
+            "optimiser": train.get("optimizer"), "lr": _exact(train.get("lr")), "network": params.get("arch"),
             "parameters (M)": round(record.get("parameters", {}).get("network", 0) / 1e6, 1) or "—",
             "records": 0, "training h": 0.0, "GPU-h": 0.0})
         row["records"] += 1

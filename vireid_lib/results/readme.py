@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..text import count
 from .records import RecordError, created_at, load_records, write_atomic
 
 START = "<!-- vireid:results:start -->"
@@ -132,7 +133,9 @@ def _reproduced(records: list[dict], rows_of=lambda record: record["rows"]) -> d
             row = rows[0]
             for metric in ("R1", "mAP", "mINP"):
                 cell[metric] = (_number(row.get(metric)), _number(row.get(f"{metric}_std")))
-            cell["trials"] = f"{row.get('trials', '?')} trials" if key[1] == "sysu" else "1 run"
+            trials = row.get("trials")
+            cell["trials"] = (count(int(trials), "trial") if isinstance(trials, (int, float)) else "? trials") \
+                if key[1] == "sysu" else "1 run"
         cells[key] = cell
     return cells
 
@@ -163,6 +166,18 @@ def _run_cells(row: dict, record: dict) -> str:
     trials = f"trial {trial}" if record["dataset"] == "regdb" and trial is not None else row.get("trials", "—")
     return (f"| {_cell(_number(row['R1']))} | {_cell(_number(row['mAP']))} | {_cell(_number(row.get('mINP')))} "
             f"| {trials} | {_checkpoints([(row, record)])} |")
+
+
+def _smoke_size(record: dict) -> str:
+    """What a smoke number was trained with, as table cells: the network, the input size (height x width) and the
+    training steps, e.g. ``resnet18 | 64 x 32 | 2 x 2 = 4`` ("full" epochs: the official epoch length)."""
+    config = record.get("config") or {}
+    params, train, transform = (config.get(part) or {} for part in ("params", "train", "transform"))
+    height, width = (transform.get(side) or params.get(side) for side in ("height", "width"))
+    size = f"{height} x {width}" if height and width else "—"
+    epochs, batches = train.get("epochs"), params.get("batches_per_epoch")
+    steps = "—" if not epochs else f"{epochs} x {batches} = {epochs * batches}" if batches else f"{epochs} x full"
+    return f"{params.get('arch') or '—'} | {size} | {steps}"
 
 
 def render_tables(records: list[dict]) -> str:
@@ -214,11 +229,12 @@ def render_tables(records: list[dict]) -> str:
                           lambda record, row: (record["method"], record["dataset"], record["data_kind"],
                                                row["protocol"], row["direction"], record.get("trial")))
     if latest:
-        lines += ["| method | dataset | protocol | direction | R1 | mAP | mINP | trials | checkpoint | run |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
-        for (method, dataset, kind, protocol, direction, _), (row, record) in sorted(latest.items(), key=str):
-            lines.append(f"| {method} | {DATASETS[dataset]} ({kind}) | {protocol} | {DIRECTIONS[direction]} "
-                         f"{_run_cells(row, record)} `{Path(record['_path']).name}` |")
+        lines += ["| paper | dataset | protocol | direction | R1 | mAP | mINP | trials | checkpoint | network | input | "
+                  "training steps (epochs x batches) | run |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for (_, dataset, kind, protocol, direction, _), (row, record) in sorted(latest.items(), key=str):
+            lines.append(f"| {record['paper']} | {DATASETS[dataset]} ({kind}) | {protocol} | {DIRECTIONS[direction]} "
+                         f"{_run_cells(row, record)} {_smoke_size(record)} | `{Path(record['_path']).name}` |")
     else:
         lines.append("(none yet)")
     return "\n".join(lines)

@@ -9,6 +9,8 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from ..text import count  # noqa: F401 - re-exported for the figures
+
 MATCH, MISMATCH = "#2ca02c", "#d62728"
 HEAT_CMAP = "jet"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

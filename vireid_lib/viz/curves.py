@@ -40,7 +40,7 @@ def plot_training(history: Sequence[Mapping]) -> Figure:
     left.set(xlabel="epoch", ylabel="loss", title="training losses")
     left.xaxis.set_major_locator(MaxNLocator(integer=True))
     legend_outside(left)
-    right.plot(frame["epoch"], frame["lr"], color="black")
+    right.plot(frame["epoch"], frame["lr"], color="black", marker=".")  # a one-epoch run is a point, not a line
     right.set(xlabel="epoch", ylabel="base lr", title="learning rate", yscale="log")
     right.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()

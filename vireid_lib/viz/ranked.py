@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import functools
+import io
 from collections.abc import Sequence
 
 import numpy as np
@@ -46,11 +49,35 @@ def plot_ranked_list(query, gallery: Sequence, distances: np.ndarray, top: int =
     return fig
 
 
+def _png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")
+    return buffer.getvalue()
+
+
+@functools.cache
+def _browser_type() -> type:
+    import ipywidgets as widgets
+
+    class RankedListBrowser(widgets.VBox):
+        """The slider and its ranked list, plus a static ``text/html`` picture of one ranked list: a notebook saved
+        without widget state (papermill, nbconvert's HTML, a viewer without the kernel) shows that picture where
+        the widget alone would leave a blank (nbconvert falls back to the next format it can show)."""
+
+        static_html = ""
+
+        def _repr_mimebundle_(self, **kwargs) -> dict:
+            return {**super()._repr_mimebundle_(**kwargs), "text/html": self.static_html}
+
+    return RankedListBrowser
+
+
 def ranked_list_browser(queries: Sequence, gallery: Sequence, distmat: np.ndarray, top: int = 10,
                         removed: np.ndarray | None = None):
-    """An ipywidgets slider that steps through queries and redraws each one's ranked list."""
+    """An ipywidgets slider that steps through queries and redraws each one's ranked list; saved without widget
+    state, it shows the first query's ranked list as a static picture."""
     import ipywidgets as widgets
-    from IPython.display import display
+    from IPython.display import Image, display
 
     output = widgets.Output()
     slider = widgets.IntSlider(value=0, min=0, max=len(queries) - 1, description="query")
@@ -64,7 +91,12 @@ def ranked_list_browser(queries: Sequence, gallery: Sequence, distmat: np.ndarra
             display(figure(change["new"]))
 
     slider.observe(redraw, names="value")
+    first = _png(figure(0))
     # The first figure is appended directly: rendering inside the Output context before any
     # front end is attached can stall a headless (papermill) kernel.
-    output.append_display_data(figure(0))
-    return widgets.VBox([slider, output])
+    output.append_display_data(Image(data=first, format="png"))
+    browser = _browser_type()(children=[slider, output])
+    browser.static_html = (f'<img src="data:image/png;base64,{base64.b64encode(first).decode()}" '
+                           f'alt="ranked list of query 1"/><p><i>Query 1 of {len(queries)}: the browser\'s slider '
+                           "steps through the others when the notebook runs.</i></p>")
+    return browser

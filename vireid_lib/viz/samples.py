@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 
 from ..data.io import read_image
 from ..data.records import MODALITY_NAMES
+from .common import count
 
 
 def first_frame(record) -> object:
@@ -56,7 +57,7 @@ def show_clips(records: Sequence, frames: int = 6) -> Figure:
             ax.imshow(read_image(record.frames[index]))
             ax.axis("off")
         row[0].set_title(f"id {record.pid} cam {record.camid} {MODALITY_NAMES[record.modality]}, "
-                         f"{len(record.frames)} frames", fontsize=7, loc="left")
+                         f"{count(len(record.frames), 'frame')}", fontsize=7, loc="left")
     fig.tight_layout()
     return fig
 

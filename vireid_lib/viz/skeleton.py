@@ -32,7 +32,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from ..data.skeletons import COCO17_BONES, COCO17_NAMES
-from .common import add_colorbar, denormalise, heat_scale
+from .common import add_colorbar, count, denormalise, heat_scale
 
 JOINTS = len(COCO17_NAMES)
 CONFIDENCE_CMAP = "viridis"
@@ -334,10 +334,10 @@ def plot_pooling_weights(weights: torch.Tensor | np.ndarray, p_values: Sequence[
     if dims == 3:
         array = _as_array(weights, "weights", (None, p, None), f"[{p}, C] or [B, {p}, C] (one row per p in p_values)")
         per_channel = array.transpose(1, 0, 2).reshape(p, -1)
-        unit = f"{array.shape[0]} samples x {array.shape[2]} channels"
+        unit = f"{count(array.shape[0], 'sample')} x {count(array.shape[2], 'channel')}"
     else:
         per_channel = _as_array(weights, "weights", (p, None), f"[{p}, C] or [B, {p}, C] (one row per p in p_values)")
-        unit = f"{per_channel.shape[1]} channels"
+        unit = count(per_channel.shape[1], "channel")
     labels = [f"{v:g}" for v in p_values]
     means = per_channel.mean(axis=1)
     favourite = np.bincount(per_channel.argmax(axis=0), minlength=p) / per_channel.shape[1]
