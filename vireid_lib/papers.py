@@ -178,6 +178,8 @@ class Paper:
     layouts: tuple = ()  # vireid_lib.models.official.OfficialLayout of the authors' released checkpoints
     dataset_recipes: Mapping[str, Recipe] = field(default_factory=dict)  # per-dataset recipes, where they differ
     dataset_batches: Mapping[str, BatchLayout] = field(default_factory=dict)  # per-dataset views, where they differ
+    # a batch layout a recipe flag switches to, by the flag's name (CST's fresh_second_view: another second view)
+    batch_variants: Mapping[str, BatchLayout] = field(default_factory=dict)
     fidelity: str = ""  # where the network follows (or departs from) the official code, for the notebook
     deviations: tuple[Deviation, ...] = ()  # every documented difference from the official code, with its flag
     # Its notebook under notebooks/ (empty: trained inside another paper's notebook, or none), the papers that
@@ -192,7 +194,11 @@ class Paper:
     def recipe_for(self, dataset: str) -> Recipe:
         return self.dataset_recipes.get(dataset, self.recipe)
 
-    def batch_for(self, dataset: str) -> BatchLayout:
+    def batch_for(self, dataset: str, recipe: Recipe | None = None) -> BatchLayout:
+        """The batch layout for ``dataset``; a recipe whose flag names a :attr:`batch_variants` entry gets that one."""
+        for flag, layout in self.batch_variants.items():
+            if recipe is not None and getattr(recipe, flag, False):
+                return layout
         return self.dataset_batches.get(dataset, self.batch)
 
     @property
@@ -202,7 +208,7 @@ class Paper:
 
 # The modules holding a declaration (``PAPER``). The registry is the one place naming them.
 DECLARATIONS = ("vireid_lib.models.ivreid", "vireid_lib.models.agw", "vireid_lib.models.mmn",
-                "vireid_lib.models.mce", "vireid_lib.models.video", "vireid_lib.models.mitml",
+                "vireid_lib.models.mce", "vireid_lib.models.mitml",
                 "vireid_lib.models.cst", "vireid_lib.models.star")
 
 

@@ -350,12 +350,14 @@ def test_apply_per_frame_independent_crops_and_shape() -> None:
     assert all(torch.equal(test[0], test[i]) for i in range(1, 6))
 
 
-def test_apply_per_frame_rejects_empty_and_multi_view() -> None:
+def test_apply_per_frame_gives_one_clip_per_view_and_rejects_empty_and_non_tensors() -> None:
     with pytest.raises(DatasetError, match="empty"):
         apply_per_frame(build_test_transform(SMALL), [])
     cfg = TransformConfig(height=16, width=8, channel_aug="caj")
-    with pytest.raises(DatasetError, match="one tensor"):
-        apply_per_frame(build_caj_visible_views(cfg), [_random_image(16, 8)])
+    views = apply_per_frame(build_caj_visible_views(cfg), [_random_image(16, 8) for _ in range(3)])
+    assert isinstance(views, tuple) and len(views) == 2 and all(v.shape == (3, 3, 16, 8) for v in views)
+    with pytest.raises(DatasetError, match="returning a tensor"):
+        apply_per_frame(lambda frame: "not a tensor", [_random_image(16, 8)])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -415,6 +417,6 @@ def test_named_views_add_the_caj_steps_and_the_grey_padding() -> None:
     assert torch.equal(build_view(plain, INFRARED, "erasing")(colour), build_test_transform(plain)(colour))
     erased = TransformConfig(height=16, width=8, pad=0, flip=False, caj_erasing=1.0)
     assert not torch.equal(build_view(erased, VISIBLE, "erasing")(colour), build_test_transform(erased)(colour))
-    assert set(VIEWS) == {"train", "erasing", "caj", "erasing_grey_pad"}
+    assert set(VIEWS) == {"train", "erasing", "caj", "erasing_grey_pad", "exchange_erasing", "caj_of_previous"}
     with pytest.raises(DatasetError, match="training view 'mixup' is not known"):
         build_view(cfg, VISIBLE, "mixup")

@@ -71,7 +71,11 @@ def view_spec(cfg: TransformConfig, modality: int, name: str) -> ViewSpec:
     _check_modality(modality)
     if name not in VIEWS:
         raise DatasetError(f"training view {name!r} is not known; use one of {tuple(VIEWS)}.")
-    erasing, channel, pad_fill = VIEWS[name]
+    view = VIEWS[name]
+    if view.channel_first or view.from_previous:
+        raise DatasetError(f"training view {name!r} is made in the loader only (its channel step comes first, or it "
+                           "starts from another view's output); use augment='loader'.")
+    erasing, channel, pad_fill = view.erasing, view.channel, view.pad_fill
     if name == "train" and cfg.channel_aug == "caj":  # build_train_transform's CAJ branch
         erasing = channel = True
     step = ("exchange" if modality == VISIBLE else "gray") if channel else "none"

@@ -445,13 +445,30 @@ class Compose:
 
 
 class MultiView:
-    """Apply each pipeline independently to the same image and return the tuple of results."""
+    """Apply each pipeline to the image and return the tuple of results. A view whose entry in ``chained`` is true
+    takes the previous view's output instead of the image (CST's second visible view, made from the first)."""
 
-    def __init__(self, views: Sequence[Callable[[ImageLike], torch.Tensor]]) -> None:
+    def __init__(self, views: Sequence[Callable[[ImageLike], torch.Tensor]], chained: Sequence[bool] = ()) -> None:
         self.views = list(views)
+        self.chained = list(chained) or [False] * len(self.views)
+        if len(self.chained) != len(self.views) or self.chained[0]:
+            raise DatasetError("MultiView: one chained flag per view, and the first view takes the image.")
 
     def __call__(self, image: ImageLike) -> tuple[torch.Tensor, ...]:
-        return tuple(view(image) for view in self.views)
+        outs: list[torch.Tensor] = []
+        for view, chained in zip(self.views, self.chained):
+            outs.append(view(outs[-1] if chained else image))
+        return tuple(outs)
+
+
+def wrap_to_uint8(tensor: torch.Tensor) -> torch.Tensor:
+    """A normalised float ``3 x H x W`` tensor as torchvision's ``ToPILImage`` turns it into an image:
+    ``mul(255)`` then a cast to bytes, which truncates toward zero and wraps modulo 256 (measured on torch's CPU
+    cast: -1.0 -> 1, -0.5 -> 129, 1.5 -> 126). What CST's second visible view starts from (its ``transform_color1``
+    is applied to the first view's normalised output); the values are scrambled, not clipped."""
+    if not tensor.is_floating_point() or tensor.ndim != 3:
+        raise DatasetError(f"wrap_to_uint8 takes a float 3 x H x W tensor, got {tensor.dtype} {tuple(tensor.shape)}.")
+    return torch.remainder((tensor * 255).to(torch.int64), 256).to(torch.uint8)
 
 
 def _standard_train_steps(cfg: TransformConfig, pad_fill: int = 0) -> list[Callable]:
@@ -575,23 +592,43 @@ def apply_per_frame(transform: Callable[[ImageLike], torch.Tensor], frames: Sequ
                     clip = [step(frame) for frame in clip]
             return torch.stack(clip) if isinstance(clip, list) else clip
     outs = [transform(frame) for frame in frames]
+    if isinstance(outs[0], tuple) and all(isinstance(o, torch.Tensor) for o in outs[0]):
+        return tuple(torch.stack(view) for view in zip(*outs))  # a multi-view transform: one clip per view
     if not isinstance(outs[0], torch.Tensor):
         raise DatasetError(
-            f"apply_per_frame needs a transform returning one tensor, got {type(outs[0]).__name__}; "
-            f"pass build_train_transform(...) or build_test_transform(...), not a multi-view builder."
+            f"apply_per_frame needs a transform returning a tensor (or a tuple of them), got {type(outs[0]).__name__}; "
+            f"pass build_train_transform(...), build_views(...) or build_test_transform(...)."
         )
     return torch.stack(outs)
 
 
-# The training views a paper's batch layout can name (vireid_lib.papers.BatchLayout.views):
-# name -> (CAJ's channel random erasing, CAJ's channel step, uint8 value of the crop padding).
-# The channel step is ChannelExchange for a visible image and ChannelAdaptiveGray for an infrared one.
-VIEWS: dict[str, tuple[bool, bool, int]] = {
-    "train": (False, False, 0),  # the paper's standard pipeline (TransformConfig alone)
-    "erasing": (True, False, 0),  # + ChannelRandomErasing: CAJ's plain visible view, MCE's SYSU-MM01 visible view
-    "caj": (True, True, 0),  # + ChannelRandomErasing + the channel step: CAJ's augmented views
+@dataclass(frozen=True)
+class View:
+    """A named training view: the paper's standard pipeline, then CAJ's channel random erasing (``erasing``) and
+    channel step (``channel``: ChannelExchange for a visible image, ChannelAdaptiveGray for an infrared one), the
+    channel step first when ``channel_first``; ``pad_fill`` the crop padding's uint8 value. ``from_previous``:
+    the view starts from the previous view's normalised output (turned back into bytes as ``ToPILImage`` does,
+    :func:`wrap_to_uint8`) instead of the image."""
+
+    erasing: bool = False
+    channel: bool = False
+    pad_fill: int = 0
+    channel_first: bool = False
+    from_previous: bool = False
+
+
+# The training views a paper's batch layout can name (vireid_lib.papers.BatchLayout.views).
+VIEWS: dict[str, View] = {
+    "train": View(),  # the paper's standard pipeline (TransformConfig alone)
+    "erasing": View(erasing=True),  # + ChannelRandomErasing: CAJ's plain visible view, MCE's SYSU-MM01 visible view
+    "caj": View(erasing=True, channel=True),  # + ChannelRandomErasing + the channel step: CAJ's augmented views
     # MCE's RegDB visible and thermal view (data_loader.RegDBData.transform): Pad(10, fill=127) -> crop -> erasing
-    "erasing_grey_pad": (True, False, 127),
+    "erasing_grey_pad": View(erasing=True, pad_fill=127),
+    # CST's data_loader.py: the first visible view replicates a channel and then erases (transform_color)...
+    "exchange_erasing": View(erasing=True, channel=True, channel_first=True),
+    # ... and the second is transform_color1 applied to the first view's normalised output (the released code's
+    # order; fresh_second_view builds it from the image instead, as "caj")
+    "caj_of_previous": View(erasing=True, channel=True, from_previous=True),
 }
 
 
@@ -606,10 +643,22 @@ def build_view(cfg: TransformConfig, modality: int, name: str) -> Callable[[Imag
         raise DatasetError(f"training view {name!r} is not known; use one of {tuple(VIEWS)}.")
     if name == "train":
         return build_train_transform(cfg, modality)
-    erasing, channel, pad_fill = VIEWS[name]
-    steps = _standard_train_steps(cfg, pad_fill)
-    if erasing:
-        steps.append(ChannelRandomErasing(cfg.caj_erasing, cfg.erasing_fill, inplace=True))
-    if channel:
-        steps.append(ChannelExchange(inplace=True) if modality == VISIBLE else ChannelAdaptiveGray(0.5, inplace=True))
-    return Compose(steps)
+    view = VIEWS[name]
+    steps = _standard_train_steps(cfg, view.pad_fill)
+    if view.from_previous:
+        steps[0] = wrap_to_uint8
+    erase = [ChannelRandomErasing(cfg.caj_erasing, cfg.erasing_fill, inplace=True)] if view.erasing else []
+    channel = [ChannelExchange(inplace=True) if modality == VISIBLE else ChannelAdaptiveGray(0.5, inplace=True)] \
+        if view.channel else []
+    return Compose(steps + (channel + erase if view.channel_first else erase + channel))
+
+
+def build_views(cfg: TransformConfig, modality: int, names: Sequence[str]) -> Callable[[ImageLike], object]:
+    """The transform of a batch layout's views of one modality: one view's pipeline, or a :class:`MultiView` of
+    them (a view ``from_previous`` takes the previous view's output)."""
+    views = [build_view(cfg, modality, name) for name in names]
+    if not views:
+        raise DatasetError(f"no training view named for modality {modality}; a batch layout names at least one.")
+    if VIEWS[names[0]].from_previous:
+        raise DatasetError(f"view {names[0]!r} is made from the previous view, so it cannot come first.")
+    return views[0] if len(views) == 1 else MultiView(views, [VIEWS[n].from_previous for n in names])
