@@ -1,30 +1,21 @@
-"""CST's diversity-consistency (DC) loss, in the spirit of VICReg (Bardes et al., ICLR 2022).
+"""Consistency losses between paired features: CST's diversity-consistency (DC) loss and MMN's projected distance.
 
-CST (Feng et al., IEEE TMM 2024) adds it to cross-entropy and triplet to keep the
-triplet-trained representation from collapsing. Its code is not public; this is written from
-the paper's description:
+CST's DC loss (``FYJ112233/CST`` ``loss.py``, class ``DC``) is VICReg's (Bardes et al., ICLR 2022)
+between the two halves of a batch, ``x`` and ``y`` paired by position (in the workbook: the
+visible and the infrared features of the same identities):
 
-* **variance** (diversity): every feature dimension keeps a standard deviation of at least
-  ``gamma`` over the batch, ``mean_d relu(gamma - sqrt(var_d + eps))``: zero spread costs
-  ``gamma`` per dimension;
-* **invariance** (consistency across modalities): for every identity present in both
-  modalities, the squared distance between its mean visible and mean infrared feature, per
-  dimension, averaged over those identities: identical cross-modal features cost nothing;
-* **covariance** (diversity): the squared off-diagonal entries of the batch covariance
-  matrix, summed and divided by the dimension ``D``, as VICReg scales it, so dimensions
-  decorrelate.
+* **invariance**: ``mse(x, y)`` over every element;
+* **variance**: per half, each dimension centred, ``std = sqrt(var + 1e-4)`` (unbiased), and
+  ``mean relu(1 - std)``; the two halves averaged;
+* **covariance**: per half, the off-diagonal entries of ``x^T x / rows`` squared, summed and
+  divided by ``features``; the two halves added.
 
-The batch-size caveat: a covariance estimated from ``N`` samples has rank at most ``N - 1``.
-With ``N - 1 < D`` no feature set is fully decorrelated, and at unit variance the covariance
-term cannot fall below :func:`covariance_floor` ``= D / (N - 1) - 1`` (reached when the
-``N - 1`` non-zero eigenvalues are equal). At CST's recipe, 32 clips and ``D = 1024`` (two
-512-d transformer features), the floor is about 32 (1.3 after the 0.04 weight); what the term
-can still do is spread the batch's variance evenly over the directions it spans, and its
-pull on the variance scale works against the variance term. VICReg runs with ``N = 2048``
-and ``D = 8192`` (floor 3). Larger batches, or a DC loss on narrower features, lower it.
-
-The term weights are this workbook's choice (the paper's are not known here): VICReg's
-25 : 25 : 1 ratio, scaled to 1 : 1 : 0.04 so the sum sits next to cross-entropy.
+The released code divides the covariance by ``rows = args.batch_size - 1 = 3`` (the script's
+identities per batch minus one, whatever the real number of rows) and by ``features =
+8192^3`` (a width of 8192 cubed, not the feature width): the term is practically zero. That is
+the default (``official=True``, it produced the numbers); ``official=False`` divides by
+``N - 1`` and by the width ``D``, as VICReg does. The weights are ``test.py``'s ``--inv-coeff 25
+--var-coeff 25 --cov-coeff 1``.
 """
 
 from __future__ import annotations
@@ -32,71 +23,42 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
-def variance_term(features: torch.Tensor, gamma: float = 1.0, eps: float = 1e-4) -> torch.Tensor:
-    std = torch.sqrt(features.var(dim=0, unbiased=True) + eps)
-    return torch.relu(gamma - std).mean()
+OFFICIAL_COVARIANCE_ROWS = 3  # loss.py: (args.batch_size - 1) with test.py's --batch-size 4
+OFFICIAL_COVARIANCE_FEATURES = 8192 ** 3  # loss.py: num_features = 8192 * 8192 * 8192
 
 
-def invariance_term(features: torch.Tensor, labels: torch.Tensor, modalities: torch.Tensor) -> torch.Tensor:
-    """Mean over identities seen in both modalities of ``mean_d (mean_vis - mean_ir)^2``; 0 if none."""
-    visible, infrared = modalities == 0, modalities == 1
-    pids = [p for p in labels.unique() if bool(((labels == p) & visible).any()) and bool(((labels == p) & infrared).any())]
-    if not pids:
-        return features.sum() * 0.0  # keeps the graph (and the device) without contributing
-    gaps = [features[(labels == p) & visible].mean(0) - features[(labels == p) & infrared].mean(0) for p in pids]
-    return torch.stack(gaps).pow(2).mean()
+def off_diagonal_square_sum(matrix: torch.Tensor) -> torch.Tensor:
+    return matrix.pow(2).sum() - torch.diagonal(matrix).pow(2).sum()
 
 
-def covariance_term(features: torch.Tensor) -> torch.Tensor:
-    n, d = features.shape
-    centred = features - features.mean(dim=0)
-    cov = centred.T @ centred / (n - 1)
-    off_diagonal = cov - torch.diag(torch.diagonal(cov))
-    return off_diagonal.pow(2).sum() / d
+class PairedDiversityConsistency(nn.Module):
+    """``forward(x [N, D], y [N, D]) -> {"dc", "dc_invariance", "dc_variance", "dc_covariance"}``: the weighted sum
+    and the unweighted terms (see the module doc), computed in float32."""
 
-
-def covariance_floor(batch: int, dim: int) -> float:
-    """The least :func:`covariance_term` of ``batch`` unit-variance ``dim``-d features: ``D / (N - 1) - 1``
-    when ``N - 1 < D`` (the covariance's rank is at most ``N - 1``), else 0."""
-    if batch < 2 or dim < 1:
-        raise ValueError(f"a covariance needs batch >= 2 and dim >= 1, got batch={batch}, dim={dim}.")
-    return max(0.0, dim / (batch - 1) - 1.0)
-
-
-class DiversityConsistencyLoss(nn.Module):
-    """``forward(features [N, D], labels [N], modalities [N]) -> {"dc", "dc_variance", "dc_invariance", "dc_covariance"}``.
-
-    ``modalities`` holds 0 for visible and 1 for infrared samples. ``"dc"`` is the weighted
-    sum; the terms are returned unweighted for logging. Computed in float32.
-    """
-
-    def __init__(self, variance_weight: float = 1.0, invariance_weight: float = 1.0, covariance_weight: float = 0.04,
-                 gamma: float = 1.0, eps: float = 1e-4) -> None:
+    def __init__(self, invariance: float = 25.0, variance: float = 25.0, covariance: float = 1.0,
+                 official: bool = True, eps: float = 1e-4) -> None:
         super().__init__()
-        for name, value in (("variance_weight", variance_weight), ("invariance_weight", invariance_weight),
-                            ("covariance_weight", covariance_weight), ("gamma", gamma)):
+        for name, value in (("invariance", invariance), ("variance", variance), ("covariance", covariance)):
             if value < 0:
-                raise ValueError(f"{name}={value} must be non-negative.")
-        self.variance_weight = variance_weight
-        self.invariance_weight = invariance_weight
-        self.covariance_weight = covariance_weight
-        self.gamma = gamma
-        self.eps = eps
+                raise ValueError(f"the DC loss's {name} weight must be >= 0, got {value}.")
+        self.weights = (invariance, variance, covariance)
+        self.official, self.eps = official, eps
 
-    def forward(self, features: torch.Tensor, labels: torch.Tensor, modalities: torch.Tensor) -> dict[str, torch.Tensor]:
-        if features.dim() != 2 or features.shape[0] < 2:
-            raise ValueError(f"the DC loss needs a [N >= 2, D] feature batch, got shape {tuple(features.shape)}.")
-        if not (len(labels) == len(modalities) == features.shape[0]):
-            raise ValueError(f"features ({features.shape[0]}), labels ({len(labels)}) and modalities "
-                             f"({len(modalities)}) must have the same length.")
-        x = features.float()
-        terms = {"dc_variance": variance_term(x, self.gamma, self.eps),
-                 "dc_invariance": invariance_term(x, labels, modalities),
-                 "dc_covariance": covariance_term(x)}
-        total = (self.variance_weight * terms["dc_variance"] + self.invariance_weight * terms["dc_invariance"]
-                 + self.covariance_weight * terms["dc_covariance"])
-        return {"dc": total, **terms}
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        if x.dim() != 2 or x.shape != y.shape or x.shape[0] < 2:
+            raise ValueError(f"the DC loss pairs two [N >= 2, D] halves of one shape, got {tuple(x.shape)} and "
+                             f"{tuple(y.shape)}: the batch needs as many visible as infrared clips.")
+        x, y = x.float(), y.float()
+        invariance = nn.functional.mse_loss(x, y)
+        x, y = x - x.mean(dim=0), y - y.mean(dim=0)
+        std_x, std_y = (torch.sqrt(h.var(dim=0) + self.eps) for h in (x, y))
+        variance = torch.relu(1 - std_x).mean() / 2 + torch.relu(1 - std_y).mean() / 2
+        rows = OFFICIAL_COVARIANCE_ROWS if self.official else x.shape[0] - 1
+        features = OFFICIAL_COVARIANCE_FEATURES if self.official else x.shape[1]
+        covariance = sum(off_diagonal_square_sum(h.T @ h / rows) for h in (x, y)) / features
+        a, b, c = self.weights
+        return {"dc": a * invariance + b * variance + c * covariance, "dc_invariance": invariance.detach(),
+                "dc_variance": variance.detach(), "dc_covariance": covariance.detach()}
 
 
 class ProjectedPairDistance(nn.Module):

@@ -183,6 +183,22 @@ def _embed(features: torch.Tensor, labels: torch.Tensor, normalize: bool) -> tor
     return pairwise_euclidean(features, features)
 
 
+class HeteroCenterTriplet(nn.Module):
+    """Hetero-centre triplet (CST's ``loss.py`` ``CenterTripletLoss``, after Zhu et al.): every (modality, identity)
+    group of the batch is replaced by its mean, and the batch-hard triplet with ``margin`` runs over those centres
+    on Euclidean distances. ``forward(features [N, D], labels [N], modality [N])``; the released class cuts the batch
+    into equal chunks in order, which is this grouping for its two-modality batch."""
+
+    def __init__(self, margin: float = 0.3) -> None:
+        super().__init__()
+        self.triplet = BatchHardTriplet(margin)
+
+    def forward(self, features: torch.Tensor, labels: torch.Tensor, modality: torch.Tensor) -> torch.Tensor:
+        groups = torch.stack([modality, labels], dim=1).unique(dim=0)
+        centres = torch.stack([features[(modality == m) & (labels == p)].mean(dim=0) for m, p in groups.tolist()])
+        return self.triplet(centres, groups[:, 1])
+
+
 class BatchHardTriplet(nn.Module):
     """Batch-hard triplet loss (Hermans et al., "In Defense of the Triplet Loss", 2017).
 
