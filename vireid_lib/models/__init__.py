@@ -13,7 +13,7 @@ from .cst import CST, CSTAttention, CSTCriterion, CSTRecipe, build_cst
 from .ivreid import IVReID, IVReIDCriterion, IVReIDRecipe, ModalityHead, build_ivreid
 from .layers import BNNeck, GeM, NonLocal
 from .mitml import MITML, MITMLCriterion, MITMLRecipe, ModalityClassifier, build_mitml
-from .video import ClipFeatureReID, VideoBaselineCriterion, VideoBaselineRecipe, VideoRecipe, build_video_baseline
+from .video import VideoRecipe
 
 __all__ = [
     "AGW",
@@ -25,7 +25,6 @@ __all__ = [
     "CSTAttention",
     "CSTCriterion",
     "CSTRecipe",
-    "ClipFeatureReID",
     "Criterion",
     "GeM",
     "GlobalFeatureReID",
@@ -42,13 +41,10 @@ __all__ = [
     "ParamGroups",
     "ResNetStem",
     "TwoStreamResNet50",
-    "VideoBaselineCriterion",
-    "VideoBaselineRecipe",
     "VideoRecipe",
     "WeightsError",
     "build_agw",
     "build_cst",
     "build_ivreid",
     "build_mitml",
-    "build_video_baseline",
 ]

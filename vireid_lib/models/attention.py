@@ -1,9 +1,12 @@
 """Transformer pieces whose attention weights are part of their output (no hooks needed).
 
-:class:`SelfAttention` computes the softmax attention explicitly and returns it beside the
-result, so a model can hand its maps to the notebook (CST's tube rollout and message-token
-maps) simply by collecting them. Token counts in the video models are small (tens to a few
-hundred), so the explicit ``[B, heads, N, N]`` matrix costs little.
+:class:`SelfAttention` and :class:`TransformerBlock` are the ViT-style blocks CST's released code
+uses (its ``Attention``, ``FeedForward`` and ``PreNorm``: a bias-free ``to_qkv`` projection to
+``heads x dim_head`` channels, softmax attention with dropout on the weights, an output projection
+followed by dropout, a GELU feed-forward network, pre-norm residuals and no final norm); they
+compute the softmax explicitly and return it beside the result, so a model hands its maps to the
+notebook by collecting them. Token counts in the video models are small (tens), so the explicit
+``[B, heads, N, N]`` matrix costs little.
 """
 
 from __future__ import annotations
@@ -13,52 +16,50 @@ from torch import nn
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention returning ``(output [B, N, D], weights [B, heads, N, N])``.
+    """Multi-head self-attention ``[B, N, D] -> ([B, N, D], weights [B, heads, N, N])`` over ``heads x dim_head``
+    inner channels. Rows of ``weights`` sum to one (before the dropout, which only training applies)."""
 
-    ``mask`` (``[N, N]`` or ``[B, N, N]`` booleans, ``True`` = may attend) removes pairs
-    before the softmax; every row must keep at least one ``True``. Rows of ``weights`` sum to one.
-    """
-
-    def __init__(self, dim: int, heads: int, dropout: float = 0.0) -> None:
+    def __init__(self, dim: int, heads: int, dim_head: int, dropout: float = 0.0) -> None:
         super().__init__()
-        if dim % heads:
-            raise ValueError(f"the token width dim={dim} must be divisible by heads={heads}.")
-        self.heads = heads
-        self.scale = (dim // heads) ** -0.5
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.out = nn.Linear(dim, dim)
+        self.heads, self.dim_head = heads, dim_head
+        self.scale = dim_head ** -0.5
+        inner = heads * dim_head
+        self.to_qkv = nn.Linear(dim, 3 * inner, bias=False)
         self.drop = nn.Dropout(dropout)
+        self.to_out = nn.Sequential(nn.Linear(inner, dim), nn.Dropout(dropout))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        b, n, d = x.shape
-        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        scores = (q @ k.transpose(-2, -1)) * self.scale
-        if mask is not None:
-            allowed = mask if mask.dim() == 3 else mask.unsqueeze(0)
-            if not bool(allowed.any(-1).all()):
-                raise ValueError("an attention mask row allows no token at all; every token must see at least one.")
-            scores = scores.masked_fill(~allowed.unsqueeze(1), float("-inf"))
-        weights = scores.softmax(dim=-1)
-        mixed = (self.drop(weights) @ v).transpose(1, 2).reshape(b, n, d)
-        return self.out(mixed), weights
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b, n, _ = x.shape
+        # the projection's channels are q | k | v, each head-major: (h d), as the released code splits them
+        q, k, v = self.to_qkv(x).reshape(b, n, 3, self.heads, self.dim_head).permute(2, 0, 3, 1, 4)
+        weights = ((q @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1)
+        mixed = (self.drop(weights) @ v).transpose(1, 2).reshape(b, n, self.heads * self.dim_head)
+        return self.to_out(mixed), weights
 
 
 class TransformerBlock(nn.Module):
-    """Pre-norm encoder block: ``x + attn(LN x)``, then ``x + MLP(LN x)``; returns ``(x, weights)``."""
+    """Pre-norm encoder block: ``x + attn(LN x)``, then ``x + FF(LN x)`` with ``FF = Linear -> GELU -> Dropout ->
+    Linear -> Dropout``; returns ``(x, weights)``."""
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, dropout: float = 0.0) -> None:
+    def __init__(self, dim: int, heads: int, dim_head: int, mlp_dim: int, dropout: float = 0.0) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = SelfAttention(dim, heads, dropout)
+        self.attn = SelfAttention(dim, heads, dim_head, dropout)
         self.norm2 = nn.LayerNorm(dim)
-        hidden = int(dim * mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim),
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(mlp_dim, dim),
                                  nn.Dropout(dropout))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        attended, weights = self.attn(self.norm1(x), mask)
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        attended, weights = self.attn(self.norm1(x))
         x = x + attended
         return x + self.mlp(self.norm2(x)), weights
+
+
+class QuickGELU(nn.Module):
+    """``x * sigmoid(1.702 x)``, CLIP's fast GELU approximation (CST's message block uses it)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
 
 
 def attention_rollout(weights: list[torch.Tensor], residual: bool = True) -> torch.Tensor:

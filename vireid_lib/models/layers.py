@@ -161,3 +161,34 @@ class BNNeck(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         feature = self.bn(x)
         return feature, None if self.classifier is None else self.classifier(feature)
+
+
+class TemporalFeatureLearning(nn.Module):
+    """One Linear and one SE gate per frame position: a clip summary gates every frame's feature. MITML's
+    ``temporal_feat_learning`` (the summary is its LSTM's output, S = 6) and CST's ``SENet_learning`` (the
+    transformer's clip feature, S = 14; ``temporal`` and ``frames`` are the same GeM features) are this layer.
+
+    ``forward(summary [N, D], temporal [N, S, D], frames [N, S, D]) -> [N, D]``: for each i,
+    ``gate_i = SE_i((Linear_i(summary) + temporal[:, i]) / 2)`` and the output is the mean over i
+    of ``frames[:, i] * gate_i + frames[:, i]``.
+    """
+
+    def __init__(self, dim: int = 2048, seq_len: int = 6, reduction: int = 16) -> None:
+        super().__init__()
+        self.seq_len = seq_len
+        self.linears = nn.ModuleList(nn.Linear(dim, dim) for _ in range(seq_len))
+        self.gates = nn.ModuleList(
+            nn.Sequential(nn.Linear(dim, dim // reduction, bias=False), nn.ReLU(inplace=True),
+                          nn.Linear(dim // reduction, dim, bias=False), nn.Sigmoid())
+            for _ in range(seq_len))
+
+    def forward(self, summary: torch.Tensor, temporal: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        weights = self.gate_values(summary, temporal)
+        return (frames * weights + frames).mean(dim=1)
+
+    def gate_values(self, summary: torch.Tensor, temporal: torch.Tensor) -> torch.Tensor:
+        """``[N, S, D]``: every frame position's gate (in 0..1) for this summary."""
+        if temporal.shape[1] != self.seq_len:
+            raise ValueError(f"temporal feature learning was built for {self.seq_len} frames, got {temporal.shape[1]}.")
+        return torch.stack([gate((linear(summary) + temporal[:, i]) / 2)
+                            for i, (linear, gate) in enumerate(zip(self.linears, self.gates))], dim=1)

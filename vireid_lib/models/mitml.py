@@ -38,9 +38,13 @@ Where this reading of the code differs from ``PAPERS.md`` (the code wins):
   confusion term reads the classifier as just updated, and the classifier's BatchNorm sees the
   batch twice a step, as in the official code.
 
-Not reproduced: ``TemporalMemory``, ``FeatureBlock``, ``ClassBlock``, ``bottleneck1``,
-``classifier1`` / ``classifier2`` and each SE layer's ``l`` convolution are built by the official
-code but never run (so never trained); they are not part of the used network and not built here.
+Not reproduced: ``bottleneck1``, ``classifier1`` / ``classifier2`` and each SE layer's ``l``
+convolution are built by ``embed_net`` but never run (so never trained), and the stems' and
+trunk's unused ResNet parts; they are not built here, and a released file's copies of them are
+named unused by :data:`OFFICIAL_LAYOUTS`. ``TemporalMemory``, ``FeatureBlock`` and ``ClassBlock``
+are defined in ``model_main.py`` but ``embed_net`` never builds them, so they are not in the file.
+The modality classifier is saved beside the network (``net_modal_classifier``) and ``test.py``
+never reads it; loading takes ``net`` only.
 """
 
 from __future__ import annotations
@@ -56,10 +60,12 @@ from torch import nn
 from ..losses.identity import CrossEntropyLabelSmooth
 from ..losses.metric import BatchHardTriplet
 from ..papers import Deviation, Paper, Selection
+from .agw import map_embed_net
 from .backbone import TwoStreamResNet50, out_channels
 from .base import GlobalFeatureReID
 from .contract import Outputs
-from .layers import BNNeck
+from .layers import BNNeck, TemporalFeatureLearning
+from .official import LayoutMapping, OfficialLayout, rename_prefixes
 from .video import VCM_KEEPS, VideoRecipe, frames_of, split_clips
 
 SEQ_LEN = 6  # one Linear and one SE gate per frame position: the official network is built for six frames
@@ -80,33 +86,6 @@ class MITMLRecipe(VideoRecipe):
         source="train.py: tests after 0-based epochs with `epoch % 10 == 0` (0..190; the last epoch is never tested) "
                "and keeps t2v_rank1_best, t2v_map_best, v2t_rank1_best and v2t_map_best, each by `>`; test.py loads "
                "*t2v_map_best.t by default and prints both directions from it")
-
-
-class TemporalFeatureLearning(nn.Module):
-    """``temporal_feat_learning``: the LSTM summary gates every frame's main feature, one gate per frame position.
-
-    ``forward(summary [N, D], temporal [N, S, D], frames [N, S, D]) -> [N, D]``: for each i,
-    ``gate_i = SE_i((Linear_i(summary) + temporal[:, i]) / 2)`` and the output is the mean over i
-    of ``frames[:, i] * gate_i + frames[:, i]``.
-    """
-
-    def __init__(self, dim: int = 2048, seq_len: int = SEQ_LEN, reduction: int = 16) -> None:
-        super().__init__()
-        self.seq_len = seq_len
-        self.linears = nn.ModuleList(nn.Linear(dim, dim) for _ in range(seq_len))
-        self.gates = nn.ModuleList(
-            nn.Sequential(nn.Linear(dim, dim // reduction, bias=False), nn.ReLU(inplace=True),
-                          nn.Linear(dim // reduction, dim, bias=False), nn.Sigmoid())
-            for _ in range(seq_len))
-
-    def forward(self, summary: torch.Tensor, temporal: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
-        if temporal.shape[1] != self.seq_len:
-            raise ValueError(f"temporal feature learning was built for {self.seq_len} frames, got {temporal.shape[1]}.")
-        gated = []
-        for i, (linear, gate) in enumerate(zip(self.linears, self.gates)):
-            weight = gate((linear(summary) + temporal[:, i]) / 2)
-            gated.append(frames[:, i] * weight + frames[:, i])
-        return torch.stack(gated, dim=1).mean(dim=1)
 
 
 class MITML(GlobalFeatureReID):
@@ -160,8 +139,7 @@ def build_mitml(num_classes: int, seq_len: int = SEQ_LEN, pretrained: bool = Tru
     """MITML's network; ``arch`` other than "resnet50" is for quick experiments (the widths follow it)."""
     if seq_len != SEQ_LEN:
         raise ValueError(f"seq_len={seq_len}: MITML's network has one linear and one SE gate per frame position and "
-                         f"exists for {SEQ_LEN} frames only (train.py fixes seq_lenth = 6); use seq_len={SEQ_LEN}, or "
-                         "the light 'baseline' for other lengths.")
+                         f"exists for {SEQ_LEN} frames only (train.py fixes seq_lenth = 6); use seq_len={SEQ_LEN}.")
     backbone = TwoStreamResNet50(pretrained=pretrained, weights_file=weights_file, last_stride=last_stride,
                                  non_local=False, shared_stem=False, arch=arch)
     neck = BNNeck(backbone.out_channels, num_classes, bias_trainable=False, classifier_bias=False,
@@ -288,6 +266,56 @@ class MITMLCriterion(nn.Module):
                 "confusion": confusion.detach(), "modality": adversary, "modality_accuracy": accuracy}
 
 
+# ---------------------------------------------------------------------------------------------
+# The authors' checkpoints: train.py saves ``{"net": embed_net.state_dict(), "net_modal_classifier":
+# modal_Classifier.state_dict(), "mAP", "epoch"}`` as ``*t2v_rank1_best.t``, ``*t2v_map_best.t``,
+# ``*v2t_rank1_best.t`` and ``*v2t_map_best.t``; test.py loads ``"net"`` only. The network is AGW's
+# embed_net (stems, shared layers, BNNeck under the same names, via DDAG) plus MITML's modules below.
+# The modality classifier is no part of the network: it is the criterion's (MITMLCriterion.modality,
+# first_layer -> blocks.0, layers.i -> blocks.(i+1), Liner -> linear) and evaluation never needs it.
+# ---------------------------------------------------------------------------------------------
+
+# Official module -> workbook module, for what MITML adds to embed_net. nn.LSTM names its tensors and
+# orders its gates (i, f, g, o) the same with or without batch_first, so the LSTM's names carry over.
+# temporal_feat_learning's Linears a..f and SE layers se_1..se_6 serve frame positions 0..5 in order.
+_MITML_PREFIXES = (
+    ("base_resnet.layer4.", "temporal_layer4."),
+    ("lstm.", "lstm."),
+    *((f"temporal_feat_learning.{name}.", f"temporal.linears.{i}.") for i, name in enumerate("abcdef")),
+    *((f"temporal_feat_learning.se_{i + 1}.fc.", f"temporal.gates.{i}.") for i in range(SEQ_LEN)),
+)
+# Built by embed_net.__init__ but never called by its forward, so never trained either.
+_MITML_NEVER_USED = (
+    ("bottleneck1.", "a second BNNeck BatchNorm that embed_net builds but its forward never runs"),
+    ("classifier1.", "an extra classifier that embed_net builds but its forward never runs"),
+    ("classifier2.", "an extra classifier that embed_net builds but its forward never runs"),
+    *((f"temporal_feat_learning.se_{i + 1}.l.", "the 1x1 convolution each SELayer builds but its forward never calls")
+      for i in range(SEQ_LEN)),
+)
+
+
+def _identify_official(keys) -> bool:
+    # the layer4 copy and the temporal learning exist in MITML's embed_net only, not in AGW's it builds on
+    return "base_resnet.layer4.0.conv1.weight" in keys and "temporal_feat_learning.a.weight" in keys
+
+
+def _convert_official(state, model: MITML) -> LayoutMapping:
+    mapping = LayoutMapping()
+    rename_prefixes(state, _MITML_PREFIXES, mapping)  # before map_embed_net, which names the rest of base_resnet unused
+    map_embed_net(state, model, mapping)
+    for key in state:
+        reason = next((why for prefix, why in _MITML_NEVER_USED if key.startswith(prefix)), None)
+        if reason is not None and key not in mapping.used:
+            mapping.unused[key] = reason
+    mapping.notes.append("the adversarial modality classifier train.py saves beside the network "
+                         "('net_modal_classifier') is a training-time part (the workbook's MITMLCriterion holds it); "
+                         "evaluation does not use it, so it is not loaded")
+    return mapping
+
+
+OFFICIAL_LAYOUTS = (OfficialLayout("MITML, VCM-project233/MITML (embed_net)", _identify_official, _convert_official),)
+
+
 PAPER = Paper(
     method="mitml", title="MITML", datasets=("vcm",), recipe=MITMLRecipe(),
     build=lambda classes, recipe, weights: build_mitml(classes, seq_len=recipe.seq_len, arch=recipe.arch,
@@ -296,6 +324,7 @@ PAPER = Paper(
         classes, dim=out_channels(recipe.arch), margin=recipe.margin,
         confusion_epoch=recipe.confusion_epoch, confusion_weight=recipe.confusion_weight,
         modality_lr=recipe.modality_lr),
+    layouts=OFFICIAL_LAYOUTS,
     fidelity=("MITML as VCM-project233/MITML runs it: two layer4s (the copy feeds a 2-layer LSTM), per-frame linear + "
               "SE gating for S = 6, BNNeck; a 3-class modality classifier with its own SGD on detached features and "
               "the confusion term from epoch 60; BNNeck and classifier at lr 0.1, the rest at 0.01. Its test every 10 "

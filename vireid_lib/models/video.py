@@ -1,43 +1,18 @@
-"""A light video baseline for HITSZ-VCM, built from MITML's parts (Lin et al., CVPR 2022); **not MITML**.
+"""What the video papers (MITML, CST, STAR) share: MITML's training recipe, which the others build on, the four
+checkpoints its script keeps, and the clip helpers.
 
-MITML itself, as its code runs it, is :mod:`vireid_lib.models.mitml` (about 135M parameters plus
-a modality classifier); this lighter network (about 58M) is kept for quick experiments and as
-the per-frame base CST builds on.
-
-Every frame of a clip goes through AGW's two-stream ResNet-50 (modality stems, shared
-layers 1-4, last stride 1); global average pooling gives one vector per frame, and the S
-frame vectors are aggregated over time: their mean plus an LSTM branch (the LSTM's output
-at the last frame). A BNNeck and a bias-free identity classifier follow; cross-entropy on
-the logits and batch-hard triplet (margin 0.3) on the aggregated pre-BN feature train it.
-The test feature is the post-BN feature.
-
-What it takes from MITML: the two-stream per-frame backbone, average pooling, an LSTM over
-frame features, the BNNeck, the losses, the sampler (8 identities x 2 visible + 2 infrared
-tracklets) and the schedule (SGD, lr 0.1 for the head and 0.01 for the rest, 10 warm-up
-epochs, x0.1 at 35 and x0.01 at 80, 200 epochs). What it leaves out: the second layer4 copy,
-the two-layer LSTM driving a per-frame linear + SE gate, and the modality classifier with its
-confusion term. Its one LSTM layer is added to the frame mean, and it trains at the head's lr.
-
-Inputs are clips ``[B, S, 3, H, W]``; in training ``forward(visible, infrared)`` takes both
-halves of a batch, in evaluation one of them (see :mod:`vireid_lib.models.contract`).
+Inputs are clips ``[B, S, 3, H, W]``; in training a model's ``forward(visible, infrared)`` takes both halves of a
+batch, in evaluation one of them (see :mod:`vireid_lib.models.contract`). The workbook's earlier light video network
+(a frame mean plus an LSTM, "not MITML") is gone: MITML, CST and STAR are now each their authors' network.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pathlib import Path
-
 import torch
-from torch import nn
 
-from ..losses.identity import CrossEntropyLabelSmooth
-from ..losses.metric import BatchHardTriplet
-from .backbone import TwoStreamResNet50
-from .base import GlobalFeatureReID
-from .contract import Outputs
-from .layers import BNNeck
-from ..papers import Keep, Paper, Recipe
+from ..papers import Keep, Recipe
 
 # The four checkpoints MITML's train.py keeps (STAR's copies it), each by `>` on its own score: rank-1 and mAP of
 # IR -> visible ("t2v", as its files are named) and of visible -> IR ("v2t").
@@ -75,13 +50,6 @@ class VideoRecipe(Recipe):
     test_resize: str = "bilinear"
 
 
-@dataclass(frozen=True)
-class VideoBaselineRecipe(VideoRecipe):
-    """The light baseline: MITML's recipe, and whether its one-layer LSTM branch is on."""
-
-    lstm: bool = True
-
-
 def split_clips(visible: torch.Tensor | None, infrared: torch.Tensor | None) -> tuple[int, int]:
     """(clips, frames per clip) of the given halves, checking they are ``[B, S, 3, H, W]`` clips."""
     given = [t for t in (visible, infrared) if t is not None]
@@ -99,83 +67,3 @@ def split_clips(visible: torch.Tensor | None, infrared: torch.Tensor | None) -> 
 def frames_of(clips: torch.Tensor | None) -> torch.Tensor | None:
     """``[B, S, 3, H, W]`` -> ``[B*S, 3, H, W]`` (clip-major: the S frames of clip 0 first)."""
     return None if clips is None else clips.flatten(0, 1)
-
-
-class ClipFeatureReID(GlobalFeatureReID):
-    """Backbone per frame, pooling per frame, a temporal aggregation to one vector per clip, BNNeck."""
-
-    def __init__(self, backbone: TwoStreamResNet50, neck: BNNeck, lstm: bool = True,
-                 backbone_lr_factor: float = 0.1) -> None:
-        super().__init__(backbone, nn.AdaptiveAvgPool2d(1), neck)
-        dim = backbone.out_channels
-        self.lstm = nn.LSTM(dim, dim, num_layers=1, batch_first=True) if lstm else None
-        self.backbone_lr_factor = backbone_lr_factor
-
-    def frame_maps(self, visible: torch.Tensor | None, infrared: torch.Tensor | None) -> torch.Tensor:
-        """``[N, S, C, h, w]`` layer4 maps of ``[visible; infrared]`` clips."""
-        clips, length = split_clips(visible, infrared)
-        maps = self.backbone(frames_of(visible), frames_of(infrared))
-        return maps.reshape(clips, length, *maps.shape[1:])
-
-    def aggregate(self, frame_features: torch.Tensor) -> torch.Tensor:
-        """``[N, S, C]`` -> ``[N, C]``: the frame mean, plus the LSTM's last output when enabled."""
-        pooled = frame_features.mean(dim=1)
-        if self.lstm is not None:
-            output, _ = self.lstm(frame_features)
-            pooled = pooled + output[:, -1]
-        return pooled
-
-    def pooled_feature(self, visible: torch.Tensor | None, infrared: torch.Tensor | None) -> torch.Tensor:
-        maps = self.frame_maps(visible, infrared)
-        return self.aggregate(maps.mean(dim=(-2, -1)))
-
-    def forward(self, visible: torch.Tensor | None = None, infrared: torch.Tensor | None = None) -> Outputs:
-        pooled = self.pooled_feature(visible, infrared)
-        if not self.training:
-            return self.test_outputs(pooled)
-        bn, logits = self.neck(pooled)
-        return {"pooled": pooled, "bn": bn, "logits": logits}
-
-    def param_groups(self, base_lr: float) -> list[dict]:
-        """Backbone at ``backbone_lr_factor * base_lr``; temporal branch, BNNeck and classifier at ``base_lr``."""
-        backbone = [p for p in self.backbone.parameters() if p.requires_grad]
-        ids = {id(p) for p in backbone}
-        head = [p for p in self.parameters() if p.requires_grad and id(p) not in ids]
-        return [{"name": "backbone", "params": backbone, "lr": base_lr * self.backbone_lr_factor},
-                {"name": "temporal branch, BNNeck and classifier", "params": head, "lr": base_lr}]
-
-
-def build_video_baseline(num_classes: int, pretrained: bool = True, weights_file: str | Path | None = None,
-                         last_stride: int = 1, lstm: bool = True, arch: str = "resnet50",
-                         backbone_lr_factor: float = VideoBaselineRecipe.backbone_lr_factor) -> ClipFeatureReID:
-    """The light video baseline (not MITML); ``arch`` other than "resnet50" is for quick experiments."""
-    backbone = TwoStreamResNet50(pretrained=pretrained, weights_file=weights_file, last_stride=last_stride,
-                                 non_local=False, shared_stem=False, arch=arch)
-    # MITML's BNNeck: N(1, 0.01) BN weight, frozen zero bias, bias-free classifier drawn from N(0, 0.001).
-    neck = BNNeck(backbone.out_channels, num_classes, bias_trainable=False, classifier_bias=False,
-                  bn_weight_std=0.01, classifier_init="normal")
-    return ClipFeatureReID(backbone, neck, lstm=lstm, backbone_lr_factor=backbone_lr_factor)
-
-
-class VideoBaselineCriterion(nn.Module):
-    """Cross-entropy on ``logits`` + batch-hard triplet (margin 0.3) on ``pooled``."""
-
-    def __init__(self, num_classes: int, margin: float = 0.3, label_smoothing: float = 0.0) -> None:
-        super().__init__()
-        self.identity = CrossEntropyLabelSmooth(num_classes, epsilon=label_smoothing)
-        self.triplet = BatchHardTriplet(margin=margin)
-
-    def forward(self, outputs: Outputs, labels: torch.Tensor) -> Outputs:
-        identity = self.identity(outputs["logits"], labels)
-        triplet, precision = self.triplet.loss_and_precision(outputs["pooled"], labels)
-        return {"loss": identity + triplet, "id": identity, "triplet": triplet, "triplet_precision": precision}
-
-
-PAPER = Paper(
-    method="baseline", title="Light video baseline (not MITML)", datasets=("vcm",), recipe=VideoBaselineRecipe(),
-    build=lambda classes, recipe, weights: build_video_baseline(classes, lstm=recipe.lstm, arch=recipe.arch,
-                                                                backbone_lr_factor=recipe.backbone_lr_factor, **weights),
-    criterion=lambda classes, recipe, dataset: VideoBaselineCriterion(classes, margin=recipe.margin),
-    fidelity=("Not MITML: a light network from MITML's parts (two-stream ResNet-50 per frame, frame mean plus a "
-              "one-layer LSTM, BNNeck) with MITML's recipe; the faithful MITML is the 'mitml' paper."),
-)
