@@ -17,48 +17,53 @@
 # %% [markdown]
 # # CST on HITSZ-VCM: cross-modality spatial-temporal transformer
 #
-# Seed 000, Feng et al., IEEE TMM 2024. **CST's code is not public** (its repository holds a README and a checkpoint
-# link), so `vireid_lib.models.cst` implements it from the paper:
+# Seed 000, Feng et al., IEEE TMM 2024, **as its authors built it**: `vireid_lib.models.cst` is the network of
+# `FYJ112233/CST` (`model_main.py`, `CST.py`), built from what its forward pass uses, for clips of S = 14 frames:
 #
-# * **CTTM** cuts the clip's ResNet-50 feature maps into 3-D tubes (frames x rows x cols), one token per tube, and
-#   relates all tubes with a transformer encoder;
-# * **MTFM** gives every frame a message token; message tokens attend to each other across frames and are fed back into
-#   each frame's own attention;
-# * the **DC loss** (variance, cross-modality invariance, covariance) joins cross-entropy and triplet.
+# * AGW's two-stream ResNet-50 with its non-local blocks, GeM (p = 3) per frame;
+# * **CTTM**: the layer4 maps cut into tubes of 3 x 1 cells x 2 frames (54 tubes per frame pair, 7 pairs), embedded, a
+#   learned position per tube, a class token per pair, one spatial transformer layer (128 heads of 48);
+# * **MTFM**: a message token per pair from its class token; the messages attend to each other across the pairs, then
+#   each pair attends over its tokens and its message; a QuickGELU MLP;
+# * a temporal transformer over the pairs' class tokens: the clip feature, which gates every frame's GeM vector through
+#   one SE per frame (`SENet_learning`), averaged, then a BNNeck.
 #
-# From the paper: the modules, S = 6 frames, 288 x 144 inputs, the two-stream ResNet-50, CE + triplet, lr 3.5e-4.
-# **This workbook's choices** (the paper's values could not be checked against code): token width 512, tube (2, 3, 3),
-# depth 2 for both modules, 8 heads, the three-branch layout (CNN mean, CTTM, MTFM) with a concatenated test feature
-# (each branch L2-normalised first, so the wide CNN branch does not drown the two transformer branches),
-# the DC weights (VICReg's 25:25:1 ratio as 1 : 1 : 0.04), Adam and MITML's schedule (CST says it builds on MITML).
-# The same notebook trains **MITML** as `VCM-project233/MITML` runs it (`vireid_lib.models.mitml`: two layer4s, a
-# two-layer LSTM gating each of the 6 frames, an adversarial modality classifier whose confusion term joins at epoch 60),
-# the baseline CST's table compares with; `train_mitml=False` skips it.
+# The code's quirks are the defaults, each with the flag that fixes it (the declaration lists them): 1-channel
+# non-local blocks (`official_one_channel`), message attention with one head per channel (`message_heads`), a DC
+# covariance divided by 8192^3 (`dc_covariance_fix`), a second visible view made from the first's normalised output
+# (`fresh_second_view`). **The repository has no training script**: the losses (label-smoothed CE + triplet + the DC
+# loss between visible and infrared, 25 / 25 / 1 inside it), Adam at 3.5e-4, 4 identities x 2 tracklets and MITML's
+# schedule are inferred from `test.py`'s arguments and MITML's code, and are recipe fields.
 #
-# MTFM's message tokens: the paper says each frame's message token exchanges information with the other frames to
-# model long-range temporal dependencies, not how the token starts. Here it starts **from its frame** (the mean of the
-# frame's tokens, projected, plus a time embedding), so the first exchange already carries frame content: a token
-# starting as a learned constant would tell the other frames nothing in the first layer.
+# The same notebook trains **MITML** as `VCM-project233/MITML` runs it (`vireid_lib.models.mitml`), the baseline CST's
+# table compares with (`train_mitml=False` skips it). The authors' released weights evaluate here too:
+# `-p checkpoint VCMCST_CTTM_MTFM_DC_2_t2v_rank1_best.t` (CST's), `-p method mitml -p checkpoint FILE` (MITML's).
 #
 # `papermill notebooks/cst_vcm.ipynb out.ipynb -p lr 3.5e-4 -p data_root /data/HITSZ-VCM`. Relative `out_dir` and
 # `results_dir` are taken in the workbook's root, wherever the kernel runs.
 
 # %% tags=["parameters"]
+method = "cst"             # "cst"; "mitml" evaluates MITML's own weights (with checkpoint) as the main run
 data_root = ""             # empty: the bundled synthetic twin, generated on first use (NOT a reproduction)
-seq_len = 6                # frames sampled per tracklet (paper: 6)
+seq_len = None             # None: CST's 14 (one SE gate per frame is built in); MITML always takes its 6
 epochs = None              # None: the recipe's 200 (MITML's schedule: warm-up 10, x0.1 at 35, x0.01 at 80)
 scale_schedule = False     # other epochs than the paper's keep its warm-up and lr steps (a short run may never leave the warm-up); True scales them
-lr = 3.5e-4                # CST's learning rate (Adam)
-num_ids = 8                # identities per batch
-num_per_modality = 2       # tracklets per identity and modality
+lr = 3.5e-4                # CST's learning rate (Adam), the README's
+num_ids = None             # None: 4 identities per batch (test.py's --batch-size)
+num_per_modality = None    # None: 2 tracklets per identity and modality (--num_pos)
 height = 288
 width = 144
-tube = (2, 3, 3)           # tube size (frames, map rows, map cols); must divide (seq_len, height/16, width/16)
-dim = 512                  # transformer token width
-cttm_depth = 2             # CTTM encoder blocks
-mtfm_depth = 2             # MTFM layers
-heads = 8                  # attention heads
-dc_weight = 1.0            # weight of the DC loss (0 turns it off)
+tube = None                # None: (2, 3, 1) = frames x map rows x map cols; must divide (seq_len, height/16, width/16)
+heads = None               # None: 128 heads of dim_head 48 (spatial and temporal transformers)
+dim_head = None            # None: 48
+mlp_dim = None             # None: 2048 (their feed-forward width)
+frame_heads = None         # None: 128 (each pair's attention over its tokens and message)
+message_heads = None       # None: the code's one head per channel; e.g. 16 for the fix
+official_one_channel = None  # None: the code's 1-channel non-local blocks; False gives them C/2 channels
+fresh_second_view = None   # None: the code's second visible view from the first's normalised output; True: from the image
+dc_weight = None           # None: 1 (the DC loss: 25 x invariance + 25 x variance + 1 x covariance inside)
+dc_covariance_fix = None   # None: the code's covariance / (3 x 8192^3), practically 0; True: VICReg's / (N - 1) / D
+center_weight = None       # None: 0 (loss.py's hetero-centre triplet, which test.py's 'id+tri' does not name)
 train_mitml = True         # also train MITML (as its code runs it) for the comparison table
 mitml_lr = None            # None: MITML's 0.1 (BNNeck, classifier) / 0.01 (everything else), SGD
 mitml_confusion_epoch = None  # None: MITML's 60 (0-based epoch from which the confusion term trains the network)
@@ -68,7 +73,7 @@ backbone_lr_factor = None  # None: the recipe's
 batches_per_epoch = None   # None: the official epoch length; a small number only for smoke runs
 pretrained = True          # torchvision's ImageNet weights (downloaded once)
 weights_file = ""          # or a local ResNet state dict
-checkpoint = ""            # evaluate this CST checkpoint instead of training it
+checkpoint = ""            # evaluate these weights instead of training: a vireid checkpoint, or the authors' file
 device = "auto"
 amp = "off"                # "off", "bf16" or "fp16" (CUDA only)
 channels_last = False      # image batches and weights in the channels-last layout (faster convolutions)
@@ -90,31 +95,50 @@ from IPython.display import Markdown, display
 
 from vireid_lib.experiments.params import check_notebook_parameters
 from vireid_lib.experiments.video import prepare
+from vireid_lib.models import cst as cst_model
 from vireid_lib.models.mitml import official_size
-from vireid_lib.viz import (plot_clip_attention, plot_cmc, plot_message_attention, plot_ranked_list, plot_training,
-                            plot_tracklet_lengths, ranked_list_browser, show_clips, table)
+from vireid_lib.viz import (plot_clip_attention, plot_cmc, plot_frame_gates, plot_message_attention, plot_ranked_list,
+                            plot_training, plot_tracklet_lengths, ranked_list_browser, show_clips, table)
 
 check_notebook_parameters(globals())  # a parameter this notebook does not take is an error, not a warning
 
 # %%
-common = dict(data_root=data_root, seq_len=seq_len, epochs=epochs, scale_schedule=scale_schedule, num_ids=num_ids,
+common = dict(data_root=data_root, epochs=epochs, scale_schedule=scale_schedule, num_ids=num_ids,
               num_per_modality=num_per_modality, height=height, width=width, arch=arch, optimizer=optimizer,
               backbone_lr_factor=backbone_lr_factor, batches_per_epoch=batches_per_epoch, pretrained=pretrained,
               weights_file=weights_file, device=device, amp=amp, seed=seed, workers=workers, eval_every=eval_every,
               selection=selection, synthetic_ids=synthetic_ids, resume=resume, channels_last=channels_last,
               augment=augment, compile_model=compile_model, out_dir=out_dir)
-run = prepare("cst", lr=lr, tube=tube, dim=dim, cttm_depth=cttm_depth, mtfm_depth=mtfm_depth, heads=heads,
-              dc_weight=dc_weight, checkpoint=checkpoint, **common)
+cst_settings = dict(seq_len=seq_len, lr=lr, tube=tube, heads=heads, dim_head=dim_head, mlp_dim=mlp_dim,
+                    frame_heads=frame_heads, message_heads=message_heads, official_one_channel=official_one_channel,
+                    fresh_second_view=fresh_second_view, dc_weight=dc_weight, dc_covariance_fix=dc_covariance_fix,
+                    center_weight=center_weight)
+mitml_settings = dict(lr=mitml_lr, confusion_epoch=mitml_confusion_epoch)
+run = prepare(method, checkpoint=checkpoint, **common, **(cst_settings if method == "cst" else mitml_settings))
+
+# %%
 if run.data_kind == "synthetic":
     display(Markdown("> **Synthetic data.** These numbers come from the generated twin of HITSZ-VCM: they show that every "
                      "step runs, and say nothing about the paper. Set `data_root` to the real dataset to reproduce it."))
-print(f"CST on HITSZ-VCM ({run.data_kind}), {run.params['num_classes']} training identities, device {run.train_config.device}")
-display(Markdown(f"**Reported checkpoints (CST):** {run.describe_selection()}"))
+display(Markdown(f"**{run.paper}** on HITSZ-VCM ({run.data_kind}), {run.params['num_classes']} training identities, "
+                 f"device {run.train_config.device}, {run.params['arch']}, S = {run.recipe.seq_len}.\n\n"
+                 f"**As the official code:** {run.fidelity}\n\n**Reported checkpoints:** {run.describe_selection()}"))
+if method == "cst":
+    print(f"CST at the paper's size (ResNet-50, 288 x 144, S = 14, 500 identities): "
+          f"{cst_model.official_size() / 1e6:.1f}M parameters; this run: {run.parameter_counts()['network'] / 1e6:.1f}M")
 print(f"checkpoints, log and figures: {run.run_dir}")
 
 # %% [markdown]
+# ### Where this run follows the official code
+# Every documented difference between the paper's code and the workbook: the code's defects are the defaults (they
+# produced the reported numbers) and each switch holds the fix; the last column says which side this run is on.
+
+# %%
+table(run.deviations())
+
+# %% [markdown]
 # ## Data
-# Tracklets per split and modality (tracklets under 12 frames are dropped, as MITML's loader does), the length
+# Tracklets per split and modality (tracklets under 12 frames are dropped, as the official loaders do), the length
 # distribution, and a few clips of each modality.
 
 # %%
@@ -128,25 +152,28 @@ run.figure(plot_tracklet_lengths(tracklets), "tracklet_lengths")
 
 # %%
 visible, infrared = run.reader.train()
-run.figure(show_clips(visible[:2] + infrared[:2], frames=seq_len), "clips")
+run.figure(show_clips(visible[:2] + infrared[:2], frames=run.recipe.seq_len), "clips")
 
 # %% [markdown]
 # ## Training
-# CST first, then MITML with its own recipe. Checkpoints are written every epoch under
-# `out_dir`; rerunning resumes. The loss terms: identity and triplet per branch, and the DC terms.
+# CST first (its batch: two visible views and an infrared one of every tracklet, `[V, V_second, I]`), then MITML with
+# its own recipe. Checkpoints are written every epoch under `out_dir`; rerunning resumes. The loss terms: identity,
+# triplet, and the DC loss with its three terms (the covariance is practically 0 in the code's form).
 
 # %%
 if score_untrained:
-    display(table(run.score_untrained().readable(), caption="CST before training"))
-if not checkpoint:
+    display(table(run.score_untrained().readable(), caption=f"{run.paper} before training"))
+if checkpoint:
+    print(f"evaluating {run.loaded.kind} from {run.loaded.path}", *run.loaded.notes, sep="\n - ")
+else:
     result = run.train()
     display(run.figure(plot_training(result.history), "training"))
-    print(f"CST: {len(result.history)} epochs in {run.durations['train_s']} s; checkpoint {result.checkpoint}")
+    print(f"{run.paper}: {len(result.history)} epochs in {run.durations['train_s']} s; checkpoint {result.checkpoint}")
 
 # %%
 mitml = None
-if train_mitml:
-    mitml = prepare("mitml", lr=mitml_lr, confusion_epoch=mitml_confusion_epoch, **common)
+if train_mitml and method == "cst":
+    mitml = prepare("mitml", **common, **mitml_settings)
     network, adversary = official_size()
     counts = mitml.parameter_counts()
     print(f"MITML at the paper's size (ResNet-50, 500 identities): {network / 1e6:.1f}M + {adversary / 1e6:.1f}M "
@@ -168,14 +195,14 @@ evaluation = run.evaluate()
 others = (mitml,) if mitml is not None else ()
 for other in others:
     other.evaluate()
-table(evaluation.readable(), caption=f"CST reports {run.describe_selection()}")
+table(evaluation.readable(), caption=f"{run.paper} reports {run.describe_selection()}")
 
 # %% [markdown]
 # ### Beside CST's table (CAJL, MITML, IBAN and CST as reported) and MITML trained here
 
 # %%
 if score_untrained:
-    display(table(run.learning_summary(), caption="CST: untrained vs trained vs chance (random features)"))
+    display(table(run.learning_summary(), caption=f"{run.paper}: untrained vs trained vs chance (random features)"))
 table(run.compare_with_paper(others))
 
 # %% [markdown]
@@ -202,24 +229,24 @@ for q in range(0, len(queries), max(1, len(queries) // 3))[:3]:
 ranked_list_browser(queries, gallery, distances, top=10, removed=removed)
 
 # %% [markdown]
-# ## Where the transformer attends
-# **Tube attention rollout** (CTTM): the class token's attention rolled out through the encoder layers, each tube's
-# share spread over its frames and cells. **Message-token attention** (MTFM): which frames each frame's message reads
-# from, and how much the messages rely on every frame. **Frame attention**: each frame's message token over its cells.
-# The overlays show attention relative to the clip's mean (1 = spread evenly, a middle colour), on one scale per clip.
+# ## Where CST attends
+# **Tubes**: each frame pair's class token over its tubes in the spatial transformer, every tube's weight spread over
+# its frames and cells. **Message tokens**: which frame pairs each pair's message reads from, and how much the messages
+# rely on every pair. **SE gates**: how much of each frame the clip feature lets through on top of itself. The
+# overlays show attention relative to the clip's mean (1 = spread evenly, a middle colour), on one scale per clip.
 
 # %%
-for modality, record, clip, attention in run.attention_examples():
-    name = f"{modality} id {record.pid} cam {record.camid}"
-    tag = f"{modality}_{record.pid}"
-    display(run.figure(plot_clip_attention(clip, attention.tube_rollout()[0], title=f"tube rollout, {name}"), f"rollout_{tag}"))
-    display(run.figure(plot_message_attention(attention.message, attention.frame_reliance()[0], title=name), f"messages_{tag}"))
-    display(run.figure(plot_clip_attention(clip, attention.frame_maps()[0], title=f"message token over each frame, {name}"),
-                       f"frame_maps_{tag}"))
+for modality, record, clip, attention in (run.attention_examples() if method == "cst" else []):
+    name, tag = f"{modality} id {record.pid} cam {record.camid}", f"{modality}_{record.pid}"
+    display(run.figure(plot_clip_attention(clip, attention.tube_maps()[0], title=f"tube attention, {name}"),
+                       f"tubes_{tag}"))
+    display(run.figure(plot_message_attention(attention.message_matrix()[0], attention.pair_reliance()[0], title=name),
+                       f"messages_{tag}"))
+    display(run.figure(plot_frame_gates(attention.gate_strength()[0], title=name), f"gates_{tag}"))
 
 # %% [markdown]
 # ## Result records
-# One JSON record per trained model in `results/`; `python -m vireid_lib.results readme` regenerates the README.
+# One JSON record per model in `results/`; `python -m vireid_lib.results readme` regenerates the README.
 
 # %%
 for finished in (run, *others):

@@ -100,6 +100,14 @@ display(Markdown(f"**{run.paper}** on {run.dataset} ({run.data_kind}), {run.para
 print(f"checkpoints, log and figures: {run.run_dir}")
 
 # %% [markdown]
+# ### Where this run follows the official code
+# Every documented difference between the paper's code and the workbook: the code's defects are the defaults (they
+# produced the reported numbers) and each switch holds the fix; the last column says which side this run is on.
+
+# %%
+table(run.deviations())
+
+# %% [markdown]
 # ## Data
 # The splits the official code uses (see PROTOCOLS.md), and a few training images of each modality.
 

@@ -112,7 +112,7 @@ def estimated_images(method: str, dataset: str) -> int:
     recipe = paper.recipe_for(dataset)
     per_modality = recipe.num_ids * recipe.num_per_modality
     batches = official_batches(*PUBLISHED_TRAIN[dataset], per_modality, recipe.epoch_rule)
-    views = len(paper.batch_for(dataset).input_order()) - (2 if recipe.skeletons else 0)
+    views = len(paper.batch_for(dataset, recipe).input_order()) - (2 if recipe.skeletons else 0)
     return recipe.epochs * batches * per_modality * views * max(recipe.seq_len, 1)
 
 

@@ -94,20 +94,25 @@ def test_short_cst_training_on_synthetic_vcm_lifts_retrieval_above_untrained(syn
     from vireid_lib.experiments.video import prepare as prepare_video
 
     run = prepare_video("cst", data_root=str(synthetic_vcm24), pretrained=False, arch="resnet18", seq_len=4, height=64,
-                        width=32, tube=(2, 2, 1), dim=64, heads=4, epochs=15, batches_per_epoch=10, num_ids=4,
-                        optimizer="adam", lr=1e-3, backbone_lr_factor=1.0, device="cpu", workers=0,
-                        out_dir=str(tmp_path), resume=False, progress=False, seed=0, selection="last",
-                        # Without the DC loss: at this tiny scale (16 clips a batch, 150 steps) it stalled learning on
-                        # 2 of 4 seeds (mAP +0.8 / -1.0, the transformer features collapsing with dc_variance ~0.9),
-                        # while without it seeds 0, 1, 2 gained 7.9 / 11.3 / 14.1 mAP. The DC terms are tested on
-                        # hand-made inputs (tests/losses) and train in the notebook test.
+                        width=32, tube=(2, 2, 1), heads=2, dim_head=16, mlp_dim=64, frame_heads=4, epochs=15,
+                        batches_per_epoch=10, num_ids=4, optimizer="adam", lr=1e-3, backbone_lr_factor=1.0,
+                        device="cpu", workers=0, out_dir=str(tmp_path), resume=False, progress=False, seed=0,
+                        selection="last",
+                        # 150 steps: the paper's warm-up (10 epochs) and steps (35, 80) would leave them at a tiny lr,
+                        # and scaled to 15 epochs they cut it by 100 after step 60 (measured: mAP +4.5 at most)
+                        schedule="constant",
+                        # Without the DC loss: at this tiny scale it collapsed seed 1 (mAP 21.9 -> 19.3) while seed 0
+                        # gained 9.3. Without it, seeds 0 / 1 gain 6.1 / 4.4 mAP and 9.0 / 6.6 R1 (measured
+                        # 2026-12-05). The DC terms are tested on hand-made inputs (tests/losses) and train in the
+                        # notebook test.
                         dc_weight=0.0)
     gallery_ids = len({r.pid for r in run.reader.split("ir2rgb").gallery})
     before = run.evaluate().summary[["R1", "mAP"]].mean()  # mean of the two directions
-    run.train()
+    history = run.train().history
     after = run.evaluate().summary[["R1", "mAP"]].mean()
     chance = 100.0 / gallery_ids
     print(f"R1 {before['R1']:.1f} -> {after['R1']:.1f}, mAP {before['mAP']:.1f} -> {after['mAP']:.1f} (chance {chance:.1f})")
-    assert after["mAP"] >= before["mAP"] + 5.0
+    assert history[-1]["id"] <= history[0]["id"] - 0.5  # the training identities are being learned
+    assert after["mAP"] >= before["mAP"] + 4.0
     assert after["R1"] >= before["R1"] + 2.0  # R1 moves in steps of ~4 points here: 23 queries
     assert after["R1"] >= 1.3 * chance

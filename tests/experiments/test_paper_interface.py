@@ -14,7 +14,7 @@ from torch import nn
 from vireid_lib import papers
 from vireid_lib.experiments.common import ExperimentError
 from vireid_lib.experiments.image import prepare
-from vireid_lib.papers import BatchLayout, Hooks, Paper, Recipe, Variant
+from vireid_lib.papers import BatchLayout, Deviation, Hooks, Paper, Recipe, Variant
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,7 +64,10 @@ TOY = Paper(method="toy", title="Toy", datasets=("sysu",), recipe=ToyRecipe(),
             criterion=lambda classes, recipe, dataset: ToyCriterion(),
             batch=BatchLayout(labels=("visible", "infrared", "visible")),
             hooks=Hooks(on_epoch_start=count_epoch),
-            variants={"plain": Variant("embedding"), "doubled": Variant("double", "dot")})
+            variants={"plain": Variant("embedding"), "doubled": Variant("double", "dot")},
+            deviations=(Deviation("Its width is a quarter of what the paper says.", "width_factor=16"),
+                        Deviation("Its nesterov flag is the workbook's.", "nesterov=False", default="workbook"),
+                        Deviation("It cannot be switched.")))
 
 
 def test_a_declared_paper_trains_evaluates_and_records_through_the_generic_runner(synthetic_sysu: Path, tmp_path: Path) -> None:
@@ -77,6 +80,9 @@ def test_a_declared_paper_trains_evaluates_and_records_through_the_generic_runne
     assert len(result.history) == 2 and int(run.model.epochs_seen) == 2  # the hook ran every epoch
     assert run.evaluate().summary["R1"].notna().all()
     assert set(run.evaluate_variants()["variant"]) == {"plain", "doubled"}
+    # which side of each documented difference the run is on: width_factor differs from the paper's default
+    assert list(run.deviations()["this run"]) == ["changed (width_factor=8)", "the workbook's (nesterov=True)",
+                                                  "as the code (no switch)"]
     record = json.loads(run.record(tmp_path / "results").read_text())
     assert record["paper"] == "Toy" and record["config"]["params"]["recipe"]["width_factor"] == 8
     with pytest.raises(ExperimentError, match="tube does not apply to Toy"):

@@ -58,9 +58,17 @@ DIRECTIONS = {"sysu": ("ir2rgb",), "regdb": ("v2t", "t2v"), "vcm": ("ir2rgb", "r
 
 
 def test_every_declared_paper_with_a_script_has_its_rule_checked_here() -> None:
-    declared = {m for m, p in papers.papers().items() if p.recipe.selection_rule.keeps}
-    assert declared == set(OFFICIAL)
-    assert papers.paper("baseline").recipe.selection_rule.keeps == ()  # the workbook's own network: its last epoch
+    declared = {m for m, p in papers.workbook_papers().items() if p.recipe.selection_rule.keeps}
+    assert declared == set(OFFICIAL) == set(papers.workbook_papers())  # every paper has an official script's rule
+
+
+def test_every_deviation_switch_names_fields_of_its_papers_recipes() -> None:
+    """A run's deviation table reads the switch's fields from its recipe: a misspelt one would say 'no switch'."""
+    for method, paper in papers.workbook_papers().items():
+        for deviation in paper.deviations:
+            for part in filter(str.strip, deviation.flag.split(",")):
+                name = part.split("=")[0].strip()
+                assert all(hasattr(paper.recipe_for(d), name) for d in paper.datasets), (method, deviation.flag)
 
 
 @pytest.mark.parametrize("method", sorted(OFFICIAL))

@@ -220,6 +220,8 @@ def test_cst_trains_cst_and_mitml_and_draws_attention_maps(smoke_plan) -> None:
     assert _pictures(_cell(executed, "attention_examples()")) == 6
     assert "MITML" in text and "IBAN (as reported by CST)" in text and "this run (synthetic)" in text
     assert "MITML at the paper's size (ResNet-50, 500 identities): 135.0M + 8.4M" in text
+    assert "CST at the paper's size (ResNet-50, 288 x 144, S = 14, 500 identities): 305.5M parameters" in text
+    assert "fresh_second_view=True" in text and "dc_covariance_fix=True" in text  # the defects and their fixes named
     (mitml,) = [r for r in records if r["method"] == "mitml"]
     assert mitml["config"]["params"]["confusion_epoch"] == 1
     # MITML's four kept checkpoints, both directions reported from the IR -> VIS mAP one (test.py's default); CST's two
@@ -233,7 +235,7 @@ def test_cst_trains_cst_and_mitml_and_draws_attention_maps(smoke_plan) -> None:
     assert float(rows[0]["confusion"]) == 0 and float(rows[1]["confusion"]) > 0  # on from (0-based) epoch 1
     for record in records:
         assert {row["direction"] for row in record["rows"]} == {"ir2rgb", "rgb2ir"}
-        assert record["config"]["params"]["seq_len"] == 6
+    assert cst["config"]["params"]["seq_len"] == 4 and mitml["config"]["params"]["seq_len"] == 6  # CST's smoke, MITML's own
 
 
 def test_star_trains_star_and_its_baseline_and_draws_skeleton_maps(smoke_plan) -> None:

@@ -167,7 +167,7 @@ def test_zero_and_out_of_range_values_are_errors_naming_the_parameter(synthetic_
 def test_video_zero_values_are_errors_too(tmp_path: Path) -> None:
     from vireid_lib.experiments.video import prepare as prepare_video
 
-    for name in ("seq_len", "epochs", "dim"):
+    for name in ("seq_len", "epochs", "heads", "dim_head"):
         with pytest.raises(ExperimentError, match=rf"{name}=0 is invalid"):
             prepare_video("cst", **{name: 0}, pretrained=False, device="cpu", out_dir=str(tmp_path))
 

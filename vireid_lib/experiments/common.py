@@ -112,7 +112,7 @@ class PaperRun:
     @property
     def batch(self) -> BatchLayout:
         """How this run's training batches are composed (the paper's layout for this dataset)."""
-        return self.declaration.batch_for(self.dataset)
+        return self.declaration.batch_for(self.dataset, self.recipe)
 
     @property
     def selection_rule(self) -> Selection:
@@ -141,6 +141,29 @@ class PaperRun:
                     "on the test set itself, so its numbers are optimistic.")
         return (f"the checkpoint the official script keeps: {official}. It is chosen on the test set itself (the "
                 "paper's own practice, so optimistic); `selection='last'` reports the last epoch instead.")
+
+    def deviations(self) -> pd.DataFrame:
+        """Every documented difference between the paper's code and the workbook, and which behaviour this run has:
+        a switch counts as flipped when its recipe field differs from the paper's default for this dataset."""
+        default = self.declaration.recipe_for(self.dataset)
+        rows = []
+        for deviation in self.declaration.deviations:
+            names = [part.split("=")[0].strip() for part in deviation.flag.split(",") if part.strip()]
+            if not names or not all(hasattr(self.recipe, name) for name in names):
+                state = "the workbook's (no switch)" if deviation.default == "workbook" else "as the code (no switch)"
+            else:
+                value = ", ".join(f"{name}={getattr(self.recipe, name)!r}" for name in names)
+                flipped = any(getattr(self.recipe, name) != getattr(default, name) for name in names)
+                if deviation.default == "official":
+                    state = f"changed ({value})" if flipped else f"as the code ({value})"
+                else:
+                    state = f"as the code ({value})" if flipped else f"the workbook's ({value})"
+            rows.append({"difference from the code": deviation.what, "switch": deviation.flag or "none",
+                         "this run": state})
+        frame = pd.DataFrame(rows, columns=["difference from the code", "switch", "this run"])
+        frame.attrs["caption"] = (f"{self.paper}: the code's defects are the defaults (they produced the paper's "
+                                  "numbers); each switch holds the fix")
+        return frame
 
     def train(self) -> TrainResult:
         hook = self.declaration.hooks.on_epoch_start

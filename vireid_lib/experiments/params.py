@@ -105,7 +105,8 @@ RULES = {
     "epochs": integer, "num_per_modality": integer, "batches_per_epoch": integer,
     # the triplet losses need another identity in the batch to compare with
     "num_ids": lambda n, v: integer(n, v, 2),
-    "seq_len": integer, "dim": integer, "cttm_depth": integer, "mtfm_depth": integer, "heads": integer,
+    "seq_len": integer, "depth": integer, "heads": integer, "dim_head": integer, "mlp_dim": integer,
+    "frame_heads": integer, "message_heads": lambda n, v: integer(n, v, 0),
     "height": lambda n, v: integer(n, v, 16), "width": lambda n, v: integer(n, v, 16),
     "lr": positive, "backbone_lr_factor": positive, "mitml_lr": positive, "modality_lr": positive,
     "confusion_epoch": lambda n, v: integer(n, v, 0), "mitml_confusion_epoch": lambda n, v: integer(n, v, 0),
@@ -113,7 +114,8 @@ RULES = {
                                                    and math.isfinite(v) and v >= 0 else
                                                    _bad(n, v, "a finite number >= 0 (0 turns it off)"))
        for name in ("dc_weight", "kl_weight", "ca_weight", "centre_weight", "memory_weight", "modality_weight",
-                    "confusion_weight", "skeleton_id_weight", "consistency_weight", "defense_weight")},
+                    "confusion_weight", "skeleton_id_weight", "consistency_weight", "defense_weight", "center_weight",
+                    "dc_invariance", "dc_variance", "dc_covariance", "label_smoothing")},
     "seed": lambda n, v: integer(n, v, 0),
     "workers": lambda n, v: integer(n, v, 0, optional=False),
     "eval_every": lambda n, v: integer(n, v, 0), "eval_first": lambda n, v: integer(n, v, 0),
@@ -132,6 +134,8 @@ RULES = {
     "cross_dataset": flag, "scale_schedule": lambda n, v: flag(n, v, optional=True),
     "stem_relu": lambda n, v: flag(n, v, optional=True), "official_one_channel": lambda n, v: flag(n, v, optional=True),
     "official_graph": lambda n, v: flag(n, v, optional=True),
+    "fresh_second_view": lambda n, v: flag(n, v, optional=True),
+    "dc_covariance_fix": lambda n, v: flag(n, v, optional=True),
 }
 
 

@@ -32,7 +32,7 @@ from ..data.samplers import CrossModalityIdentitySampler, TrackletSampler
 from ..data.synthetic import SyntheticConfig, ensure_synthetic
 from ..data.synthetic.writers import DEFAULT_CONFIGS
 from ..data.batched import LoaderImages, batched_views
-from ..data.transforms import MultiView, TransformConfig, build_train_transform, build_view
+from ..data.transforms import TransformConfig, build_views
 from ..engine import TrainConfig
 from ..paths import resolve
 from .common import ExperimentError, PaperRun, check_folder, resolve_device, run_identity, scaled_pad, training_loader
@@ -110,10 +110,8 @@ def selection_config(recipe: papers.Recipe) -> dict:
     return {"eval_every": rule.eval_every, "eval_first": rule.eval_first, "keeps": tuple(rule.keeps)}
 
 
-def _train_views(paper: papers.Paper, dataset: str, cfg: TransformConfig, modality: str):
-    names = paper.batch_for(dataset).views.get(modality, ())
-    views = [build_view(cfg, MODALITIES[modality], name) for name in names]
-    return views[0] if len(views) == 1 else MultiView(views)
+def _train_views(paper: papers.Paper, dataset: str, recipe: papers.Recipe, cfg: TransformConfig, modality: str):
+    return build_views(cfg, MODALITIES[modality], paper.batch_for(dataset, recipe).views.get(modality, ()))
 
 
 def prepare(method: str, dataset: str, data_root: str = "", trial: int = 1, pretrained: bool = True,
@@ -169,12 +167,11 @@ def prepare(method: str, dataset: str, data_root: str = "", trial: int = 1, pret
             skeletons = check_skeleton_store(skeleton_store or root / SKELETON_FILE, visible + infrared)
         except DatasetError as err:
             raise ExperimentError(f"{paper.title} reads skeletons: {err}") from None
+    views = {m: _train_views(paper, dataset, recipe, transform, m) for m in MODALITIES}
     if paper.video:
         pairs = PairedTrackletDataset(
-            TrackletDataset(visible, recipe.seq_len, build_train_transform(transform, VISIBLE), train=True,
-                            skeletons=skeletons),
-            TrackletDataset(infrared, recipe.seq_len, build_train_transform(transform, INFRARED), train=True,
-                            skeletons=skeletons))
+            TrackletDataset(visible, recipe.seq_len, views["visible"], train=True, skeletons=skeletons),
+            TrackletDataset(infrared, recipe.seq_len, views["infrared"], train=True, skeletons=skeletons))
         sampler = TrackletSampler([r.pid for r in visible], [r.pid for r in infrared], **sampling)
     else:
         cached = [None, None]
@@ -187,8 +184,8 @@ def prepare(method: str, dataset: str, data_root: str = "", trial: int = 1, pret
             hand_over = LoaderImages(transform)
             pairs = PairedImageDataset(ImageDataset(visible, hand_over, cached[0]), ImageDataset(infrared, hand_over, cached[1]))
         else:
-            pairs = PairedImageDataset(ImageDataset(visible, _train_views(paper, dataset, transform, "visible"), cached[0]),
-                                       ImageDataset(infrared, _train_views(paper, dataset, transform, "infrared"), cached[1]))
+            pairs = PairedImageDataset(ImageDataset(visible, views["visible"], cached[0]),
+                                       ImageDataset(infrared, views["infrared"], cached[1]))
         sampler = CrossModalityIdentitySampler([r.pid for r in visible], [r.pid for r in infrared], **sampling)
     loader = training_loader(pairs, sampler, workers, device)
 
@@ -229,7 +226,7 @@ def prepare(method: str, dataset: str, data_root: str = "", trial: int = 1, pret
     run = kind(method, dataset, root, data_kind, reader, trial, model, criterion, loader, config, transform, params,
                declaration=paper, recipe=recipe, test_transform=test_transform, data_sizes=data_sizes)
     if augment == "device":
-        run.batch_transform = batched_views(transform, paper.batch_for(dataset).views)
+        run.batch_transform = batched_views(transform, paper.batch_for(dataset, recipe).views)
     if checkpoint:
         run.load(checkpoint)
     return run

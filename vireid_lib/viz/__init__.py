@@ -15,7 +15,7 @@ test can inspect it. Heat maps are drawn relative to their mean on a labelled co
 """
 
 from .activation import activation_maps, plot_activation_maps
-from .attention import plot_clip_attention, plot_message_attention
+from .attention import plot_clip_attention, plot_frame_gates, plot_message_attention
 from .common import MATCH, MISMATCH, denormalise
 from .curves import plot_cmc, plot_training, plot_trial_spread
 from .memory import plot_memory_evolution
@@ -27,7 +27,7 @@ from .skeleton import (
 from .tables import table
 
 __all__ = [
-    "MATCH", "MISMATCH", "activation_maps", "denormalise", "plot_activation_maps", "plot_clip_attention", "plot_cmc",
+    "MATCH", "MISMATCH", "activation_maps", "denormalise", "plot_activation_maps", "plot_clip_attention", "plot_cmc", "plot_frame_gates",
     "plot_image_pairs", "plot_memory_evolution", "plot_message_attention", "plot_ranked_list", "plot_tracklet_lengths", "plot_training", "plot_trial_spread", "ranked_list_browser",
     "show_clips", "show_samples", "table",
     "plot_frame_attention", "plot_graph_attention", "plot_joint_importance", "plot_pooling_weights", "plot_skeleton_clip",
