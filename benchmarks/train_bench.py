@@ -1,12 +1,17 @@
 """Training speed at the paper's input size with AMP on and off, beside the data loader alone.
 
-    python benchmarks/train_bench.py [--model agw|ivreid|mmn|mce|mitml|cst|star|...] [--device cuda] [--steps 20] [--batch-ids 8]
+    python benchmarks/train_bench.py [--model agw|ivreid|mmn|mce|mitml|cst|star|...] [--device cuda] [--steps 20] [--batch-ids N]
+        [--small] (the CPU size: ResNet-18, 64 x 32, the paper's smoke settings)
         [--augment loader|device|both] [--fed-steps 10] [--fed-rounds 3] [--arch resnet18 --height 64 --width 32]
 
 Any declared paper (vireid_lib.papers), at the paper's input size: image papers on synthetic
 SYSU-MM01 report sampled images/s (MMN's middle-modality images are made inside the step and not
-counted; MCE's batch [V, I, CA] counts all three views); video papers (the paper's S frames, 8 ids x
-(2 + 2) tracklets; STAR's keypoints read beside them) tracklets/s and frames/s.
+counted; MCE's batch [V, I, CA] counts all three views); video papers (the paper's S frames and
+batch, e.g. CST's 4 ids x 2 tracklets in three views; STAR's keypoints read beside them)
+tracklets/s and frames/s. Every run prints the network's parameters, this run's and at the
+paper's size (built on the meta device), and peak memory: the GPU's allocations on CUDA, the
+process's peak resident memory on the CPU. On the CPU it ends with the command for a GPU at the
+paper's size.
 
 A paper with an epoch-start hook (MCE's memory rebuild, a full pass over the training set) has
 it timed too, under each AMP setting: its images/s when the hook reports how many images it
@@ -32,14 +37,20 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import resource
 import statistics
+import sys
 import time
 from dataclasses import replace
 
 import torch
 
+from vireid_lib.data.provenance import PUBLISHED
 from vireid_lib.experiments.runner import prepare
 from vireid_lib.papers import papers
+
+# Training identities of each dataset: the classifier size of a network built at the paper's size.
+TRAIN_IDS = {dataset: sizes["train_ids"] for dataset, sizes in PUBLISHED.items()}
 
 
 def to_device(value, device: torch.device):
@@ -60,8 +71,42 @@ def model_inputs(run, batch, device: torch.device) -> tuple[tuple, torch.Tensor]
     return tuple(to_device(x, device) for x in inputs), labels.to(device)
 
 
+def paper_size_parameters(run, dataset: str) -> int:
+    """Parameters of the paper's network at the paper's own settings (its recipe: backbone, input size, frames),
+    built on the meta device, so no memory or weights are needed."""
+    recipe = run.declaration.recipe_for(dataset)
+    with torch.device("meta"):
+        model = run.declaration.build(TRAIN_IDS[dataset], recipe, dict(pretrained=False, weights_file=None))
+    return sum(p.numel() for p in model.parameters())
+
+
+def peak_host_gib() -> float:
+    """The process's peak resident memory so far (Linux reports KiB): on the CPU, the training step's ceiling."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def gpu_command(argv: list[str]) -> str:
+    """This command for a GPU at the paper's own size: --device cuda, without the options that shrink the run."""
+    shrinking = {"--device", "--arch", "--height", "--width", "--seq-len", "--steps", "--batch-ids", "--synthetic-ids",
+                 "--workers", "--loader-batches"}
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        name = arg.split("=")[0]
+        if name == "--small":
+            continue
+        if name in shrinking:
+            skip = "=" not in arg
+            continue
+        kept.append(arg)
+    return " ".join(["PYTHONPATH=. python benchmarks/train_bench.py", *kept, "--device cuda"])
+
+
 def images_per_second(run, steps: int, amp: str) -> tuple[float, float]:
-    """Training-step throughput on one fixed batch (no loader), and peak GPU memory in GiB."""
+    """Training-step throughput on one fixed batch (no loader), and peak memory in GiB: the GPU's allocations on
+    CUDA, the process's peak resident memory on the CPU."""
     device = torch.device(run.train_config.device)
     model, criterion = run.model.to(device).train(), run.criterion.to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
@@ -83,7 +128,7 @@ def images_per_second(run, steps: int, amp: str) -> tuple[float, float]:
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
+    peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else peak_host_gib()
     return steps * sampled / seconds, peak
 
 
@@ -180,7 +225,7 @@ def main() -> None:
     parser.add_argument("--loader-batches", type=int, default=10)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--batch-ids", type=int, default=8)
+    parser.add_argument("--batch-ids", type=int, default=None, help="identities per batch (default: the paper's)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--synthetic-ids", type=int, default=None, help="identities of the synthetic twin (default 40)")
     parser.add_argument("--epoch", type=int, default=None,
@@ -195,6 +240,9 @@ def main() -> None:
                              "changes touch both alike); the median is reported")
     parser.add_argument("--arch", choices=("resnet50", "resnet34", "resnet18"), default=None,
                         help="backbone (default: the paper's)")
+    parser.add_argument("--small", action="store_true",
+                        help="the CPU size: ResNet-18, 64 x 32, and the paper's smoke settings for its own fields "
+                             "(vireid_lib.papers: e.g. CST's tube, heads and S = 4)")
     parser.add_argument("--height", type=int, default=None, help="input height (default: the paper's)")
     parser.add_argument("--width", type=int, default=None, help="input width (default: the paper's)")
     args = parser.parse_args()
@@ -205,11 +253,16 @@ def main() -> None:
     if args.augment is not None and paper.video:
         parser.error("--augment compares the two ways of making image views; video papers augment every frame in "
                      "the loader")
+    if args.small:
+        common.update(arch=args.arch or "resnet18", height=args.height or 64, width=args.width or 32)
+        fields = paper.recipe_for("vcm" if paper.video else "sysu").__dataclass_fields__
+        common.update({k: v for k, v in paper.smoke.items() if k in fields and k not in ("seq_len", *common)})
+        args.seq_len = args.seq_len or paper.smoke.get("seq_len")
     fed = {}
     if paper.video:
         run = prepare(args.model, "vcm", seq_len=args.seq_len, **common)
         frames, unit = run.recipe.seq_len, "tracklets"
-        layout = f"{args.batch_ids} ids x {run.recipe.num_per_modality} + {run.recipe.num_per_modality}, S = {frames}"
+        layout = f"{run.recipe.num_ids} ids x {run.recipe.num_per_modality} + {run.recipe.num_per_modality}, S = {frames}"
         layout += ", with keypoints" if run.recipe.skeletons else ""
     else:
         if args.augment is None:
@@ -221,7 +274,7 @@ def main() -> None:
             for other in fed.values():  # one model and criterion (and what the epoch-start hook builds in it)
                 other.model, other.criterion = run.model, run.criterion
         frames, unit = 1, "images"
-        layout = f"{args.batch_ids} ids x {run.recipe.num_per_modality} + {run.recipe.num_per_modality}"
+        layout = f"{run.recipe.num_ids} ids x {run.recipe.num_per_modality} + {run.recipe.num_per_modality}"
     # MCE's [V, I, CA]: three views of every sampled pair; STAR's keypoints ride beside the clips and are no view
     views = len(run.batch.input_order()) - (2 if run.recipe.skeletons else 0)
     layout += f", {views} views" if views != 2 else ""
@@ -230,6 +283,10 @@ def main() -> None:
     print(f"torch {torch.__version__}, device {device}"
           + (f" ({torch.cuda.get_device_name()})" if device.startswith("cuda") else "")
           + f", {args.model} at {run.transform.height}x{run.transform.width}, batch {batch} {unit} ({layout})")
+    dataset = "vcm" if paper.video else "sysu"
+    counts = run.parameter_counts()
+    print(f"parameters: this run {counts['network']:,} (+ {counts['criterion']:,} in the criterion); at the paper's "
+          f"size ({TRAIN_IDS[dataset]} identities) {paper_size_parameters(run, dataset):,}")
     if hasattr(run.criterion, "set_epoch"):
         epoch = run.train_config.epochs - 1 if args.epoch is None else args.epoch
         run.criterion.set_epoch(epoch)
@@ -250,7 +307,8 @@ def main() -> None:
             print(f"epoch-start hook, amp={amp:<4}: {seconds:8.2f} s" + (f" = {images / seconds:8.1f} images/s" if images else ""))
         rate, peak = images_per_second(run, args.steps, amp)
         limit = "loader" if loader < rate else "model"
-        print(f"train step, amp={amp:<4}: {rate:8.1f} {unit}/s = {rate * frames:8.1f} frames/s  peak {peak:5.2f} GiB  "
+        memory = "GPU" if device.startswith("cuda") else "host RSS"
+        print(f"train step, amp={amp:<4}: {rate:8.1f} {unit}/s = {rate * frames:8.1f} frames/s  peak {peak:5.2f} GiB {memory}  "
               f"(loader/step = {loader / rate:.2f}x; the {limit} limits)")
         if run.declaration.hooks.on_epoch_start is not None:
             epoch = official_epoch_images(run) / rate
@@ -269,6 +327,8 @@ def main() -> None:
                       f"(blocks {min(rates):.1f} - {max(rates):.1f}; {fed_rates[mode] / rate:.2f}x the step alone)")
             if len(fed_rates) == 2:
                 print(f"  device / loader augmentation: {fed_rates['device'] / fed_rates['loader']:.2f}x")
+    if not device.startswith("cuda"):
+        print(f"on a GPU, at the paper's size: {gpu_command(sys.argv[1:])}")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,8 @@ def test_the_training_image_estimate_follows_the_recipe() -> None:
     assert reproduce.estimated_images("mce", "sysu") == 160 * (22258 // 32 + 1) * 32 * 3
     # STAR's (and MITML's) sampler: int(min(5,460 visible, 4,291 infrared tracklets) / (8 x 2)) batches
     assert reproduce.estimated_images("star", "vcm") == 201 * (4291 // 16) * 16 * 2 * 12
+    # CST: 4 identities x 2 tracklets, two visible views and one infrared, S = 14 (its own SE gate per frame)
+    assert reproduce.estimated_images("cst", "vcm") == 200 * (4291 // 8) * 8 * 3 * 14
 
 
 def test_the_smoke_plan_passes_each_notebook_only_what_it_takes() -> None:
@@ -127,3 +129,15 @@ def test_the_comparison_notebook_puts_every_smoke_record_in_the_synthetic_sectio
     assert "last epoch" in comparison and all(f">{papers()[m].title}<" in comparison for m in models)
     # a CMC overlay per dataset, then the trial spread
     assert sum("image/png" in o.get("data", {}) for o in synthetic.outputs) == len({r.dataset for r in planned}) + 1
+
+
+def test_the_readme_gives_the_cst_smoke_parameters_the_plan_passes() -> None:
+    """The README's CI hint for CST is copied by hand: every parameter the smoke plan passes must be in it."""
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    (run,) = [r for r in reproduce.plan({}, smoke=True, out_dir="o", results_dir="r") if r.name == "cst_vcm"]
+    hint = readme[readme.index("--smoke --only cst"):][:600]
+    for name, value in run.parameters.items():
+        if name in ("method", "data_root", "out_dir", "results_dir") or value in ("", None):  # method: the default
+            continue
+        shown = f'"{value}"' if isinstance(value, str) and " " in value else value
+        assert f"-p {name} {shown}" in hint, f"-p {name} {shown}"
