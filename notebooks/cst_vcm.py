@@ -17,7 +17,7 @@
 # %% [markdown]
 # # CST on HITSZ-VCM: cross-modality spatial-temporal transformer
 #
-# Seed 000, Feng et al., IEEE TMM 2024, **as its authors built it**: `vireid_lib.models.cst` is the network of
+# Seed 000, Feng et al., IEEE TMM 2024, **as its authors built it**: `vireid_lib.papers.cst` is the network of
 # `FYJ112233/CST` (`model_main.py`, `CST.py`), built from what its forward pass uses, for clips of S = 14 frames:
 #
 # * AGW's two-stream ResNet-50 with its non-local blocks, GeM (p = 3) per frame;
@@ -35,7 +35,7 @@
 # loss between visible and infrared, 25 / 25 / 1 inside it), Adam at 3.5e-4, 4 identities x 2 tracklets and MITML's
 # schedule are inferred from `test.py`'s arguments and MITML's code, and are recipe fields.
 #
-# The same notebook trains **MITML** as `VCM-project233/MITML` runs it (`vireid_lib.models.mitml`), the baseline CST's
+# The same notebook trains **MITML** as `VCM-project233/MITML` runs it (`vireid_lib.papers.mitml`), the baseline CST's
 # table compares with (`train_mitml=False` skips it). The authors' released weights evaluate here too:
 # `-p checkpoint VCMCST_CTTM_MTFM_DC_2_t2v_rank1_best.t` (CST's), `-p method mitml -p checkpoint FILE` (MITML's).
 #
@@ -95,8 +95,8 @@ from IPython.display import Markdown, display
 
 from vireid_lib.experiments.params import check_notebook_parameters
 from vireid_lib.experiments.video import prepare
-from vireid_lib.models import cst as cst_model
-from vireid_lib.models.mitml import official_size
+from vireid_lib.papers import cst as cst_model
+from vireid_lib.papers.mitml import official_size
 from vireid_lib.viz import (plot_clip_attention, plot_cmc, plot_frame_gates, plot_message_attention, plot_ranked_list,
                             plot_training, plot_tracklet_lengths, ranked_list_browser, show_clips, table)
 

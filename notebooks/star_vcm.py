@@ -18,7 +18,7 @@
 # # STAR on HITSZ-VCM: skeleton-guided spatial-temporal features
 #
 # Seed 002, arXiv 2411.11069. STAR's MindSpore release trains **only its baseline**: the skeleton modules are
-# commented out there. `vireid_lib.models.star` takes them from STAR's public PyTorch model and the losses and
+# commented out there. `vireid_lib.papers.star` takes them from STAR's public PyTorch model and the losses and
 # schedule from the MindSpore `train.py`, so this is a place where STAR runs with its skeleton modules at all:
 #
 # * the **baseline** (SAADG's): two-stream ResNet-50 per frame, style augmentation and AdaIN style disturbance with

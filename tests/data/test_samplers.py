@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 from vireid_lib.data.errors import DatasetError
 from vireid_lib.data.records import INFRARED, VISIBLE, ImageRecord
 from vireid_lib.data.samplers import CrossModalityIdentitySampler, TrackletSampler, official_batches
-from vireid_lib.models.video import VideoRecipe
+from vireid_lib.papers.mitml import VideoRecipe
 from vireid_lib.papers import Recipe
 
 

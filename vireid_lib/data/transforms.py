@@ -617,7 +617,7 @@ class View:
     from_previous: bool = False
 
 
-# The training views a paper's batch layout can name (vireid_lib.papers.BatchLayout.views).
+# The training views a paper's batch layout can name (vireid_lib.interface.BatchLayout.views).
 VIEWS: dict[str, View] = {
     "train": View(),  # the paper's standard pipeline (TransformConfig alone)
     "erasing": View(erasing=True),  # + ChannelRandomErasing: CAJ's plain visible view, MCE's SYSU-MM01 visible view

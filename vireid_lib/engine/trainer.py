@@ -172,7 +172,7 @@ def train(
 
     ``unpack(batch) -> (inputs, labels)``: the model is called as ``model(*inputs)`` and the
     criterion with ``labels`` (default: ``(visible, infrared, visible_pids, infrared_pids)``
-    batches; a paper's :class:`~vireid_lib.papers.BatchLayout` supplies its own).
+    batches; a paper's :class:`~vireid_lib.interface.BatchLayout` supplies its own).
     ``on_epoch_start(epoch)`` runs after the epoch's seeding, before its first step.
     ``batch_transform(batch)`` runs on every batch once it is on the run's device, before ``unpack``:
     work done on whole batches there instead of per sample in the loader (e.g. the augmentation of

@@ -18,7 +18,7 @@ from ..engine import TrainConfig, TrainResult, make_extractor, train
 from ..engine.checkpoint import LoadedWeights, load_checkpoint, load_model_state, load_weights, read_torch_file
 from ..eval import Evaluation
 from ..models.official import OfficialLayout
-from ..papers import BatchLayout, Paper, Recipe, Variant
+from ..interface import BatchLayout, Paper, Recipe, Variant
 from ..selection import KEEP_METRICS, Selection
 from ..paths import resolve
 from ..results import RunInfo, make_record, reported_numbers, write_record

@@ -1,6 +1,6 @@
 """Assemble a run of any declared paper from its declaration: the one runner every notebook uses.
 
-:func:`prepare` reads the paper's :class:`~vireid_lib.papers.Paper` declaration and builds the
+:func:`prepare` reads the paper's :class:`~vireid_lib.interface.Paper` declaration and builds the
 data (reader, provenance, training views, sampler, loader), the model, the criterion and the
 training configuration. It holds no paper names: what differs between papers is in their
 declarations, what differs between datasets (protocols, pictures) in

@@ -111,3 +111,56 @@ def apply_layout(model: nn.Module, state: Mapping[str, torch.Tensor], layout: Of
         )
     model.load_state_dict({k: mapping.state.get(k, v) for k, v in own.items()}, strict=True)
     return mapping
+
+
+# ---------------------------------------------------------------------------------------------
+# Cross-Modal-Re-ID-baseline's ``embed_net`` (AGW's and CAJ's code, and the code built on it: MITML's, CST's)
+# ---------------------------------------------------------------------------------------------
+
+# Official module -> workbook module. The official ``embed_net`` holds three whole ResNet-50s:
+# the visible and thermal stems come from the first two, layers 1-4 from the third. Code built on
+# Cross-Modal-Re-ID-baseline keeps these names (MITML's, through DDAG), so :func:`map_embed_net` serves it too.
+EMBED_NET_PREFIXES = (
+    ("visible_module.visible.conv1.", "backbone.visible_stem.conv1."),
+    ("visible_module.visible.bn1.", "backbone.visible_stem.bn1."),
+    ("thermal_module.thermal.conv1.", "backbone.infrared_stem.conv1."),
+    ("thermal_module.thermal.bn1.", "backbone.infrared_stem.bn1."),
+    *((f"base_resnet.base.layer{i}.", f"backbone.layer{i}.") for i in range(1, 5)),
+    ("bottleneck.", "neck.bn."),
+    ("classifier.", "neck.classifier."),
+)
+# Inside an official ``Non_local``: g and W are one-conv / conv+BN Sequentials.
+_NON_LOCAL_PARTS = (("g.0.", "g."), ("theta.", "theta."), ("phi.", "phi."), ("W.0.", "out_conv."), ("W.1.", "out_bn."))
+_NEVER_USED = ("built by the official embed_net (three whole ResNet-50s) but never run by its forward")
+_WHOLE_RESNETS = ("visible_module.", "thermal_module.", "base_resnet.")
+
+
+def map_embed_net(state: Mapping[str, torch.Tensor], model: nn.Module, mapping: LayoutMapping) -> None:
+    """Map Cross-Modal-Re-ID-baseline's ``embed_net`` names in ``state`` onto ``model`` (a
+    :class:`TwoStreamResNet50` backbone and a :class:`BNNeck`): the two stems, layers 1-4, the
+    ``NL_k`` non-local blocks and the BNNeck. Every other tensor of the three whole ResNet-50s is
+    named unused; a paper whose code adds modules under them (MITML's ``base_resnet.layer4`` copy)
+    maps those into ``mapping`` first."""
+    rename_prefixes(state, EMBED_NET_PREFIXES, mapping)
+    for stage in range(1, 5):
+        # Official NL_k holds count blocks placed after the last `count` blocks of layer k, in order;
+        # the workbook keys each block by the index of the residual block it follows.
+        names = {k.split(".")[1] for k in state if k.startswith(f"NL_{stage}.")}
+        depth = len(getattr(model.backbone, f"layer{stage}"))
+        for position in sorted(names, key=int):
+            after = depth - len(names) + int(position)
+            prefix = f"NL_{stage}.{position}."
+            for key in (k for k in state if k.startswith(prefix)):
+                rest = key[len(prefix):]
+                for official, workbook in _NON_LOCAL_PARTS:
+                    if rest.startswith(official):
+                        mapping.take(key, f"backbone.non_local_blocks.layer{stage}_{after}.{workbook}{rest[len(official):]}",
+                                     state[key])
+    for key in state:
+        if key not in mapping.used and key.startswith(_WHOLE_RESNETS):
+            mapping.unused[key] = _NEVER_USED
+
+
+def is_embed_net(keys) -> bool:
+    """Whether a state dict's ``keys`` are Cross-Modal-Re-ID-baseline's ``embed_net`` (two stems, the shared layers)."""
+    return "visible_module.visible.conv1.weight" in keys and "base_resnet.base.layer1.0.conv1.weight" in keys

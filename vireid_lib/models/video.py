@@ -1,5 +1,5 @@
-"""What the video papers (MITML, CST, STAR) share: MITML's training recipe, which the others build on, the four
-checkpoints its script keeps, and the clip helpers.
+"""The clip helpers the video networks share (MITML's training recipe, which CST and STAR build on, is
+:class:`vireid_lib.papers.mitml.VideoRecipe`).
 
 Inputs are clips ``[B, S, 3, H, W]``; in training a model's ``forward(visible, infrared)`` takes both halves of a
 batch, in evaluation one of them (see :mod:`vireid_lib.models.contract`). The workbook's earlier light video network
@@ -8,46 +8,7 @@ batch, in evaluation one of them (see :mod:`vireid_lib.models.contract`). The wo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
-
-from ..papers import Keep, Recipe
-
-# The four checkpoints MITML's train.py keeps (STAR's copies it), each by `>` on its own score: rank-1 and mAP of
-# IR -> visible ("t2v", as its files are named) and of visible -> IR ("v2t").
-VCM_KEEPS = (Keep("t2v_rank1", "R1", "ir2rgb"), Keep("t2v_map", "mAP", "ir2rgb"),
-             Keep("v2t_rank1", "R1", "rgb2ir"), Keep("v2t_map", "mAP", "rgb2ir"))
-
-
-@dataclass(frozen=True)
-class VideoRecipe(Recipe):
-    """MITML's training recipe (``train.py``), which the video papers here build on."""
-
-    optimizer: str = "sgd"
-    lr: float = 0.1  # head (BNNeck, classifier); the rest trains at backbone_lr_factor x lr
-    backbone_lr_factor: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4
-    schedule: str = "warmup_step"
-    warmup_epochs: int = 10
-    milestones: tuple[int, ...] = (35, 80)
-    gamma: float = 0.1
-    epochs: int = 200
-    margin: float = 0.3
-    seq_len: int = 6
-    height: int = 288
-    width: int = 144
-    num_ids: int = 8
-    num_per_modality: int = 2
-    replace: bool = True
-    epoch_rule: str = "min"  # utils.IdentitySampler: int(min(N_v, N_i) / (8 * 2)) batches, N the tracklet counts
-    seed: int = 0
-    # frames are resized on the fly (bilinear), nothing cached
-    train_resize: str = "bilinear"
-    cache_training_images: bool = False
-    test_resize: str = "bilinear"
 
 
 def split_clips(visible: torch.Tensor | None, infrared: torch.Tensor | None) -> tuple[int, int]:

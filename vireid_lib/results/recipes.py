@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .. import papers as registry
-from ..papers import Paper, Recipe
+from ..interface import Paper, Recipe
 
 START = "<!-- vireid:recipes:start -->"
 END = "<!-- vireid:recipes:end -->"

@@ -13,9 +13,9 @@ from torch import nn
 from vireid_lib.engine import TrainConfig, train
 from vireid_lib.engine.trainer import build_optimizer
 from vireid_lib.experiments.video import prepare
-from vireid_lib.models import MITMLCriterion, ModalityClassifier, build_mitml
+from vireid_lib.papers.mitml import MITMLCriterion, ModalityClassifier, build_mitml
 from vireid_lib.models.layers import TemporalFeatureLearning
-from vireid_lib.models.mitml import MODALITY_CLASS, PAPER, official_size
+from vireid_lib.papers.mitml import MODALITY_CLASS, PAPER, official_size
 
 
 def _count(module: nn.Module) -> int:

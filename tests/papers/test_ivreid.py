@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from vireid_lib.models import IVReID, IVReIDRecipe, build_ivreid
+from vireid_lib.papers.ivreid import IVReID, IVReIDRecipe, build_ivreid
 
 KEYS = {
     "pooled",

@@ -20,9 +20,9 @@ import torchvision
 from torch import nn
 
 from vireid_lib.engine.checkpoint import CheckpointError, load_weights
-from vireid_lib.models import agw, ivreid
-from vireid_lib.models.agw import build_agw
-from vireid_lib.models.ivreid import build_ivreid
+from vireid_lib.papers import agw, ivreid
+from vireid_lib.papers.agw import build_agw
+from vireid_lib.papers.ivreid import build_ivreid
 
 
 def randomise(module: nn.Module, seed: int) -> None:

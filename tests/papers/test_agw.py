@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 import torch
 
-from vireid_lib.models import AGW, AGWRecipe, GeM, build_agw
+from vireid_lib.models import GeM
+from vireid_lib.papers.agw import AGW, AGWRecipe, build_agw
 
 
 @pytest.fixture(scope="module")

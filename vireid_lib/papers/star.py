@@ -84,11 +84,12 @@ from torch.nn import functional as F
 from ..data.skeletons import COCO17_BONES
 from ..losses.identity import CrossEntropyLabelSmooth
 from ..losses.metric import BatchHardTriplet
-from ..papers import BatchLayout, Deviation, Paper, Selection
-from .backbone import TwoStreamResNet50
-from .contract import Outputs
-from .layers import BNNeck
-from .video import VCM_KEEPS, VideoRecipe, frames_of, split_clips
+from ..interface import BatchLayout, Deviation, Paper, Selection
+from ..models.backbone import TwoStreamResNet50
+from ..models.contract import Outputs
+from ..models.layers import BNNeck
+from ..models.video import frames_of, split_clips
+from .mitml import VCM_KEEPS, VideoRecipe
 
 JOINTS = 17
 P_VALUES = (0.7, 1.0, 3.0, 5.0, 7.0)

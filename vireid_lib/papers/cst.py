@@ -66,14 +66,15 @@ from torch import nn
 from ..losses.consistency import PairedDiversityConsistency
 from ..losses.identity import CrossEntropyLabelSmooth
 from ..losses.metric import BatchHardTriplet, HeteroCenterTriplet
-from ..papers import BatchLayout, Deviation, Paper, Selection
-from .attention import QuickGELU, TransformerBlock
-from .backbone import TwoStreamResNet50, feature_map_size
-from .contract import Outputs
-from .agw import map_embed_net
-from .layers import BNNeck, GeM, TemporalFeatureLearning
-from .official import LayoutMapping, OfficialLayout, rename_prefixes
-from .video import VCM_KEEPS, VideoRecipe, frames_of, split_clips
+from ..interface import BatchLayout, Deviation, Paper, Selection
+from ..models.attention import QuickGELU, TransformerBlock
+from ..models.backbone import TwoStreamResNet50, feature_map_size
+from ..models.contract import Outputs
+
+from ..models.layers import BNNeck, GeM, TemporalFeatureLearning
+from ..models.official import LayoutMapping, OfficialLayout, map_embed_net, rename_prefixes
+from ..models.video import frames_of, split_clips
+from .mitml import VCM_KEEPS, VideoRecipe
 
 SEQ_LEN = 14  # test.py's seq_lenth: SENet_learning has one Linear and one SE gate per frame
 

@@ -8,7 +8,7 @@ import torch
 from vireid_lib.engine import TrainConfig, build_optimizer
 from vireid_lib.eval import pairwise_distance
 from vireid_lib.losses.consistency import ProjectedPairDistance
-from vireid_lib.models.mmn import PAPER, MiddleModalityGenerator, MMNCriterion, MMNRecipe, build_mmn
+from vireid_lib.papers.mmn import PAPER, MiddleModalityGenerator, MMNCriterion, MMNRecipe, build_mmn
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
-"""The paper interface: everything that differs between papers, declared once in the paper's file.
+"""The paper interface: everything that differs between papers, declared once in the paper's module.
 
-A paper's model file ends with a :class:`Paper` declaration (``PAPER = Paper(...)``; a file that also
+A paper's module (one file in :mod:`vireid_lib.papers`) ends with a :class:`Paper` declaration (``PAPER = Paper(...)``; a file that also
 declares the paper's own baseline row lists both in ``PAPERS``): its recipe
 (every default, typed, including how its official script picks the checkpoint it reports:
 :class:`~vireid_lib.selection.Selection`), how to build its model and its criterion, how a training
@@ -8,14 +8,13 @@ batch is composed, the optional per-epoch hook, the test-feature variants it rep
 rows it is shown beside, the authors' checkpoint layouts, its own figures and every documented
 difference from the official code with its flag (:class:`Deviation`). The experiment runner
 (:mod:`vireid_lib.experiments.runner`), the engine and the evaluator read the declaration and
-never ask which paper they run. Adding a paper: write its model file with a declaration, list
-it in :data:`DECLARATIONS`' module list, add its rows to ``results/reported.csv``, its notebook
+never ask which paper they run. Adding a paper: write its module under ``vireid_lib/papers/`` with a
+declaration (it is found there, no list names it), add its rows to ``results/reported.csv``, its notebook
 and its tests.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 
@@ -24,7 +23,6 @@ from torch import nn
 
 from .data.transforms import REID_ERASING_FILL
 from .selection import Keep, Selection
-
 
 
 @dataclass(frozen=True)
@@ -204,41 +202,3 @@ class Paper:
     @property
     def video(self) -> bool:
         return self.recipe.seq_len > 0
-
-
-# The modules holding a declaration (``PAPER``). The registry is the one place naming them.
-DECLARATIONS = ("vireid_lib.models.ivreid", "vireid_lib.models.agw", "vireid_lib.models.mmn",
-                "vireid_lib.models.mce", "vireid_lib.models.mitml",
-                "vireid_lib.models.cst", "vireid_lib.models.star")
-
-
-_REGISTERED: dict[str, Paper] = {}
-
-
-def register(declaration: Paper) -> Paper:
-    """Make a paper declared outside the workbook's files (a notebook's experiment, a test's toy paper)
-    runnable by its method key, like the built-in ones; returns it."""
-    _REGISTERED[declaration.method] = declaration
-    return declaration
-
-
-def workbook_papers() -> dict[str, Paper]:
-    """The workbook's own declarations by method key (no paper registered at run time)."""
-    found = {}
-    for name in DECLARATIONS:
-        module = importlib.import_module(name)
-        for paper in getattr(module, "PAPERS", (module.PAPER,)):  # a file may declare a paper and its baseline
-            found[paper.method] = paper
-    return found
-
-
-def papers() -> dict[str, Paper]:
-    """Every declared paper by its method key (the workbook's, then any registered)."""
-    return {**workbook_papers(), **_REGISTERED}
-
-
-def paper(method: str) -> Paper:
-    known = papers()
-    if method not in known:
-        raise KeyError(f"method={method!r} is not a declared paper; use one of {sorted(known)}.")
-    return known[method]

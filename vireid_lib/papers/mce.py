@@ -76,11 +76,11 @@ from ..data.datasets import ImageDataset
 from ..data.records import INFRARED, VISIBLE
 from ..data.transforms import ChannelExchange, build_test_transform
 from ..engine.extract import extract_features
-from ..papers import BatchLayout, Deviation, Hooks, Keep, Paper, Recipe, Selection
-from .backbone import TwoStreamResNet50, out_channels
-from .base import GlobalFeatureReID
-from .contract import Outputs
-from .layers import BNNeck, GeM
+from ..interface import BatchLayout, Deviation, Hooks, Keep, Paper, Recipe, Selection
+from ..models.backbone import TwoStreamResNet50, out_channels
+from ..models.base import GlobalFeatureReID
+from ..models.contract import Outputs
+from ..models.layers import BNNeck, GeM
 
 VIEWS = ("visible", "infrared", "ca")  # the three per-view memories, in the batch's order [V, I, CA]
 # The memory figure's sample: this many identities x images per identity and view (fixed, so that the

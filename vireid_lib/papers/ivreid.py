@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..papers import Deviation, Keep, Paper, Recipe, Selection
+from ..interface import Deviation, Keep, Paper, Recipe, Selection
 from pathlib import Path
 
 import torch
@@ -41,11 +41,11 @@ from torch import nn
 
 from ..losses.identity import CrossEntropyLabelSmooth, MutualKL
 from ..losses.metric import BatchHardTriplet
-from .base import GlobalFeatureReID
-from .backbone import TwoStreamResNet50
-from .contract import Outputs
-from .layers import BNNeck, init_linear_kaiming
-from .official import LayoutMapping, OfficialLayout, rename_prefixes
+from ..models.base import GlobalFeatureReID
+from ..models.backbone import TwoStreamResNet50
+from ..models.contract import Outputs
+from ..models.layers import BNNeck, init_linear_kaiming
+from ..models.official import LayoutMapping, OfficialLayout, rename_prefixes
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from torch.nn import functional as F
 
 from vireid_lib.engine.checkpoint import CheckpointError, load_weights
 from vireid_lib.experiments.video import prepare
-from vireid_lib.models.mitml import MITML, OFFICIAL_LAYOUTS, ModalityClassifier, build_mitml
+from vireid_lib.papers.mitml import MITML, OFFICIAL_LAYOUTS, ModalityClassifier, build_mitml
 
 CLASSES = 7
 ARCH = "resnet18"

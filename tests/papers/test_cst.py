@@ -15,7 +15,7 @@ from vireid_lib.data.records import INFRARED, VISIBLE
 from vireid_lib.data.transforms import TransformConfig, build_views, wrap_to_uint8
 from vireid_lib.engine.checkpoint import CheckpointError, load_weights
 from vireid_lib.losses.consistency import PairedDiversityConsistency
-from vireid_lib.models.cst import OFFICIAL_LAYOUTS, CSTCriterion, build_cst, official_size, tube_tokens
+from vireid_lib.papers.cst import OFFICIAL_LAYOUTS, CSTCriterion, build_cst, official_size, tube_tokens
 
 SMALL = dict(seq_len=4, height=64, width=32, tube=(2, 2, 1), heads=2, dim_head=8, mlp_dim=24, frame_heads=4,
              arch="resnet18")

@@ -41,10 +41,10 @@ from torch import nn
 
 from ..losses.consistency import ProjectedPairDistance
 from ..losses.metric import BatchHardTriplet
-from ..papers import BatchLayout, Deviation, Keep, Paper, Recipe, Selection, Variant
-from .backbone import TwoStreamResNet50, out_channels
-from .contract import Outputs
-from .layers import BNNeck
+from ..interface import BatchLayout, Deviation, Keep, Paper, Recipe, Selection, Variant
+from ..models.backbone import TwoStreamResNet50, out_channels
+from ..models.contract import Outputs
+from ..models.layers import BNNeck
 
 STRIPES = 4
 

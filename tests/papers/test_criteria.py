@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from vireid_lib.models import AGWCriterion, IVReIDCriterion
+from vireid_lib.papers.agw import AGWCriterion
+from vireid_lib.papers.ivreid import IVReIDCriterion
 
 
 def hardest(features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

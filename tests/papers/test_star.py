@@ -18,7 +18,7 @@ from vireid_lib.data.vcm import HITSZVCM, frame_chunks
 from vireid_lib.engine import TrainConfig, build_optimizer
 from vireid_lib.experiments.common import ExperimentError
 from vireid_lib.experiments.video import prepare
-from vireid_lib.models.star import (FrameRefinement, GraphAttention, GuidedGeMPooling, STARCriterion, STARRecipe,
+from vireid_lib.papers.star import (FrameRefinement, GraphAttention, GuidedGeMPooling, STARCriterion, STARRecipe,
                                     adain, bone_features, build_star, gem, skeleton_graph, style_augment)
 
 

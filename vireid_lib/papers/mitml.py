@@ -59,14 +59,50 @@ from torch import nn
 
 from ..losses.identity import CrossEntropyLabelSmooth
 from ..losses.metric import BatchHardTriplet
-from ..papers import Deviation, Paper, Selection
-from .agw import map_embed_net
-from .backbone import TwoStreamResNet50, out_channels
-from .base import GlobalFeatureReID
-from .contract import Outputs
-from .layers import BNNeck, TemporalFeatureLearning
-from .official import LayoutMapping, OfficialLayout, rename_prefixes
-from .video import VCM_KEEPS, VideoRecipe, frames_of, split_clips
+from ..interface import Deviation, Keep, Paper, Recipe, Selection
+from ..models.backbone import TwoStreamResNet50, out_channels
+from ..models.base import GlobalFeatureReID
+from ..models.contract import Outputs
+from ..models.layers import BNNeck, TemporalFeatureLearning
+from ..models.official import LayoutMapping, OfficialLayout, map_embed_net, rename_prefixes
+from ..models.video import frames_of, split_clips
+
+
+# The four checkpoints MITML's train.py keeps (STAR's copies it), each by `>` on its own score: rank-1 and mAP of
+# IR -> visible ("t2v", as its files are named) and of visible -> IR ("v2t").
+VCM_KEEPS = (Keep("t2v_rank1", "R1", "ir2rgb"), Keep("t2v_map", "mAP", "ir2rgb"),
+             Keep("v2t_rank1", "R1", "rgb2ir"), Keep("v2t_map", "mAP", "rgb2ir"))
+
+
+@dataclass(frozen=True)
+class VideoRecipe(Recipe):
+    """MITML's training recipe (``train.py``), which the video papers here build on."""
+
+    optimizer: str = "sgd"
+    lr: float = 0.1  # head (BNNeck, classifier); the rest trains at backbone_lr_factor x lr
+    backbone_lr_factor: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    schedule: str = "warmup_step"
+    warmup_epochs: int = 10
+    milestones: tuple[int, ...] = (35, 80)
+    gamma: float = 0.1
+    epochs: int = 200
+    margin: float = 0.3
+    seq_len: int = 6
+    height: int = 288
+    width: int = 144
+    num_ids: int = 8
+    num_per_modality: int = 2
+    replace: bool = True
+    epoch_rule: str = "min"  # utils.IdentitySampler: int(min(N_v, N_i) / (8 * 2)) batches, N the tracklet counts
+    seed: int = 0
+    # frames are resized on the fly (bilinear), nothing cached
+    train_resize: str = "bilinear"
+    cache_training_images: bool = False
+    test_resize: str = "bilinear"
+
 
 SEQ_LEN = 6  # one Linear and one SE gate per frame position: the official network is built for six frames
 VCM_TRAIN_IDS = 500  # HITSZ-VCM's training identities: the classifier size of the official network
