@@ -16,13 +16,16 @@ and its tests.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+import math
+from dataclasses import MISSING, dataclass, field, fields
 
 import torch
 from torch import nn
 
-from .data.transforms import REID_ERASING_FILL
-from .selection import Keep, Selection
+from .data.transforms import INTERPOLATIONS, REID_ERASING_FILL
+from .engine.config import OPTIMIZERS
+from .models.backbone import ARCHS as BACKBONES
+from .selection import SELECTIONS, Keep, Selection
 
 
 @dataclass(frozen=True)
@@ -41,66 +44,194 @@ class Deviation:
             raise ValueError(f"Deviation.default={self.default!r} must be 'official' or 'workbook'.")
 
 
+class ParameterError(ValueError):
+    """A recipe field (a notebook or command-line parameter) got a value its check refuses; the message names both."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """How a recipe field's value is checked, declared next to its default (:func:`param`).
+
+    ``kind``: ``"int"`` (``low``..``high``), ``"number"`` (finite, ``low``..``high``; ``above`` makes ``low``
+    exclusive), ``"choice"`` (one of ``choices``), ``"flag"`` (True / False), ``"text"``, ``"ints"`` (a tuple of
+    integers as long as the default).
+    """
+
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    above: bool = False
+    choices: tuple = ()
+
+    def describe(self) -> str:
+        if self.kind == "choice":
+            return f"one of {self.choices}"
+        if self.kind == "flag":
+            return "True or False"
+        if self.kind == "text":
+            return "a string"
+        if self.kind == "ints":
+            return "a tuple of integers"
+        if self.kind == "any":
+            return "any value"
+        what = "an integer" if self.kind == "int" else "a finite number"
+        if self.low is not None and self.high is not None:
+            return f"{what} in {self.low:g}..{self.high:g}"
+        if self.low is not None:
+            return f"{what} {'>' if self.above else '>='} {self.low:g}"
+        return what
+
+    def __call__(self, name: str, value: object) -> object:
+        """``value`` if it passes, else :class:`ParameterError` naming ``name``, the value and what is valid."""
+        if self.kind == "any":
+            ok = True
+        elif self.kind == "choice":
+            ok = value in self.choices
+        elif self.kind == "flag":
+            ok = isinstance(value, bool)
+        elif self.kind == "text":
+            ok = isinstance(value, str)
+        elif self.kind == "ints":
+            ok = isinstance(value, tuple) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        else:
+            numeric = (int,) if self.kind == "int" else (int, float)
+            ok = (isinstance(value, numeric) and not isinstance(value, bool) and math.isfinite(value)
+                  and (self.low is None or (value > self.low if self.above else value >= self.low))
+                  and (self.high is None or value <= self.high))
+        if not ok:
+            raise ParameterError(f"{name}={value!r} is invalid: it must be {self.describe()} "
+                                 "(None means the paper's value).")
+        return value
+
+
+def integer(low: int = 1, high: int | None = None) -> Check:
+    return Check("int", low, high)
+
+
+def number(low: float | None = 0.0, high: float | None = None, above: bool = False) -> Check:
+    return Check("number", low, high, above)
+
+
+def positive() -> Check:
+    return Check("number", 0.0, above=True)
+
+
+def choice(*options) -> Check:
+    return Check("choice", choices=tuple(options))
+
+
+def param(default, check: Check | None = None):
+    """A recipe field with its check beside its default (``lr: float = param(0.1, positive())``). A paper's recipe
+    that only changes the default (``lr: float = 3.5e-4``) keeps the check of the field it overrides."""
+    if isinstance(default, (list, dict, set)):
+        raise TypeError("recipe defaults are immutable: use a tuple")
+    return field(default=default, metadata={"check": check} if check is not None else {})
+
+
+def inferred_check(default: object) -> Check:
+    """The check of a field declared without one, from its default: a bool is a flag, an int an integer >= 0, a
+    float a finite number >= 0 (weights, rates, margins), a str text, a tuple of ints a tuple."""
+    if isinstance(default, bool):
+        return Check("flag")
+    if isinstance(default, int):
+        return integer(0)
+    if isinstance(default, float):
+        return number(0.0)
+    if isinstance(default, tuple) and all(isinstance(v, int) and not isinstance(v, bool) for v in default):
+        return Check("ints")
+    if isinstance(default, str):
+        return Check("text")
+    return Check("any")
+
+
+ARCHS = tuple(BACKBONES)  # the papers use resnet50; resnet34 / resnet18 only for quick experiments
+SCHEDULES = ("warmup_step", "constant")
+RESIZES = tuple(INTERPOLATIONS)
+
+
 @dataclass(frozen=True)
 class Recipe:
-    """Every default the runner reads, typed; a paper subclasses it with its own values.
+    """Every default the runner reads, typed and checked; a paper subclasses it with its own values.
 
     A notebook or command-line parameter with the same name (``epochs``, ``lr``, ``height``,
-    ``tube``, ``fix_dc_head``, ...) replaces the field when it is not ``None``; a parameter the
+    ``tube``, ``fix_dc_head``, ...) replaces the field when it is not ``None``, after the field's own
+    check (:meth:`check`: declared with :func:`param`, or inferred from the default); a parameter the
     recipe has no field for is an error naming the paper.
     """
 
     # optimiser and schedule (vireid_lib.engine.TrainConfig)
-    optimizer: str = "sgd"
-    lr: float = 0.1
-    momentum: float = 0.9
+    optimizer: str = param("sgd", choice(*OPTIMIZERS))
+    lr: float = param(0.1, positive())
+    momentum: float = param(0.9, number(0.0, 1.0))
     nesterov: bool = True
-    weight_decay: float = 5e-4
-    schedule: str = "warmup_step"  # or "constant"
-    warmup_epochs: int = 10
+    weight_decay: float = param(5e-4, number(0.0))
+    schedule: str = param("warmup_step", choice(*SCHEDULES))
+    warmup_epochs: int = param(10, integer(0))
     milestones: tuple[int, ...] = (20, 50)
-    gamma: float = 0.1
-    epochs: int = 81
+    gamma: float = param(0.1, positive())
+    epochs: int = param(81, integer(1))
     # a run of other epochs than the paper's keeps the paper's warm-up and steps (a short one may never leave the
     # warm-up); True scales them to its length (a quick experiment's choice, never the paper's)
     scale_schedule: bool = False
-    seed: int = 0
+    seed: int = param(0, integer(0))
     # network
-    arch: str = "resnet50"
+    arch: str = param("resnet50", choice(*ARCHS))
     # sampler: num_ids identities x num_per_modality items per modality, drawn with or without replacement
-    num_ids: int = 8
-    num_per_modality: int = 4
+    # (the triplet losses need another identity in the batch to compare with)
+    num_ids: int = param(8, integer(2))
+    num_per_modality: int = param(4, integer(1))
     replace: bool = True
     # how the official sampler counts an epoch's batches (vireid_lib.data.samplers.EPOCH_RULES): "official" AGW's
     # int(max(N_v, N_i) / (P K)) + 1, "min" MITML's and STAR's int(min(N_v, N_i) / (P K))
-    epoch_rule: str = "official"
+    epoch_rule: str = param("official", choice("official", "min"))
     # images: the training size, how images are resized (and whether the training images are cached,
     # resized once, as the official preprocessing does), the augmentation, and the test resize
-    height: int = 288
-    width: int = 144
-    train_resize: str = "lanczos"
+    height: int = param(288, integer(16))
+    width: int = param(144, integer(16))
+    train_resize: str = param("lanczos", choice(*RESIZES))
     cache_training_images: bool = True
-    test_resize: str = "lanczos"
-    pad: int = 10  # at the paper's width; scaled with the width for smaller inputs
+    test_resize: str = param("lanczos", choice(*RESIZES))
+    pad: int = param(10, integer(0))  # at the paper's width; scaled with the width for smaller inputs
     flip: bool = True
-    random_erasing: float = 0.0
+    random_erasing: float = param(0.0, number(0.0, 1.0))
     erasing_fill: tuple[float, float, float] = REID_ERASING_FILL
     # video: frames sampled per tracklet (0 for image papers), and whether each sampled frame's COCO-17
     # keypoints are read beside it (a skeleton store; the model then receives them after the clips)
-    seq_len: int = 0
+    seq_len: int = param(0, integer(0))
     skeletons: bool = False
     # Model selection: the official script's rule (``selection_rule``, a :class:`Selection`; its fields, e.g.
     # ``eval_every``, are parameters too), and which checkpoint this run reports: ``"official"`` the one that
     # rule keeps (chosen on the test set, as the paper did), ``"last"`` the last epoch only (no test-set choice).
     selection_rule: Selection = field(default_factory=Selection)
-    selection: str = "official"
+    selection: str = param("official", choice(*SELECTIONS))
     # video: which frame of each chunk a test clip takes: "first" (MITML's video_test) or "random" (seeded by the
     # run's seed and the tracklet, so every evaluation sees the same clip)
-    test_frames: str = "first"
+    test_frames: str = param("first", choice("first", "random"))
 
     @classmethod
     def field_names(cls) -> set[str]:
         return {f.name for f in fields(cls)}
+
+    @classmethod
+    def check_for(cls, name: str) -> Check:
+        """The check of field ``name``: the nearest declaration's :func:`param` check, else one inferred from its
+        default."""
+        for klass in cls.__mro__:
+            declared = getattr(klass, "__dataclass_fields__", {}).get(name)
+            if declared is not None and "check" in declared.metadata:
+                return declared.metadata["check"]
+        default = next(f for f in fields(cls) if f.name == name)
+        value = default.default_factory() if default.default is MISSING else default.default
+        return inferred_check(value)
+
+    @classmethod
+    def check(cls, values: Mapping[str, object]) -> None:
+        """Check every non-``None`` value of ``values`` that names a field (:class:`ParameterError` on the first
+        refused one)."""
+        known = cls.field_names()
+        for name, value in values.items():
+            if value is not None and name in known:
+                cls.check_for(name)(name, value)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ from torch import nn
 from vireid_lib import papers
 from vireid_lib.experiments.common import ExperimentError
 from vireid_lib.experiments.image import prepare
+from vireid_lib.experiments import params
+from vireid_lib.interface import integer, param
 from vireid_lib.papers import BatchLayout, Deviation, Hooks, Paper, Recipe, Variant
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +31,8 @@ class ToyRecipe(Recipe):
     num_ids: int = 2
     num_per_modality: int = 2
     cache_training_images: bool = False
-    width_factor: int = 4  # a knob only this paper has
+    width_factor: int = param(4, integer(1))  # a knob only this paper has, checked where it is declared
+    toy_weight: float = 0.5  # no check declared: inferred from the default (a finite number >= 0)
 
 
 class Toy(nn.Module):
@@ -97,3 +100,26 @@ def test_the_runner_engine_and_evaluator_name_no_paper() -> None:
         for path in (ROOT / "vireid_lib" / folder).glob("*.py"):
             hits = [line for line in path.read_text().splitlines() if pattern.search(line)]
             assert hits == [], f"{path.relative_to(ROOT)} branches on a paper's name: {hits[:2]}"
+
+
+@pytest.mark.parametrize("given, refused", [
+    (dict(width_factor=0), "width_factor=0 is invalid: it must be an integer >= 1"),
+    (dict(width_factor=2.5), "width_factor=2.5 is invalid: it must be an integer >= 1"),
+    (dict(toy_weight=-1.0), "toy_weight=-1.0 is invalid: it must be a finite number >= 0"),
+    (dict(toy_weight=float("inf")), "toy_weight=inf is invalid"),
+    (dict(lr=0), "lr=0 is invalid: it must be a finite number > 0"),  # the base recipe's check, inherited
+    (dict(arch="vgg16"), "arch='vgg16' is invalid: it must be one of"),
+])
+def test_a_new_papers_parameters_are_checked_by_its_own_recipe(given: dict, refused: str, tmp_path: Path) -> None:
+    """No shared table lists a paper's fields: the toy's own declaration checks them before anything is built."""
+    papers.register(TOY)
+    with pytest.raises(ExperimentError, match=re.escape(refused)):
+        prepare(method="toy", dataset="sysu", pretrained=False, device="cpu", out_dir=str(tmp_path), **given)
+
+
+def test_the_runners_parameter_table_names_no_papers_field() -> None:
+    """params.RULES holds the runner's own parameters only; a paper's field is checked by its recipe."""
+    base = Recipe.field_names()
+    own = {name for p in papers.workbook_papers().values() for d in p.datasets
+           for name in type(p.recipe_for(d)).field_names()} - base
+    assert own and not own & set(params.RULES), sorted(own & set(params.RULES))

@@ -13,7 +13,6 @@ import math
 import re
 from pathlib import Path
 
-from ..selection import SELECTIONS
 from .common import ExperimentError, check_folder
 
 # The parameters every paper notebook takes (each adds its own).
@@ -21,8 +20,6 @@ COMMON = ("data_root", "epochs", "scale_schedule", "lr", "num_ids", "num_per_mod
           "optimizer", "backbone_lr_factor", "pretrained", "weights_file", "checkpoint", "device", "amp", "channels_last", "augment",
           "compile_model", "seed",
           "workers", "eval_every", "selection", "score_untrained", "synthetic_ids", "resume", "out_dir", "results_dir")
-ARCHS = ("resnet50", "resnet34", "resnet18")
-OPTIMIZERS = ("sgd", "adam")
 AMP = ("off", "bf16", "fp16")
 
 
@@ -99,43 +96,21 @@ def _assigned(source: str) -> set[str]:
             if isinstance(target, ast.Name)}
 
 
-# name -> checker(name, value); a prepare() passes its arguments through check_parameters.
+# The runner's own parameters, the same for every paper: name -> checker(name, value). A recipe field (``epochs``,
+# ``lr``, ``dc_weight``, ...) is checked by its recipe instead (vireid_lib.interface.Recipe.check), so a new paper's
+# parameters are checked without an entry here; the selection rule's fields are general and listed here.
 RULES = {
     "trial": lambda n, v: integer(n, v, 1, 10, optional=False),
-    "epochs": integer, "num_per_modality": integer, "batches_per_epoch": integer,
-    # the triplet losses need another identity in the batch to compare with
-    "num_ids": lambda n, v: integer(n, v, 2),
-    "seq_len": integer, "depth": integer, "heads": integer, "dim_head": integer, "mlp_dim": integer,
-    "frame_heads": integer, "message_heads": lambda n, v: integer(n, v, 0),
-    "height": lambda n, v: integer(n, v, 16), "width": lambda n, v: integer(n, v, 16),
-    "lr": positive, "backbone_lr_factor": positive, "mitml_lr": positive, "modality_lr": positive,
-    "confusion_epoch": lambda n, v: integer(n, v, 0), "mitml_confusion_epoch": lambda n, v: integer(n, v, 0),
-    **{name: lambda n, v: None if v is None else (v if isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                   and math.isfinite(v) and v >= 0 else
-                                                   _bad(n, v, "a finite number >= 0 (0 turns it off)"))
-       for name in ("dc_weight", "kl_weight", "ca_weight", "centre_weight", "memory_weight", "modality_weight",
-                    "confusion_weight", "skeleton_id_weight", "consistency_weight", "defense_weight", "center_weight",
-                    "dc_invariance", "dc_variance", "dc_covariance", "label_smoothing")},
-    "seed": lambda n, v: integer(n, v, 0),
-    "workers": lambda n, v: integer(n, v, 0, optional=False),
+    "batches_per_epoch": integer,
     "eval_every": lambda n, v: integer(n, v, 0), "eval_first": lambda n, v: integer(n, v, 0),
     "selection_trials": lambda n, v: integer(n, v, 1, 10),
-    "selection": lambda n, v: choice(n, v, SELECTIONS, optional=True),
-    "test_frames": lambda n, v: choice(n, v, ("first", "random"), optional=True),
-    "epoch_rule": lambda n, v: choice(n, v, ("official", "min"), optional=True),
     "eval_trials": lambda n, v: integer(n, v, 1, 10, optional=False),
     "synthetic_ids": lambda n, v: integer(n, v, 4),
-    "arch": lambda n, v: choice(n, v, ARCHS),
-    "optimizer": lambda n, v: choice(n, v, OPTIMIZERS, optional=True),
-    "schedule": lambda n, v: choice(n, v, ("warmup_step", "constant"), optional=True),
+    "workers": lambda n, v: integer(n, v, 0, optional=False),
     "amp": lambda n, v: choice(n, v, AMP),
     "augment": lambda n, v: choice(n, v, ("auto", "loader", "device")), "compile_model": flag,
     "pretrained": flag, "resume": flag, "progress": flag, "score_untrained": flag, "channels_last": flag,
-    "cross_dataset": flag, "scale_schedule": lambda n, v: flag(n, v, optional=True),
-    "stem_relu": lambda n, v: flag(n, v, optional=True), "official_one_channel": lambda n, v: flag(n, v, optional=True),
-    "official_graph": lambda n, v: flag(n, v, optional=True),
-    "fresh_second_view": lambda n, v: flag(n, v, optional=True),
-    "dc_covariance_fix": lambda n, v: flag(n, v, optional=True),
+    "cross_dataset": flag,
 }
 
 
@@ -144,7 +119,8 @@ def _bad(name: str, value, valid: str):
 
 
 def check_parameters(values: dict) -> None:
-    """Check every parameter in ``values`` that :data:`RULES` knows (the others are checked where used)."""
+    """Check every parameter in ``values`` that :data:`RULES` knows (a recipe field is checked by its recipe when the
+    runner applies it: :func:`vireid_lib.experiments.runner.resolve_recipe`)."""
     for name, value in values.items():
         if name in RULES:
             RULES[name](name, value)

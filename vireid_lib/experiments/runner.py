@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from .. import papers
+from ..interface import ParameterError
 from ..data import HITSZVCM, INFRARED, VISIBLE, RegDB, SYSUMM01, provenance
 from ..data.cache import load_image_cache
 from ..data.datasets import (ImageDataset, PairedImageDataset, PairedTrackletDataset, TrackletDataset,
@@ -68,6 +69,10 @@ def resolve_recipe(paper: papers.Paper, dataset: str, overrides: dict) -> papers
         raise ExperimentError(f"{', '.join(unknown)} {'does' if len(unknown) == 1 else 'do'} not apply to {paper.title} "
                               f"(its recipe has no such field); leave {'it' if len(unknown) == 1 else 'them'} None.")
     changes = {k: _coerce(known[k].type, getattr(recipe, k), v) for k, v in given.items() if k in known}
+    try:  # each field's own check (vireid_lib.interface.param), after papermill's text became a tuple
+        type(recipe).check(changes)
+    except ParameterError as err:
+        raise ExperimentError(str(err)) from None
     for name, value in changes.items():
         default = getattr(recipe, name)
         if isinstance(default, tuple) and (not isinstance(value, tuple) or len(value) != len(default) and default):
@@ -233,7 +238,7 @@ def prepare(method: str, dataset: str, data_root: str = "", trial: int = 1, pret
 
 
 def _augment_mode(augment: str, device: str, paper: papers.Paper) -> str:
-    # the value itself was checked with every other parameter (params.RULES)
+    # the value itself was checked with the runner's other parameters (params.RULES)
     if augment == "device" and paper.video:
         raise ExperimentError(f"augment='device' is for image papers; {paper.title} augments every frame of a tracklet "
                               "in the loader. Use 'auto' or 'loader'.")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..interface import Deviation, Keep, Paper, Recipe, Selection
+from ..interface import Deviation, Keep, Paper, Recipe, Selection, param, positive
 from pathlib import Path
 
 import torch
@@ -45,7 +45,7 @@ class AGWRecipe(Recipe):
     """AGW's published training recipe (official ``train.py`` defaults): the base recipe's values,
     plus the backbone at 0.1x the head's lr and the torchvision stem."""
 
-    backbone_lr_factor: float = 0.1  # BNNeck + classifier at lr 0.1, the backbone at 0.01
+    backbone_lr_factor: float = param(0.1, positive())  # BNNeck + classifier at lr 0.1, the backbone at 0.01
     stem_relu: bool = True
     official_one_channel: bool = True  # the non-local blocks' 1-channel width (open PR #28)
     selection_rule: Selection = Selection(

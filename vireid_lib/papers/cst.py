@@ -66,7 +66,7 @@ from torch import nn
 from ..losses.consistency import PairedDiversityConsistency
 from ..losses.identity import CrossEntropyLabelSmooth
 from ..losses.metric import BatchHardTriplet, HeteroCenterTriplet
-from ..interface import BatchLayout, Deviation, Paper, Selection
+from ..interface import BatchLayout, Deviation, Paper, Selection, integer, param
 from ..models.attention import QuickGELU, TransformerBlock
 from ..models.backbone import TwoStreamResNet50, feature_map_size
 from ..models.contract import Outputs
@@ -91,11 +91,11 @@ class CSTRecipe(VideoRecipe):
     num_ids: int = 4  # --batch-size 4
     num_per_modality: int = 2  # --num_pos 2
     tube: tuple[int, int, int] = (2, 3, 1)  # frames, map rows, map cols: frame_size 2, patch_size_h 3, patch_size_w 1
-    depth: int = 1
-    heads: int = 128
-    dim_head: int = 48
-    mlp_dim: int = 2048
-    frame_heads: int = 128  # MultiheadAttention(2048, 128) over a pair's 55 tokens and its message
+    depth: int = param(1, integer(1))
+    heads: int = param(128, integer(1))
+    dim_head: int = param(48, integer(1))
+    mlp_dim: int = param(2048, integer(1))
+    frame_heads: int = param(128, integer(1))  # MultiheadAttention(2048, 128) over a pair's 55 tokens and its message
     message_heads: int = 0  # 0: the code's MultiheadAttention(C, C), one head per channel
     dropout: float = 0.1
     official_one_channel: bool = True

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..interface import Deviation, Keep, Paper, Recipe, Selection
+from ..interface import Deviation, Keep, Paper, Recipe, Selection, param, positive
 from pathlib import Path
 
 import torch
@@ -54,15 +54,15 @@ class IVReIDRecipe(Recipe):
 
     optimizer: str = "adam"
     lr: float = 1e-4
-    head_lr_factor: float = 10.0  # official make_optimizer(..., 'head'): the heads' own Adam at 10 x BASE_LR
+    head_lr_factor: float = param(10.0, positive())  # official make_optimizer(..., 'head'): the heads' own Adam at 10 x BASE_LR
     nesterov: bool = False
     weight_decay: float = 5e-4  # on every parameter, biases included (bias overrides are commented out)
     epochs: int = 100
     schedule: str = "constant"  # WarmupMultiStepLR is built in slover.py but never stepped
     warmup_epochs: int = 0
     milestones: tuple[int, ...] = ()
-    margin_sysu: float = 0.3
-    margin_regdb: float = 0.2
+    margin_sysu: float = param(0.3, positive())
+    margin_regdb: float = param(0.2, positive())
     height: int = 384
     width: int = 128
     num_ids: int = 8

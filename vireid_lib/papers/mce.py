@@ -76,7 +76,7 @@ from ..data.datasets import ImageDataset
 from ..data.records import INFRARED, VISIBLE
 from ..data.transforms import ChannelExchange, build_test_transform
 from ..engine.extract import extract_features
-from ..interface import BatchLayout, Deviation, Hooks, Keep, Paper, Recipe, Selection
+from ..interface import BatchLayout, Deviation, Hooks, Keep, Paper, Recipe, Selection, param, positive
 from ..models.backbone import TwoStreamResNet50, out_channels
 from ..models.base import GlobalFeatureReID
 from ..models.contract import Outputs
@@ -109,9 +109,9 @@ class MCERecipe(Recipe):
                "RegDB: the trial's visible -> thermal")
     official_one_channel: bool = True  # the non-local blocks' 1-channel width (AGW's open PR #28)
     gem_p: float = 3.0  # GeneralizedMeanPoolingP(norm=3), learnable
-    margin: float = 0.3  # GlobalCenterTriplet(0.3)
+    margin: float = param(0.3, positive())  # GlobalCenterTriplet(0.3)
     centre_weight: float = 1.0  # --gc
-    temperature: float = 0.05  # ClusterMemory(temp=0.05)
+    temperature: float = param(0.05, positive())  # ClusterMemory(temp=0.05)
     memory_weight: float = 1.0  # the global memory loss (train_forward adds it unweighted)
     modality_weight: float = 1.0  # --sid: the visible and infrared memory losses
     ca_weight: float = 0.4  # --caid: the CA memory loss, times modality_weight

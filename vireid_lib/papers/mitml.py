@@ -59,7 +59,7 @@ from torch import nn
 
 from ..losses.identity import CrossEntropyLabelSmooth
 from ..losses.metric import BatchHardTriplet
-from ..interface import Deviation, Keep, Paper, Recipe, Selection
+from ..interface import Deviation, Keep, Paper, Recipe, Selection, integer, param, positive
 from ..models.backbone import TwoStreamResNet50, out_channels
 from ..models.base import GlobalFeatureReID
 from ..models.contract import Outputs
@@ -80,7 +80,7 @@ class VideoRecipe(Recipe):
 
     optimizer: str = "sgd"
     lr: float = 0.1  # head (BNNeck, classifier); the rest trains at backbone_lr_factor x lr
-    backbone_lr_factor: float = 0.1
+    backbone_lr_factor: float = param(0.1, positive())
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 5e-4
@@ -89,8 +89,8 @@ class VideoRecipe(Recipe):
     milestones: tuple[int, ...] = (35, 80)
     gamma: float = 0.1
     epochs: int = 200
-    margin: float = 0.3
-    seq_len: int = 6
+    margin: float = param(0.3, positive())
+    seq_len: int = param(6, integer(1))
     height: int = 288
     width: int = 144
     num_ids: int = 8
@@ -116,7 +116,7 @@ class MITMLRecipe(VideoRecipe):
 
     confusion_epoch: int = 60  # 0-based epoch from which the confusion term joins the loss (epoch < 60 has none)
     confusion_weight: float = 1.0
-    modality_lr: float = 0.01  # the modality classifier's own SGD, constant
+    modality_lr: float = param(0.01, positive())  # the modality classifier's own SGD, constant
     selection_rule: Selection = Selection(
         eval_every=10, eval_first=1, keeps=VCM_KEEPS, reported=(("ir2rgb", "t2v_map"), ("rgb2ir", "t2v_map")),
         source="train.py: tests after 0-based epochs with `epoch % 10 == 0` (0..190; the last epoch is never tested) "

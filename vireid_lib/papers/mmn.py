@@ -41,7 +41,7 @@ from torch import nn
 
 from ..losses.consistency import ProjectedPairDistance
 from ..losses.metric import BatchHardTriplet
-from ..interface import BatchLayout, Deviation, Keep, Paper, Recipe, Selection, Variant
+from ..interface import BatchLayout, Deviation, Keep, Paper, Recipe, Selection, Variant, param, positive
 from ..models.backbone import TwoStreamResNet50, out_channels
 from ..models.contract import Outputs
 from ..models.layers import BNNeck
@@ -53,14 +53,14 @@ STRIPES = 4
 class MMNRecipe(Recipe):
     """MMN's recipe (``train.py``): AGW's optimiser and schedule, its own sampler and augmentation."""
 
-    backbone_lr_factor: float = 0.1  # everything but the BNNecks and classifiers (generator included)
+    backbone_lr_factor: float = param(0.1, positive())  # everything but the BNNecks and classifiers (generator included)
     height: int = 384
     width: int = 192
     num_ids: int = 4
     num_per_modality: int = 4
     random_erasing: float = 0.5
     erasing_fill: tuple[float, float, float] = (0.0, 0.0, 0.0)  # RandomErasing(probability=0.5, mean=[0, 0, 0])
-    margin: float = 0.3
+    margin: float = param(0.3, positive())
     dc_weight: float = 0.2  # train.py --delta ("0.2 for PCB")
     fix_dc_head: bool = False  # official: the DC projection head is never optimised
     stem_relu: bool = True
