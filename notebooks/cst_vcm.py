@@ -44,15 +44,8 @@
 
 # %% tags=["parameters"]
 method = "cst"             # "cst"; "mitml" evaluates MITML's own weights (with checkpoint) as the main run
-data_root = ""             # empty: the bundled synthetic twin, generated on first use (NOT a reproduction)
 seq_len = None             # None: CST's 14 (one SE gate per frame is built in); MITML always takes its 6
-epochs = None              # None: the recipe's 200 (MITML's schedule: warm-up 10, x0.1 at 35, x0.01 at 80)
-scale_schedule = False     # other epochs than the paper's keep its warm-up and lr steps (a short run may never leave the warm-up); True scales them
 lr = 3.5e-4                # CST's learning rate (Adam), the README's
-num_ids = None             # None: 4 identities per batch (test.py's --batch-size)
-num_per_modality = None    # None: 2 tracklets per identity and modality (--num_pos)
-height = 288
-width = 144
 tube = None                # None: (2, 3, 1) = frames x map rows x map cols; must divide (seq_len, height/16, width/16)
 heads = None               # None: 128 heads of dim_head 48 (spatial and temporal transformers)
 dim_head = None            # None: 48
@@ -67,54 +60,23 @@ center_weight = None       # None: 0 (loss.py's hetero-centre triplet, which tes
 train_mitml = True         # also train MITML (as its code runs it) for the comparison table
 mitml_lr = None            # None: MITML's 0.1 (BNNeck, classifier) / 0.01 (everything else), SGD
 mitml_confusion_epoch = None  # None: MITML's 60 (0-based epoch from which the confusion term trains the network)
-arch = "resnet50"          # the paper's; "resnet18" only for quick experiments
-optimizer = None           # None: the recipe's (CST Adam, MITML SGD)
-backbone_lr_factor = None  # None: the recipe's
-batches_per_epoch = None   # None: the official epoch length; a small number only for smoke runs
-pretrained = True          # torchvision's ImageNet weights (downloaded once)
-weights_file = ""          # or a local ResNet state dict
-checkpoint = ""            # evaluate these weights instead of training: a vireid checkpoint, or the authors' file
-device = "auto"
-amp = "off"                # "off", "bf16" or "fp16" (CUDA only)
-channels_last = False      # image batches and weights in the channels-last layout (faster convolutions)
-augment = "auto"           # "loader": per image in the loader; "device": whole uint8 batches on the GPU; "auto": device on CUDA
-compile_model = False      # torch.compile the training steps
-seed = None
-workers = 2
-eval_every = None          # None: each script's test schedule (every 10 epochs from the first); 0: none during training
-selection = "official"     # "official": report the checkpoints the scripts keep (chosen on the test set, as the papers did); "last": the last epoch only
-score_untrained = False    # also score the models before training (the floor training must lift)
-synthetic_ids = 24         # identities of the synthetic twin
-resume = True              # continue an interrupted run found in out_dir
-out_dir = "runs"           # checkpoints, logs and figures
-results_dir = "results"    # the runs' result records
 
 # %%
 # %matplotlib inline
 from IPython.display import Markdown, display
 
-from vireid_lib.experiments.params import check_notebook_parameters
-from vireid_lib.experiments.video import prepare
+from vireid_lib.experiments import beside, parameters, prepare
 from vireid_lib.papers import cst as cst_model
 from vireid_lib.papers.mitml import official_size
 from vireid_lib.viz import (plot_clip_attention, plot_cmc, plot_frame_gates, plot_message_attention, plot_ranked_list,
                             plot_training, plot_tracklet_lengths, ranked_list_browser, show_clips, table)
 
-check_notebook_parameters(globals())  # a parameter this notebook does not take is an error, not a warning
-
 # %%
-common = dict(data_root=data_root, epochs=epochs, scale_schedule=scale_schedule, num_ids=num_ids,
-              num_per_modality=num_per_modality, height=height, width=width, arch=arch, optimizer=optimizer,
-              backbone_lr_factor=backbone_lr_factor, batches_per_epoch=batches_per_epoch, pretrained=pretrained,
-              weights_file=weights_file, device=device, amp=amp, seed=seed, workers=workers, eval_every=eval_every,
-              selection=selection, synthetic_ids=synthetic_ids, resume=resume, channels_last=channels_last,
-              augment=augment, compile_model=compile_model, out_dir=out_dir)
-cst_settings = dict(seq_len=seq_len, lr=lr, tube=tube, heads=heads, dim_head=dim_head, mlp_dim=mlp_dim,
-                    frame_heads=frame_heads, message_heads=message_heads, official_one_channel=official_one_channel,
-                    fresh_second_view=fresh_second_view, dc_weight=dc_weight, dc_covariance_fix=dc_covariance_fix,
-                    center_weight=center_weight)
-mitml_settings = dict(lr=mitml_lr, confusion_epoch=mitml_confusion_epoch)
-run = prepare(method, checkpoint=checkpoint, **common, **(cst_settings if method == "cst" else mitml_settings))
+# Every notebook also takes the shared parameters (`device`, `amp`, `workers`, `checkpoint`, `epochs`, `arch`,
+# `out_dir`, `results_dir`, ...), declared once in `vireid_lib.experiments.SHARED` and listed in
+# `notebooks/README.md`: `-p device cuda` works on every notebook.
+given, mitml_parameters = beside(parameters(local=("method", "train_mitml")), "mitml")
+run = prepare(method, **(given if method == "cst" else mitml_parameters))
 
 # %%
 if run.data_kind == "synthetic":
@@ -161,9 +123,9 @@ run.figure(show_clips(visible[:2] + infrared[:2], frames=run.recipe.seq_len), "c
 # triplet, and the DC loss with its three terms (the covariance is practically 0 in the code's form).
 
 # %%
-if score_untrained:
+if run.params["score_untrained"]:
     display(table(run.score_untrained().readable(), caption=f"{run.paper} before training"))
-if checkpoint:
+if run.params["checkpoint"]:
     print(f"evaluating {run.loaded.kind} from {run.loaded.path}", *run.loaded.notes, sep="\n - ")
 else:
     result = run.train()
@@ -173,11 +135,11 @@ else:
 # %%
 mitml = None
 if train_mitml and method == "cst":
-    mitml = prepare("mitml", **common, **mitml_settings)
+    mitml = prepare("mitml", **mitml_parameters)
     network, adversary = official_size()
     counts = mitml.parameter_counts()
     print(f"MITML at the paper's size (ResNet-50, 500 identities): {network / 1e6:.1f}M + {adversary / 1e6:.1f}M "
-          f"(modality classifier); this run ({arch}): {counts['network'] / 1e6:.1f}M + {counts['criterion'] / 1e6:.1f}M")
+          f"(modality classifier); this run ({mitml.params['arch']}): {counts['network'] / 1e6:.1f}M + {counts['criterion'] / 1e6:.1f}M")
     display(mitml.figure(plot_training(mitml.train().history), "training"))
     print(f"MITML: {mitml.durations['train_s']} s")
 
@@ -201,7 +163,7 @@ table(evaluation.readable(), caption=f"{run.paper} reports {run.describe_selecti
 # ### Beside CST's table (CAJL, MITML, IBAN and CST as reported) and MITML trained here
 
 # %%
-if score_untrained:
+if run.params["score_untrained"]:
     display(table(run.learning_summary(), caption=f"{run.paper}: untrained vs trained vs chance (random features)"))
 table(run.compare_with_paper(others))
 
@@ -250,4 +212,4 @@ for modality, record, clip, attention in (run.attention_examples() if method == 
 
 # %%
 for finished in (run, *others):
-    print(f"{finished.paper}: result record {finished.record(results_dir)}, figures {finished.run_dir / 'figures'}")
+    print(f"{finished.paper}: result record {finished.record()}, figures {finished.run_dir / 'figures'}")

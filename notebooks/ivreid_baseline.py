@@ -28,59 +28,22 @@
 # %% tags=["parameters"]
 method = "ivreid"          # "ivreid" (seed 003) or "agw" (the AGW baseline row)
 dataset = "sysu"           # "sysu" or "regdb"
-data_root = ""             # empty: the bundled synthetic twin, generated on first use (NOT a reproduction)
-trial = 1                  # RegDB trial 1..10: every trial is a separately trained model
-epochs = None              # None: the paper's (IV-ReID 100, AGW 81)
-scale_schedule = False     # other epochs than the paper's keep its warm-up and lr steps (a short run may never leave the warm-up); True scales them
 lr = None                  # None: the paper's (IV-ReID Adam 1e-4, heads 1e-3; AGW SGD 0.1)
-num_ids = None             # identities per batch; None: the paper's 8
-num_per_modality = None    # images per identity and modality; None: the paper's 4
-height = None              # None: the paper's (IV-ReID 384, AGW 288)
-width = None               # None: the paper's (IV-ReID 128, AGW 144)
-batches_per_epoch = None   # None: the official epoch length; a small number only for smoke runs
-arch = "resnet50"          # the papers'; "resnet18" / "resnet34" only for quick experiments
-optimizer = None           # None: the paper's (IV-ReID Adam, AGW SGD); another one runs at a constant lr
-backbone_lr_factor = None  # None: the paper's (AGW 0.1); 1.0 suits training from scratch
 stem_relu = None           # None: the paper's network (IV-ReID's released stem has no ReLU; AGW's has one)
-pretrained = True          # torchvision's ImageNet ResNet-50 (downloaded once)
-weights_file = ""          # or a local ResNet-50 state dict
-checkpoint = ""            # evaluate these weights instead of training: a vireid checkpoint or the authors' file
-cross_dataset = False      # True: evaluate a checkpoint trained on another dataset or RegDB trial on purpose (the record says so)
-device = "auto"            # "auto", "cpu", "cuda", "cuda:1", ...
-amp = "off"                # "off", "bf16" or "fp16" (CUDA only)
-channels_last = False      # image batches and weights in the channels-last layout (faster convolutions)
-augment = "auto"           # "loader": per image in the loader; "device": whole uint8 batches on the GPU; "auto": device on CUDA
-compile_model = False      # torch.compile the training steps
-seed = None                # None: the paper's (IV-ReID 2019)
-workers = 2                # DataLoader workers
-eval_every = None          # None: the official script's test schedule (IV-ReID every 2 epochs, AGW every 2 from 3); 0: none
-selection = "official"     # "official": report the checkpoint the paper's script keeps (chosen on the test set, as the paper did); "last": the last epoch only
-eval_trials = 10           # SYSU-MM01 gallery trials to average (the papers use 10)
-score_untrained = False    # also score the model before training (the floor training must lift)
-synthetic_ids = 40         # identities of the synthetic twin
-resume = True              # continue an interrupted run found in out_dir
-out_dir = "runs"           # checkpoints, logs and figures
-results_dir = "results"    # the run's result record
 
 # %%
 # %matplotlib inline
 from IPython.display import Markdown, display
 
-from vireid_lib.experiments.image import prepare
-from vireid_lib.experiments.params import check_notebook_parameters
+from vireid_lib.experiments import parameters, prepare
 from vireid_lib.viz import (plot_activation_maps, plot_cmc, plot_ranked_list, plot_training, ranked_list_browser,
                             show_samples, table)
 
-check_notebook_parameters(globals())  # a parameter this notebook does not take is an error, not a warning
-
 # %%
-run = prepare(method=method, dataset=dataset, data_root=data_root, trial=trial, epochs=epochs, lr=lr, num_ids=num_ids,
-              scale_schedule=scale_schedule, num_per_modality=num_per_modality, height=height, width=width,
-              batches_per_epoch=batches_per_epoch, arch=arch, optimizer=optimizer, backbone_lr_factor=backbone_lr_factor,
-              stem_relu=stem_relu, pretrained=pretrained, weights_file=weights_file, checkpoint=checkpoint,
-              cross_dataset=cross_dataset, device=device, amp=amp, seed=seed, channels_last=channels_last, augment=augment,
-              compile_model=compile_model, workers=workers, eval_every=eval_every, selection=selection,
-              eval_trials=eval_trials, synthetic_ids=synthetic_ids, resume=resume, out_dir=out_dir)
+# Every notebook also takes the shared parameters (`device`, `amp`, `workers`, `checkpoint`, `epochs`, `arch`,
+# `out_dir`, `results_dir`, ...), declared once in `vireid_lib.experiments.SHARED` and listed in
+# `notebooks/README.md`: `-p device cuda` works on every notebook.
+run = prepare(**parameters())  # method and dataset are parameters here
 
 # %%
 if run.data_kind == "synthetic":
@@ -121,9 +84,9 @@ run.figure(show_samples(picks, title="training images: visible (top), infrared (
 # their tensor names and mapped onto this model, strictly) and evaluated below with the exact protocol.
 
 # %%
-if score_untrained:
+if run.params["score_untrained"]:
     display(table(run.score_untrained().readable(), caption="before training"))
-if checkpoint:
+if run.params["checkpoint"]:
     print(f"evaluating {run.loaded.kind} from {run.loaded.path}" + (f", epoch {run.loaded.epoch}" if run.loaded.epoch else ""))
     for note in run.loaded.notes:
         print(" -", note)
@@ -155,7 +118,7 @@ table(run.last_and_selected())
 table(run.compare_with_paper())
 
 # %%
-if score_untrained:  # chance: every protocol scored on random features
+if run.params["score_untrained"]:  # chance: every protocol scored on random features
     display(table(run.learning_summary(), caption="what training changed: untrained vs trained vs chance"))
 run.figure(plot_cmc(evaluation.cmc, title=f"{run.paper} on {run.dataset} ({run.data_kind})"), "cmc")
 
@@ -201,5 +164,5 @@ run.figure(plot_activation_maps(images, maps, titles), "activation_maps")
 # Regenerate the README's tables with `python -m vireid_lib.results readme`.
 
 # %%
-record = run.record(results_dir)
+record = run.record()
 print(f"result record: {record}\nfigures: {run.run_dir / 'figures'}")

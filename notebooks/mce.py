@@ -40,68 +40,27 @@
 
 # %% tags=["parameters"]
 dataset = "sysu"           # "sysu" or "regdb"
-data_root = ""             # empty: the bundled synthetic twin, generated on first use (NOT a reproduction)
-trial = 1                  # RegDB trial 1..10: every trial is a separately trained model
-epochs = None              # None: the paper's 160
-scale_schedule = False     # other epochs than the paper's keep its warm-up and lr steps (a short run may never leave the warm-up); True scales them
 lr = None                  # None: the paper's Adam 3.5e-4 (warm-up 10 epochs, x0.1 from epoch 21, x0.01 from 40)
-num_ids = None             # identities per batch; None: the paper's 8
-num_per_modality = None    # images per identity and modality; None: the paper's (SYSU 4, RegDB 5)
-height = None              # None: the paper's (SYSU 384, RegDB 288)
-width = None               # None: the paper's (SYSU 128, RegDB 144)
-batches_per_epoch = None   # None: the official epoch length; a small number only for smoke runs
-arch = "resnet50"          # the paper's; "resnet18" / "resnet34" only for quick experiments
-optimizer = None           # None: the paper's Adam; another one runs at a constant lr
 schedule = None            # None: the paper's warm-up and steps; "constant" for quick experiments
-backbone_lr_factor = None  # MCE trains every parameter at one lr: leave None
 kl_weight = None           # None: the paper's 1.2 (train.py --kl)
 ca_weight = None           # None: the paper's 0.4 (--caid, the CA memory loss)
 official_one_channel = None  # None: the official 1-channel non-local blocks; False: the intended width
-pretrained = True          # torchvision's ImageNet ResNet-50 (downloaded once)
-weights_file = ""          # or a local ResNet-50 state dict
-checkpoint = ""            # evaluate these weights instead of training: a vireid checkpoint or a state dict
-cross_dataset = False      # True: evaluate a checkpoint trained on another dataset or RegDB trial on purpose (the record says so)
-device = "auto"            # "auto", "cpu", "cuda", "cuda:1", ...
-amp = "off"                # "off", "bf16" or "fp16" (CUDA only); the memory rebuild runs under it too
-channels_last = False      # image batches and weights in the channels-last layout (faster convolutions)
-augment = "auto"           # "loader": per image in the loader; "device": whole uint8 batches on the GPU; "auto": device on CUDA
-compile_model = False      # torch.compile the training steps
-seed = None                # None: the paper's 0
-workers = 2                # DataLoader workers (training and the memory rebuild)
-eval_every = None          # None: the paper's test every 2 epochs (the selection test); 0: none
 eval_first = None          # None: the paper's first test after epoch 13 (train.py's 0-based epoch 12)
 selection_trials = None    # None: the paper's 10 all-search galleries for the selection test (RegDB: its trial)
-selection = "official"     # "official": report the checkpoint the paper's script keeps (chosen on the test set, as the paper did); "last": the last epoch only
-eval_trials = 10           # SYSU-MM01 gallery trials to average in the final evaluation (the papers use 10)
-score_untrained = False    # also score the model before training (the floor training must lift)
-synthetic_ids = 40         # identities of the synthetic twin
-resume = True              # continue an interrupted run found in out_dir
-out_dir = "runs"           # checkpoints, logs and figures
-results_dir = "results"    # the run's result record
 
 # %%
 # %matplotlib inline
 from IPython.display import Markdown, display
 
-from vireid_lib.experiments.image import prepare
-from vireid_lib.experiments.params import check_notebook_parameters
+from vireid_lib.experiments import parameters, prepare
 from vireid_lib.viz import (plot_activation_maps, plot_cmc, plot_ranked_list, plot_training, ranked_list_browser,
                             show_samples, table)
 
-check_notebook_parameters(globals())  # a parameter this notebook does not take is an error, not a warning
-
 # %%
-run = prepare(method="mce", dataset=dataset, data_root=data_root, trial=trial, epochs=epochs, lr=lr, num_ids=num_ids,
-              scale_schedule=scale_schedule,
-              num_per_modality=num_per_modality, height=height, width=width, batches_per_epoch=batches_per_epoch,
-              arch=arch, optimizer=optimizer, schedule=schedule, backbone_lr_factor=backbone_lr_factor, kl_weight=kl_weight,
-              ca_weight=ca_weight, official_one_channel=official_one_channel, pretrained=pretrained,
-              weights_file=weights_file, checkpoint=checkpoint, cross_dataset=cross_dataset, device=device, amp=amp,
-              seed=seed, workers=workers,
-              channels_last=channels_last, augment=augment, compile_model=compile_model,
-              eval_every=eval_every, eval_first=eval_first, selection_trials=selection_trials, selection=selection,
-              eval_trials=eval_trials,
-              synthetic_ids=synthetic_ids, resume=resume, out_dir=out_dir)
+# Every notebook also takes the shared parameters (`device`, `amp`, `workers`, `checkpoint`, `epochs`, `arch`,
+# `out_dir`, `results_dir`, ...), declared once in `vireid_lib.experiments.SHARED` and listed in
+# `notebooks/README.md`: `-p device cuda` works on every notebook.
+run = prepare("mce", **parameters())
 
 # %%
 if run.data_kind != "real":
@@ -140,9 +99,9 @@ run.figure(show_samples(picks, title="training images: visible (top), infrared (
 # global centres), `memory` (global memory, all views), `visible` / `infrared` / `ca` (each view's memory) and `kl`.
 
 # %%
-if score_untrained:
+if run.params["score_untrained"]:
     display(table(run.score_untrained().readable(), caption="before training"))
-if checkpoint:
+if run.params["checkpoint"]:
     print(f"evaluating {run.loaded.kind} from {run.loaded.path}", *run.loaded.notes, sep="\n - ")
 else:
     result = run.train()
@@ -196,7 +155,7 @@ table(multi, caption="MCE's 10-shot galleries, last epoch") if len(multi) else p
 # On the synthetic twin no difference is computed.
 
 # %%
-if score_untrained:  # chance: every protocol scored on random features
+if run.params["score_untrained"]:  # chance: every protocol scored on random features
     display(table(run.learning_summary(), caption="what training changed: untrained vs trained vs chance"))
 table(run.compare_with_paper())
 
@@ -233,5 +192,5 @@ run.figure(plot_activation_maps(images, maps, titles), "activation_maps")
 # `python -m vireid_lib.results readme` regenerates the README's tables.
 
 # %%
-record = run.record(results_dir)
+record = run.record()
 print(f"result record: {record}\nfigures: {run.run_dir / 'figures'}")

@@ -33,61 +33,23 @@
 
 # %% tags=["parameters"]
 dataset = "sysu"           # "sysu" or "regdb"
-data_root = ""             # empty: the bundled synthetic twin, generated on first use (NOT a reproduction)
-trial = 1                  # RegDB trial 1..10: every trial is a separately trained model
-epochs = None              # None: the paper's 81
-scale_schedule = False     # other epochs than the paper's keep its warm-up and lr steps (a short run may never leave the warm-up); True scales them
 lr = None                  # None: the paper's SGD 0.1 (BNNecks and classifiers; everything else 0.1x)
-num_ids = None             # identities per batch; None: the paper's 4
-num_per_modality = None    # images per identity and modality; None: the paper's 4
-height = None              # None: the paper's 384
-width = None               # None: the paper's 192
-batches_per_epoch = None   # None: the official epoch length; a small number only for smoke runs
-arch = "resnet50"          # the paper's; "resnet18" / "resnet34" only for quick experiments
-optimizer = None           # None: the paper's SGD; another one runs at a constant lr
-backbone_lr_factor = None  # None: the paper's 0.1; 1.0 suits training from scratch
 dc_weight = None           # None: the paper's 0.2 (train.py --delta)
 fix_dc_head = False        # False: the official code (DC projection head never optimised); True: train it
-pretrained = True          # torchvision's ImageNet ResNet-50 (downloaded once)
-weights_file = ""          # or a local ResNet-50 state dict
-checkpoint = ""            # evaluate these weights instead of training: a vireid checkpoint or a state dict
-cross_dataset = False      # True: evaluate a checkpoint trained on another dataset or RegDB trial on purpose (the record says so)
-device = "auto"            # "auto", "cpu", "cuda", "cuda:1", ...
-amp = "off"                # "off", "bf16" or "fp16" (CUDA only)
-channels_last = False      # image batches and weights in the channels-last layout (faster convolutions)
-augment = "auto"           # "loader": per image in the loader; "device": whole uint8 batches on the GPU; "auto": device on CUDA
-compile_model = False      # torch.compile the training steps
-seed = None                # None: the paper's 0
-workers = 2                # DataLoader workers
-eval_every = None          # None: the official script's test schedule (every 2 epochs from epoch 3); 0: none
-selection = "official"     # "official": report the checkpoint the paper's script keeps (chosen on the test set, as the paper did); "last": the last epoch only
-eval_trials = 10           # SYSU-MM01 gallery trials to average (the papers use 10)
-score_untrained = False    # also score the model before training (the floor training must lift)
-synthetic_ids = 40         # identities of the synthetic twin
-resume = True              # continue an interrupted run found in out_dir
-out_dir = "runs"           # checkpoints, logs and figures
-results_dir = "results"    # the run's result record
 
 # %%
 # %matplotlib inline
 from IPython.display import Markdown, display
 
-from vireid_lib.experiments.image import prepare
-from vireid_lib.experiments.params import check_notebook_parameters
+from vireid_lib.experiments import parameters, prepare
 from vireid_lib.viz import (plot_activation_maps, plot_cmc, plot_ranked_list, plot_training, ranked_list_browser,
                             show_samples, table)
 
-check_notebook_parameters(globals())  # a parameter this notebook does not take is an error, not a warning
-
 # %%
-run = prepare(method="mmn", dataset=dataset, data_root=data_root, trial=trial, epochs=epochs, lr=lr, num_ids=num_ids,
-              scale_schedule=scale_schedule,
-              num_per_modality=num_per_modality, height=height, width=width, batches_per_epoch=batches_per_epoch,
-              arch=arch, optimizer=optimizer, backbone_lr_factor=backbone_lr_factor, dc_weight=dc_weight,
-              fix_dc_head=fix_dc_head, pretrained=pretrained, weights_file=weights_file, checkpoint=checkpoint,
-              cross_dataset=cross_dataset, device=device, amp=amp, seed=seed, workers=workers, eval_every=eval_every,
-              selection=selection, eval_trials=eval_trials, channels_last=channels_last, augment=augment,
-              compile_model=compile_model, synthetic_ids=synthetic_ids, resume=resume, out_dir=out_dir)
+# Every notebook also takes the shared parameters (`device`, `amp`, `workers`, `checkpoint`, `epochs`, `arch`,
+# `out_dir`, `results_dir`, ...), declared once in `vireid_lib.experiments.SHARED` and listed in
+# `notebooks/README.md`: `-p device cuda` works on every notebook.
+run = prepare("mmn", **parameters())
 
 # %%
 if run.data_kind != "real":
@@ -125,9 +87,9 @@ run.figure(show_samples(picks, title="training images: visible (top), infrared (
 # stripes), triplet (mean over the four modality pairs and the stripes) and the distribution-consistency term `dc`.
 
 # %%
-if score_untrained:
+if run.params["score_untrained"]:
     display(table(run.score_untrained().readable(), caption="before training"))
-if checkpoint:
+if run.params["checkpoint"]:
     print(f"evaluating {run.loaded.kind} from {run.loaded.path}", *run.loaded.notes, sep="\n - ")
 else:
     result = run.train()
@@ -167,7 +129,7 @@ table(run.evaluate_variants())
 # readable copy. On the synthetic twin no difference is computed.
 
 # %%
-if score_untrained:  # chance: every protocol scored on random features
+if run.params["score_untrained"]:  # chance: every protocol scored on random features
     display(table(run.learning_summary(), caption="what training changed: untrained vs trained vs chance"))
 table(run.compare_with_paper())
 
@@ -202,5 +164,5 @@ run.figure(plot_activation_maps(images, maps, titles), "activation_maps")
 # One JSON record per run in `results/`; `python -m vireid_lib.results readme` regenerates the README's tables.
 
 # %%
-record = run.record(results_dir)
+record = run.record()
 print(f"result record: {record}\nfigures: {run.run_dir / 'figures'}")

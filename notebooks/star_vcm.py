@@ -43,64 +43,30 @@
 # are taken in the workbook's root.
 
 # %% tags=["parameters"]
-data_root = ""             # empty: the bundled synthetic twin, generated on first use (NOT a reproduction)
 skeleton_store = ""        # empty: <data_root>/skeletons_coco17.h5
 seq_len = None             # None: STAR's 12 frames per tracklet
-epochs = None              # None: the recipe's 201 (warm-up 10, x0.1 from 60, x0.01 from 120)
-scale_schedule = False     # other epochs than the paper's keep its warm-up and lr steps (a short run may never leave the warm-up); True scales them
 lr = None                  # None: STAR's 0.1, times the one group's 0.1 (every parameter at 0.01 at the peak)
-num_ids = 8                # identities per batch
-num_per_modality = 2       # tracklets per identity and modality
-height = 288
-width = 144
 official_graph = True      # True: the code's graph (bones in the first frame only); False: bones in every frame
 skeleton_id_weight = None  # None: 1.0 (the skeleton feature's identity loss; the code leaves the weight open)
 consistency_weight = None  # None: 0.0 (the joint / bone KL, commented out in the code)
 train_baseline = True      # also train STAR's baseline (no skeleton modules) for the comparison
-arch = "resnet50"          # the paper's; "resnet18" only for quick experiments
-optimizer = None           # None: the recipe's SGD
-backbone_lr_factor = None  # None: the recipe's 0.1
-batches_per_epoch = None   # None: the official epoch length; a small number only for smoke runs
-pretrained = True          # torchvision's ImageNet weights (downloaded once)
-weights_file = ""          # or a local ResNet state dict
-checkpoint = ""            # evaluate this STAR checkpoint instead of training it
-device = "auto"
-amp = "off"                # "off", "bf16" or "fp16" (CUDA only)
-channels_last = False      # image batches and weights in the channels-last layout (faster convolutions)
-augment = "auto"           # "loader": per image in the loader; "device": whole uint8 batches on the GPU; "auto": device on CUDA
-compile_model = False      # torch.compile the training steps
-seed = None
-workers = 2
-eval_every = None          # None: the script's (tested every 10 epochs from the first); 0: none during training
-selection = "official"     # "official": report the checkpoints STAR's script keeps (chosen on the test set, as the paper did); "last": the last epoch only
-score_untrained = False    # also score the models before training (the floor training must lift)
-synthetic_ids = 24         # identities of the synthetic twin
-resume = True              # continue an interrupted run found in out_dir
-out_dir = "runs"           # checkpoints, logs and figures
-results_dir = "results"    # the runs' result records
 
 # %%
 # %matplotlib inline
 from IPython.display import Markdown, display
 
-from vireid_lib.experiments.params import check_notebook_parameters
-from vireid_lib.experiments.video import prepare
+from vireid_lib.experiments import beside, parameters, prepare
 from vireid_lib.viz import (plot_cmc, plot_frame_attention, plot_graph_attention, plot_joint_importance,
                             plot_pooling_weights, plot_ranked_list, plot_skeleton_clip, plot_training,
                             plot_tracklet_lengths, table)
 
-check_notebook_parameters(globals())  # a parameter this notebook does not take is an error, not a warning
-
 # %%
-common = dict(data_root=data_root, skeleton_store=skeleton_store, seq_len=seq_len, epochs=epochs, lr=lr,
-              scale_schedule=scale_schedule,
-              num_ids=num_ids, num_per_modality=num_per_modality, height=height, width=width, arch=arch,
-              optimizer=optimizer, backbone_lr_factor=backbone_lr_factor, batches_per_epoch=batches_per_epoch,
-              pretrained=pretrained, weights_file=weights_file, device=device, amp=amp, seed=seed, workers=workers,
-              channels_last=channels_last, augment=augment, compile_model=compile_model,
-              eval_every=eval_every, selection=selection, synthetic_ids=synthetic_ids, resume=resume, out_dir=out_dir)
-run = prepare("star", official_graph=official_graph, skeleton_id_weight=skeleton_id_weight,
-              consistency_weight=consistency_weight, checkpoint=checkpoint, **common)
+# Every notebook also takes the shared parameters (`device`, `amp`, `workers`, `checkpoint`, `epochs`, `arch`,
+# `out_dir`, `results_dir`, ...), declared once in `vireid_lib.experiments.SHARED` and listed in
+# `notebooks/README.md`: `-p device cuda` works on every notebook.
+given, baseline_parameters = beside(parameters(local=("train_baseline",)), "baseline",
+                                   keep=("lr", "seq_len", "skeleton_store"))
+run = prepare("star", **given)
 
 # %%
 if run.data_kind == "synthetic":
@@ -153,9 +119,9 @@ for modality, record, clip, keypoints, _ in examples:
 # frame identity on clean and disturbed frames, the defense loss, and with skeletons the skeleton identity term.
 
 # %%
-if score_untrained:
+if run.params["score_untrained"]:
     display(table(run.score_untrained().readable(), caption="STAR before training"))
-if not checkpoint:
+if not run.params["checkpoint"]:
     result = run.train()
     display(run.figure(plot_training(result.history), "training"))
     print(f"STAR: {len(result.history)} epochs in {run.durations['train_s']} s; checkpoint {result.checkpoint}")
@@ -163,7 +129,7 @@ if not checkpoint:
 # %%
 baseline = None
 if train_baseline:
-    baseline = prepare("star_baseline", **common)
+    baseline = prepare("star_baseline", **baseline_parameters)
     display(baseline.figure(plot_training(baseline.train().history), "training"))
     print(f"STAR baseline: {baseline.durations['train_s']} s")
 
@@ -186,7 +152,7 @@ for finished in (run, *others):
     display(table(finished.last_and_selected(), caption=finished.paper))
 
 # %%
-if score_untrained:
+if run.params["score_untrained"]:
     display(table(run.learning_summary(), caption="STAR: untrained vs trained vs chance (random features)"))
 table(run.compare_with_paper(others))
 
@@ -232,4 +198,4 @@ for modality, record, clip, keypoints, attention in run.skeleton_examples():
 
 # %%
 for finished in (run, *others):
-    print(f"{finished.paper}: result record {finished.record(results_dir)}, figures {finished.run_dir / 'figures'}")
+    print(f"{finished.paper}: result record {finished.record()}, figures {finished.run_dir / 'figures'}")

@@ -236,11 +236,14 @@ class Recipe:
 
 @dataclass(frozen=True)
 class Variant:
-    """A test feature: the model output ``output`` (evaluation mode), compared with ``metric``."""
+    """A test feature: the model output ``output`` (evaluation mode), compared with ``metric``; ``flip``: the mean
+    of the image's (or clip's) feature and its horizontal mirror's, as test scripts with flip averaging compute it
+    (the extractor honours it; the cosine metric makes the mean and the sum, re-normalised or not, rank alike)."""
 
     output: str = "embedding"
     metric: str = "cosine"
     description: str = ""
+    flip: bool = False
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ import nbformat
 from . import papers as registry
 from .data.samplers import official_batches
 from .text import count
-from .experiments.params import _assigned
+from .experiments.params import SHARED, assigned_names as _assigned
 from .main import papermill_environment
 from .paths import resolve, workbook_root
 from .results.readme import DATASETS as DATASET_NAMES
@@ -130,7 +130,7 @@ def plan(roots: dict[str, str], smoke: bool = False, only: tuple[str, ...] = (),
         if not paper.notebook or (only and method not in only):
             continue
         notebook = workbook_root() / "notebooks" / paper.notebook
-        accepted = notebook_parameters(notebook)
+        accepted = notebook_parameters(notebook) | set(SHARED)  # its own cell's names and the shared ones
         for dataset in paper.datasets:
             if dataset not in datasets or (not smoke and not roots.get(dataset)):
                 continue

@@ -64,7 +64,8 @@ class Selection:
     run's trial; HITSZ-VCM the test split. ``rule`` is the scoring rule ("" the dataset's own; MMN
     scores SYSU-MM01 with ``eval_regdb``), ``directions`` what RegDB or HITSZ-VCM scores (empty:
     RegDB visible-to-thermal, HITSZ-VCM both). The test feature and distance are the paper's
-    reported variant.
+    reported variant, or the one ``variant`` names (a script whose training-time test has no flip averaging while
+    its reported test has it).
 
     ``keeps``: the checkpoints the script keeps, each by one score (:class:`Keep`:
     R1 or mAP, a direction, the tie rule of its ``>`` or ``>=``). ``reported``: ``(direction, keep)``
@@ -83,6 +84,7 @@ class Selection:
     walk: str = "identity"
     rule: str = ""
     directions: tuple[str, ...] = ()
+    variant: str = ""
     source: str = ""
 
     def __post_init__(self) -> None:

@@ -75,8 +75,6 @@ def test_view_specs_mirror_the_named_views() -> None:
     assert view_spec(CFG, INFRARED, "caj").channel == "gray" and view_spec(CFG, VISIBLE, "caj").channel == "exchange"
     assert view_spec(CFG, VISIBLE, "erasing_grey_pad").pad_fill == 127
     assert view_spec(CFG, VISIBLE, "erasing").channel_erasing == 0.5 and view_spec(CFG, VISIBLE, "erasing").channel == "none"
-    caj = TransformConfig(height=H, width=W, pad=PAD, channel_aug="caj")
-    assert view_spec(caj, INFRARED, "train").channel == "gray"  # build_train_transform's CAJ branch
     with pytest.raises(DatasetError, match="not known"):
         view_spec(CFG, VISIBLE, "mixup")
 
@@ -169,7 +167,7 @@ def test_a_run_on_the_device_path_hands_over_uint8_and_trains_resumably(syntheti
     batch (CAJ-style layouts get a tuple), training runs on them, and a checkpoint refuses the other path."""
     from vireid_lib.engine.checkpoint import CheckpointError
     from vireid_lib.experiments.common import ExperimentError
-    from vireid_lib.experiments.image import prepare
+    from vireid_lib.experiments import prepare
     from vireid_lib.experiments.runner import prepare as prepare_any
 
     settings = dict(data_root=str(synthetic_sysu), pretrained=False, arch="resnet18", height=64, width=32, workers=0,

@@ -19,10 +19,9 @@ from vireid_lib.data.transforms import (
     RandomHorizontalFlip,
     TransformConfig,
     apply_per_frame,
-    build_caj_visible_views,
     build_test_transform,
+    build_views,
     build_train_transform,
-    build_train_views,
     to_uint8_chw,
 )
 
@@ -106,11 +105,11 @@ def test_test_transform_is_deterministic_and_preserves_pixels() -> None:
 def test_input_array_is_not_modified() -> None:
     arr = _random_image(16, 8)
     before = arr.copy()
-    cfg = TransformConfig(height=16, width=8, random_erasing=1.0, channel_aug="caj", caj_erasing=1.0)
+    cfg = TransformConfig(height=16, width=8, random_erasing=1.0, caj_erasing=1.0)
     torch.manual_seed(0)
     for _ in range(5):
-        build_train_transform(cfg, VISIBLE)(arr)
-        build_train_transform(cfg, INFRARED)(arr)
+        build_views(cfg, VISIBLE, ("train", "erasing", "caj"))(arr)
+        build_views(cfg, INFRARED, ("caj",))(arr)
     assert np.array_equal(arr, before)
 
 
@@ -302,26 +301,23 @@ def test_random_erasing_custom_fill() -> None:
     assert torch.all(out[2][erased] == 2.0)
 
 
-def test_caj_pipelines() -> None:
+def test_cajs_views_through_the_one_views_api() -> None:
+    """CAJ's batch: a visible image as its plain view (erasing) and its channel-exchanged one (caj), drawn apart."""
     arr = _random_image(16, 8)
-    cfg = TransformConfig(height=16, width=8, channel_aug="caj")
+    cfg = TransformConfig(height=16, width=8)
     torch.manual_seed(0)
-    views = build_caj_visible_views(cfg)(arr)
+    views = build_views(cfg, VISIBLE, ("erasing", "caj"))(arr)
     assert isinstance(views, tuple) and len(views) == 2
     standard, exchanged = views
     assert standard.shape == exchanged.shape == (3, 16, 8)
     for _ in range(10):
-        _, exchanged = build_caj_visible_views(cfg)(arr)
+        _, exchanged = build_views(cfg, VISIBLE, ("erasing", "caj"))(arr)
         assert torch.equal(exchanged[0], exchanged[1]) and torch.equal(exchanged[1], exchanged[2])
-        single = build_train_transform(cfg, VISIBLE)(arr)
-        assert torch.equal(single[0], single[1]) and torch.equal(single[1], single[2])
-    # Visible standard view keeps its colour (channels differ for a random image).
-    plain = TransformConfig(height=16, width=8, pad=0, flip=False, channel_aug="caj", caj_erasing=0.0)
-    standard, _ = build_caj_visible_views(plain)(arr)
+    # The plain visible view keeps its colour (channels differ for a random image).
+    plain = TransformConfig(height=16, width=8, pad=0, flip=False, caj_erasing=0.0)
+    standard, _ = build_views(plain, VISIBLE, ("erasing", "caj"))(arr)
     assert torch.equal(standard, build_test_transform(plain)(arr))
-    assert len(build_train_views(cfg, VISIBLE)(arr)) == 2
-    assert len(build_train_views(cfg, INFRARED)(arr)) == 1
-    assert len(build_train_views(SMALL, VISIBLE)(arr)) == 1
+    assert isinstance(build_views(cfg, INFRARED, ("caj",))(arr), torch.Tensor)  # one view: one tensor
 
 
 def test_unknown_modality_raises() -> None:
@@ -353,8 +349,7 @@ def test_apply_per_frame_independent_crops_and_shape() -> None:
 def test_apply_per_frame_gives_one_clip_per_view_and_rejects_empty_and_non_tensors() -> None:
     with pytest.raises(DatasetError, match="empty"):
         apply_per_frame(build_test_transform(SMALL), [])
-    cfg = TransformConfig(height=16, width=8, channel_aug="caj")
-    views = apply_per_frame(build_caj_visible_views(cfg), [_random_image(16, 8) for _ in range(3)])
+    views = apply_per_frame(build_views(SMALL, VISIBLE, ("erasing", "caj")), [_random_image(16, 8) for _ in range(3)])
     assert isinstance(views, tuple) and len(views) == 2 and all(v.shape == (3, 3, 16, 8) for v in views)
     with pytest.raises(DatasetError, match="returning a tensor"):
         apply_per_frame(lambda frame: "not a tensor", [_random_image(16, 8)])
@@ -376,7 +371,6 @@ def test_apply_per_frame_gives_one_clip_per_view_and_rejects_empty_and_non_tenso
         ("random_erasing", 1.5),
         ("random_erasing", -0.1),
         ("caj_erasing", 2.0),
-        ("channel_aug", "cajl"),
         ("interpolation", "area"),
         ("erasing_fill", (0.0, 0.0)),
         ("mean", "abc"),
@@ -389,8 +383,6 @@ def test_bad_config_raises_dataset_error_naming_field(field: str, value: object)
 
 
 def test_bad_config_lists_valid_values() -> None:
-    with pytest.raises(DatasetError, match="'none', 'caj'"):
-        TransformConfig(channel_aug="CAJ")
     with pytest.raises(DatasetError, match="'bilinear'"):
         TransformConfig(interpolation="cubic")
     assert isinstance(DatasetError("x"), ValueError)

@@ -67,7 +67,7 @@ def test_tracklets_are_sampled_with_the_test_rule(synthetic_vcm: Path) -> None:
 
 
 def test_channels_last_extraction_gives_the_same_features(synthetic_sysu: Path, tmp_path: Path) -> None:
-    from vireid_lib.experiments.image import prepare
+    from vireid_lib.experiments import prepare
 
     settings = dict(data_root=str(synthetic_sysu), pretrained=False, arch="resnet18", height=64, width=32, workers=0,
                     device="cpu", progress=False, out_dir=str(tmp_path))

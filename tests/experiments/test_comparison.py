@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from vireid_lib.experiments.image import prepare
+from vireid_lib.experiments import prepare
 
 
 @pytest.fixture(scope="module")

@@ -91,7 +91,7 @@ def test_the_main_job_trains_a_model_that_clearly_beats_untrained_and_chance(tmp
 
 
 def test_short_cst_training_on_synthetic_vcm_lifts_retrieval_above_untrained(synthetic_vcm24, tmp_path) -> None:
-    from vireid_lib.experiments.video import prepare as prepare_video
+    from vireid_lib.experiments import prepare as prepare_video
 
     run = prepare_video("cst", data_root=str(synthetic_vcm24), pretrained=False, arch="resnet18", seq_len=4, height=64,
                         width=32, tube=(2, 2, 1), heads=2, dim_head=16, mlp_dim=64, frame_heads=4, epochs=15,

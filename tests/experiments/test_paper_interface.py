@@ -13,7 +13,7 @@ from torch import nn
 
 from vireid_lib import papers
 from vireid_lib.experiments.common import ExperimentError
-from vireid_lib.experiments.image import prepare
+from vireid_lib.experiments import prepare
 from vireid_lib.experiments import params
 from vireid_lib.interface import integer, param
 from vireid_lib.papers import BatchLayout, Deviation, Hooks, Paper, Recipe, Variant

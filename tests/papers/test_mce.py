@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from vireid_lib.data.records import INFRARED, VISIBLE
 from vireid_lib.data.transforms import build_test_transform
 from vireid_lib.engine import train
-from vireid_lib.experiments.image import prepare
+from vireid_lib.experiments import prepare
 from vireid_lib.papers import mce
 from vireid_lib.papers.mce import PAPER, IdentityMemory, MCECriterion, build_mce, class_means, update_memory
 

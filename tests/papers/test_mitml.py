@@ -12,7 +12,7 @@ from torch import nn
 
 from vireid_lib.engine import TrainConfig, train
 from vireid_lib.engine.trainer import build_optimizer
-from vireid_lib.experiments.video import prepare
+from vireid_lib.experiments import prepare
 from vireid_lib.papers.mitml import MITMLCriterion, ModalityClassifier, build_mitml
 from vireid_lib.models.layers import TemporalFeatureLearning
 from vireid_lib.papers.mitml import MODALITY_CLASS, PAPER, official_size

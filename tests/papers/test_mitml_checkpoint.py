@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from vireid_lib.engine.checkpoint import CheckpointError, load_weights
-from vireid_lib.experiments.video import prepare
+from vireid_lib.experiments import prepare
 from vireid_lib.papers.mitml import MITML, OFFICIAL_LAYOUTS, ModalityClassifier, build_mitml
 
 CLASSES = 7

@@ -17,7 +17,7 @@ from vireid_lib.data.transforms import TransformConfig, build_test_transform
 from vireid_lib.data.vcm import HITSZVCM, frame_chunks
 from vireid_lib.engine import TrainConfig, build_optimizer
 from vireid_lib.experiments.common import ExperimentError
-from vireid_lib.experiments.video import prepare
+from vireid_lib.experiments import prepare
 from vireid_lib.papers.star import (FrameRefinement, GraphAttention, GuidedGeMPooling, STARCriterion, STARRecipe,
                                     adain, bone_features, build_star, gem, skeleton_graph, style_augment)
 

@@ -16,7 +16,7 @@ from vireid_lib.engine import CheckpointError
 from vireid_lib.engine.trainer import TrainingInterrupted, TrainResult
 from vireid_lib.experiments import common
 from vireid_lib.experiments.common import ExperimentError
-from vireid_lib.experiments.image import prepare
+from vireid_lib.experiments import prepare
 from vireid_lib.experiments.params import check_notebook_parameters
 
 from .test_inputs import TINY, tiny

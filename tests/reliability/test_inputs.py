@@ -21,8 +21,8 @@ from vireid_lib.data.sysu import SYSUMM01
 from vireid_lib.engine import CheckpointError
 from vireid_lib.engine.runlock import RunLocked, run_lock
 from vireid_lib.experiments.common import ExperimentError
-from vireid_lib.experiments.image import prepare
-from vireid_lib.experiments.params import COMMON, check_notebook_parameters
+from vireid_lib.experiments import prepare
+from vireid_lib.experiments.params import SHARED, beside, parameters
 from vireid_lib.results import RecordError, load_records, render_tables, write_record
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -165,7 +165,7 @@ def test_zero_and_out_of_range_values_are_errors_naming_the_parameter(synthetic_
 
 
 def test_video_zero_values_are_errors_too(tmp_path: Path) -> None:
-    from vireid_lib.experiments.video import prepare as prepare_video
+    from vireid_lib.experiments import prepare as prepare_video
 
     for name in ("seq_len", "epochs", "heads", "dim_head"):
         with pytest.raises(ExperimentError, match=rf"{name}=0 is invalid"):
@@ -177,25 +177,43 @@ def test_mixed_precision_on_the_cpu_is_an_error(synthetic_sysu: Path, tmp_path: 
         tiny(synthetic_sysu, tmp_path, amp="fp16")
 
 
-def test_every_paper_notebook_takes_the_common_parameters() -> None:
+def test_the_shared_parameters_are_declared_once_and_every_notebook_hands_its_parameters_over() -> None:
     import jupytext
 
     from vireid_lib.papers import papers
 
     notebooks = {p.notebook for p in papers().values() if p.notebook}  # compare.ipynb trains nothing
-    assert len(notebooks) == 5
+    assert notebooks
     for path in sorted(ROOT / "notebooks" / name.replace(".ipynb", ".py") for name in notebooks):
-        (cell,) = [c for c in jupytext.read(path).cells if "parameters" in c.metadata.get("tags", [])]
+        cells = jupytext.read(path).cells
+        (cell,) = [c for c in cells if "parameters" in c.metadata.get("tags", [])]
         declared = {line.split("=")[0].strip() for line in cell.source.splitlines() if "=" in line}
-        assert set(COMMON) <= declared, f"{path.name} lacks {sorted(set(COMMON) - declared)}"
+        assert not declared & set(SHARED), f"{path.name} repeats shared parameters {sorted(declared & set(SHARED))}"
+        assert any("parameters(" in c.source and "prepare(" in c.source for c in cells), path.name
 
 
-def test_a_parameter_the_notebook_does_not_take_is_an_error() -> None:
-    declared = 'arch = "resnet50"\nepochs = None\n'
-    check_notebook_parameters({"In": ["", declared, '# Parameters\narch = "resnet18"\n']})
-    with pytest.raises(ExperimentError, match="unknown parameter.*arhc.*it takes: arch, epochs"):
-        check_notebook_parameters({"In": ["", declared, '# Parameters\narhc = "resnet18"\n']})
-    check_notebook_parameters({"In": ["", declared]})  # cell by cell in JupyterLab: nothing injected
+def test_parameters_reads_the_parameters_cell_papermills_cell_and_the_shared_names() -> None:
+    declared = 'dataset = "sysu"\nlr = None\ntrain_other = True\n'
+    namespace = {"In": ["", declared, '# Parameters\nlr = 0.5\ndevice = "cpu"\narhc = "x"\n', "run = prepare(...)"],
+                 "dataset": "sysu", "lr": 0.5, "train_other": True, "device": "cpu", "arhc": "x", "picks": [1, 2]}
+    # every injected name is handed over (a misspelt one is then refused by prepare, naming it); stray values are not
+    assert parameters(namespace, local=("train_other",)) == {"dataset": "sysu", "lr": 0.5, "device": "cpu", "arhc": "x"}
+    # cell by cell in JupyterLab: the cell as declared, a shared name set in the namespace, nothing injected
+    namespace["In"] = ["", declared, "x = 1\nrun = 2", "run = prepare(...)"]
+    del namespace["arhc"]
+    assert parameters(namespace) == {"dataset": "sysu", "lr": 0.5, "train_other": True, "device": "cpu"}
+
+
+def test_a_parameter_no_one_takes_is_an_error_naming_it(synthetic_sysu: Path, tmp_path: Path) -> None:
+    with pytest.raises(ExperimentError, match="arhc does not apply to MMN"):
+        prepare("mmn", "sysu", data_root=str(synthetic_sysu), arhc="resnet18", pretrained=False, out_dir=str(tmp_path))
+
+
+def test_a_second_paper_gets_the_shared_values_and_its_prefixed_ones_never_the_first_ones_checkpoint() -> None:
+    main, second = beside({"lr": 1e-3, "mitml_lr": 0.01, "device": "cpu", "checkpoint": "cst.t", "tube": (2, 2, 1)},
+                          "mitml")
+    assert main == {"lr": 1e-3, "device": "cpu", "checkpoint": "cst.t", "tube": (2, 2, 1)}
+    assert second == {"device": "cpu", "lr": 0.01}
 
 
 # ------------------------------------------------------------------ tooling and messages

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vireid_lib.engine import train
-from vireid_lib.experiments.image import prepare
+from vireid_lib.experiments import prepare
 
 
 class Killed(RuntimeError):

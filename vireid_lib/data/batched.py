@@ -76,8 +76,6 @@ def view_spec(cfg: TransformConfig, modality: int, name: str) -> ViewSpec:
         raise DatasetError(f"training view {name!r} is made in the loader only (its channel step comes first, or it "
                            "starts from another view's output); use augment='loader'.")
     erasing, channel, pad_fill = view.erasing, view.channel, view.pad_fill
-    if name == "train" and cfg.channel_aug == "caj":  # build_train_transform's CAJ branch
-        erasing = channel = True
     step = ("exchange" if modality == VISIBLE else "gray") if channel else "none"
     return ViewSpec(pad=cfg.pad, pad_fill=pad_fill, flip=cfg.flip, erasing=cfg.random_erasing,
                     channel_erasing=cfg.caj_erasing if erasing else 0.0, erasing_fill=tuple(cfg.erasing_fill),

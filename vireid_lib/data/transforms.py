@@ -60,7 +60,6 @@ IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 # mean instead.
 REID_ERASING_FILL: tuple[float, float, float] = (0.4914, 0.4822, 0.4465)
 
-CHANNEL_AUGS: tuple[str, ...] = ("none", "caj")
 INTERPOLATIONS: dict[str, InterpolationMode] = {
     "bilinear": InterpolationMode.BILINEAR,
     "bicubic": InterpolationMode.BICUBIC,
@@ -85,9 +84,8 @@ class TransformConfig:
             0.3-3.33) on the normalised tensor; 0 disables it (AGW/CAJ/MITML do not use it).
         erasing_fill: per-channel values written into erased rectangles, by both standard
             random erasing and CAJ's channel random erasing; see ``REID_ERASING_FILL``.
-        channel_aug: ``"none"`` or ``"caj"`` (channel augmented joint learning, Ye et al.,
-            ICCV 2021: channel random erasing + channel exchange / adaptive gray).
-        caj_erasing: probability of ChannelRandomErasing in the CAJ pipelines (0.5 officially).
+        caj_erasing: probability of ChannelRandomErasing in the views that use it (CAJ's 0.5; the views
+            themselves, channel steps included, are named by a paper's batch layout: :data:`VIEWS`).
         interpolation: resize kernel, one of ``INTERPOLATIONS``.
         mean, std: normalisation constants (ImageNet by default).
     """
@@ -98,7 +96,6 @@ class TransformConfig:
     flip: bool = True
     random_erasing: float = 0.0
     erasing_fill: tuple[float, float, float] = REID_ERASING_FILL
-    channel_aug: str = "none"
     caj_erasing: float = 0.5
     interpolation: str = "bilinear"
     mean: tuple[float, float, float] = IMAGENET_MEAN
@@ -126,11 +123,6 @@ class TransformConfig:
                     f"TransformConfig.{name}={value!r} is invalid: it is a probability and must "
                     f"lie in [0, 1]."
                 )
-        if self.channel_aug not in CHANNEL_AUGS:
-            raise DatasetError(
-                f"TransformConfig.channel_aug={self.channel_aug!r} is unknown; valid values are "
-                f"{', '.join(repr(c) for c in CHANNEL_AUGS)}."
-            )
         if self.interpolation not in INTERPOLATIONS:
             raise DatasetError(
                 f"TransformConfig.interpolation={self.interpolation!r} is unknown; valid values "
@@ -492,60 +484,11 @@ def _check_modality(modality: int) -> None:
 
 
 def build_train_transform(cfg: TransformConfig, modality: int) -> Callable[[ImageLike], torch.Tensor]:
-    """Return the train transform for one modality; the callable returns one ``3xHxW`` tensor.
-
-    * ``channel_aug="none"``: resize -> pad+random crop -> flip -> normalise -> (random erasing),
-      identical for both modalities.
-    * ``channel_aug="caj"``, infrared: the above + ChannelRandomErasing(``caj_erasing``) +
-      ChannelAdaptiveGray, CAJ's ``transform_train_ir``.
-    * ``channel_aug="caj"``, visible: the above + ChannelRandomErasing + ChannelExchange, i.e.
-      only the *exchanged* view (b). Official CAJ feeds each visible image twice, as view (a)
-      without and view (b) with ChannelExchange; use :func:`build_caj_visible_views` (or
-      :func:`build_train_views`) for that.
-    """
+    """The paper's standard train transform (the ``"train"`` view), the same for both modalities: resize -> pad +
+    random crop -> flip -> normalise -> (random erasing); one ``3xHxW`` tensor. Every other view, CAJ's channel
+    augmentations included, is named in :data:`VIEWS` and built by :func:`build_views`."""
     _check_modality(modality)
-    steps = _standard_train_steps(cfg)
-    if cfg.channel_aug == "caj":
-        steps.append(ChannelRandomErasing(cfg.caj_erasing, cfg.erasing_fill, inplace=True))
-        if modality == VISIBLE:
-            steps.append(ChannelExchange(inplace=True))
-        else:
-            # gray_p = 0.5 is the official ChannelAdapGray(probability=0.5).
-            steps.append(ChannelAdaptiveGray(0.5, inplace=True))
-    return Compose(steps)
-
-
-def build_caj_visible_views(
-    cfg: TransformConfig,
-) -> Callable[[ImageLike], tuple[torch.Tensor, torch.Tensor]]:
-    """CAJ's two visible views; the callable returns ``(standard, exchanged)``.
-
-    ``standard`` = standard train transform + ChannelRandomErasing, ``exchanged`` = the same +
-    ChannelExchange. As in the official code (two separate Compose pipelines applied to the
-    same image) the two views draw their crop, flip and erasing independently. Works whatever
-    ``cfg.channel_aug`` says, since asking for the views is itself choosing CAJ.
-    """
-    def erasing() -> ChannelRandomErasing:
-        return ChannelRandomErasing(cfg.caj_erasing, cfg.erasing_fill, inplace=True)
-
-    standard = Compose(_standard_train_steps(cfg) + [erasing()])
-    exchanged = Compose(_standard_train_steps(cfg) + [erasing(), ChannelExchange(inplace=True)])
-    return MultiView([standard, exchanged])
-
-
-def build_train_views(
-    cfg: TransformConfig, modality: int
-) -> Callable[[ImageLike], tuple[torch.Tensor, ...]]:
-    """Uniform entry point for loaders: a callable returning a tuple of views for one image.
-
-    The tuple has two tensors ``(standard, exchanged)`` for visible images under
-    ``channel_aug="caj"`` and one tensor otherwise, so a loader can always concatenate views
-    without special-casing the method.
-    """
-    _check_modality(modality)
-    if cfg.channel_aug == "caj" and modality == VISIBLE:
-        return build_caj_visible_views(cfg)
-    return MultiView([build_train_transform(cfg, modality)])
+    return Compose(_standard_train_steps(cfg))
 
 
 def build_test_transform(cfg: TransformConfig) -> Callable[[ImageLike], torch.Tensor]:

@@ -26,7 +26,7 @@ from ..eval.scoring import EvaluationError
 from ..models import WeightsError
 from ..results import RecordError
 from .common import ExperimentError, check_folder
-from .image import prepare
+from .runner import prepare
 
 # Errors whose message tells the user what to change; anything else is a bug and keeps its traceback.
 USER_ERRORS = (ExperimentError, DatasetError, CheckpointError, ConfigError, TrainingDiverged, TrainingFailed, RunLocked,

@@ -99,11 +99,11 @@ class PaperRun:
 
     def extractor(self, variant: str | None = None, batch_size: int = 64, transform: TransformConfig | None = None):
         """records -> test features of ``variant`` (default: the reported one), with the paper's test resize."""
-        output = self.variants[variant or next(iter(self.variants))].output
+        chosen = self.variants[variant or next(iter(self.variants))]
         config = transform or self.test_transform or self.transform
         return make_extractor(self.model, build_test_transform(config),
                               device=self.train_config.device, batch_size=batch_size, workers=self.params["workers"],
-                              seq_len=self.params.get("seq_len", 6), output=output,
+                              seq_len=self.params.get("seq_len", 6), output=chosen.output, flip=chosen.flip,
                               skeletons=self.params.get("skeleton_store") or None,
                               channels_last=self.train_config.channels_last, amp=self.train_config.amp,
                               cache=True, size=(config.height, config.width), test_frames=self.recipe.test_frames,
@@ -124,9 +124,18 @@ class PaperRun:
         ``selection_rule``): ``{"<direction> <metric>": value}`` for every direction it scores and
         R1 / R5 / R10 / R20 / mAP / mINP, and the bare metric names for its first direction. ``model`` is
         ignored (it is the run's own; the argument makes this the trainer's ``evaluate_fn``)."""
-        name = next(iter(self.variants))
+        name = self.selection_variant
         evaluation = self._selection_protocols(self.extractor(name), self.variants[name].metric)
         return selection_scores(evaluation)
+
+    @property
+    def selection_variant(self) -> str:
+        """The test feature of the selection test: the rule's ``variant``, else the reported (first) one."""
+        name = self.selection_rule.variant or next(iter(self.variants))
+        if name not in self.variants:
+            raise ExperimentError(f"the selection rule's variant={name!r} is not among {self.paper}'s test features "
+                                  f"{tuple(self.variants)}.")
+        return name
 
     def describe_selection(self) -> str:
         """What this run reports, in one sentence for the notebook: which checkpoint, chosen how."""
@@ -442,8 +451,10 @@ class PaperRun:
                 "on_test_set": any(v not in ("last", "loaded") for v in reported.values()), "kept": kept,
                 "reported": reported}
 
-    def record(self, results_dir: str | Path = "results") -> Path:
-        """Write this run's result record; a relative ``results_dir`` is taken in the workbook root."""
+    def record(self, results_dir: str | Path | None = None) -> Path:
+        """Write this run's result record (default: the run's ``results_dir`` parameter); a relative folder is taken in
+        the workbook root."""
+        results_dir = self.params.get("results_dir", "results") if results_dir is None else results_dir
         checkpoint = self.train_result.checkpoint if self.train_result else self.params.get("checkpoint") or None
         extra = {"parameters": self.parameter_counts(), "settings": self.settings()}
         if self.untrained is not None:

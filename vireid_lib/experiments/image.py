@@ -1,6 +1,6 @@
 """An image-based paper run (SYSU-MM01 or RegDB): the datasets' protocols and pictures.
 
-The notebook of a paper calls :func:`prepare` with its parameters, then ``train()``,
+The notebook of a paper calls :func:`vireid_lib.experiments.prepare` with its parameters, then ``train()``,
 ``evaluate()`` and ``record()`` on what comes back. Everything a parameter leaves as ``None``
 takes the paper's value from its declared recipe (:mod:`vireid_lib.papers`), and the resolved
 configuration is what the result record stores. Nothing here depends on which paper runs.
@@ -21,14 +21,14 @@ from ..data.transforms import build_test_transform
 from ..eval import Evaluation, run_regdb, run_sysu
 from .common import SYNTHETIC_CAPTION, ExperimentError, PaperRun, resolve_device
 
-__all__ = ["DATASETS", "ExperimentError", "ImageRun", "prepare", "resolve_device"]
+__all__ = ["DATASETS", "ExperimentError", "ImageRun", "resolve_device"]
 
 DATASETS = ("sysu", "regdb")
 
 
 @dataclass
 class ImageRun(PaperRun):
-    """Everything one image run needs; built by :func:`prepare`."""
+    """Everything one image run needs; built by :func:`vireid_lib.experiments.prepare`."""
 
     def summary(self) -> pd.DataFrame:
         return summarise(self.dataset, self.root, self.trial if self.dataset == "regdb" else None)
@@ -87,8 +87,9 @@ class ImageRun(PaperRun):
         official = self.test_transform.interpolation
         rows = []
         for interpolation in (official, "bilinear" if official == "lanczos" else "lanczos"):
-            extract = self.extractor(transform=replace(self.test_transform, interpolation=interpolation))
-            row = self._selection_protocols(extract, next(iter(self.variants.values())).metric).summary.iloc[0]
+            name = self.selection_variant
+            extract = self.extractor(name, transform=replace(self.test_transform, interpolation=interpolation))
+            row = self._selection_protocols(extract, self.variants[name].metric).summary.iloc[0]
             rows.append({"test resize": interpolation + (" (official)" if interpolation == official else ""),
                          "setting": f"{row['protocol']}, {row['direction']}", "R1": row["R1"], "mAP": row["mAP"]})
         table = pd.DataFrame(rows)
@@ -134,12 +135,3 @@ class ImageRun(PaperRun):
             images.append(batch)
             maps.append(activation_maps(self.model, batch.to(self.train_config.device), VISIBLE if name == "visible" else INFRARED))
         return torch.cat(images), np.concatenate(maps), titles
-
-
-def prepare(method: str = "ivreid", dataset: str = "sysu", **parameters) -> ImageRun:
-    """Build an image run of ``method`` on ``dataset`` (see :func:`vireid_lib.experiments.runner.prepare`)."""
-    from .runner import prepare as prepare_run
-
-    if dataset not in DATASETS:
-        raise ExperimentError(f"dataset={dataset!r} is not an image dataset; use one of {DATASETS}.")
-    return prepare_run(method, dataset, **parameters)

@@ -37,6 +37,8 @@ from ..data.transforms import TransformConfig, build_views
 from ..engine import TrainConfig
 from ..paths import resolve
 from .common import ExperimentError, PaperRun, check_folder, resolve_device, run_identity, scaled_pad, training_loader
+from .image import ImageRun
+from .video import VideoRun
 from .params import check_amp, check_parameters, paper_value
 
 READERS = {"sysu": SYSUMM01, "regdb": RegDB, "vcm": HITSZVCM}
@@ -119,12 +121,13 @@ def _train_views(paper: papers.Paper, dataset: str, recipe: papers.Recipe, cfg: 
     return build_views(cfg, MODALITIES[modality], paper.batch_for(dataset, recipe).views.get(modality, ()))
 
 
-def prepare(method: str, dataset: str, data_root: str = "", trial: int = 1, pretrained: bool = True,
+def prepare(method: str, dataset: str = "", data_root: str = "", trial: int = 1, pretrained: bool = True,
             weights_file: str = "", checkpoint: str = "", device: str = "auto", amp: str = "off", workers: int = 2,
             out_dir: str = "runs", eval_every: int | None = None, eval_trials: int = 10, synthetic_ids: int | None = None,
             resume: bool = True, progress: bool = True, batches_per_epoch: int | None = None,
             skeleton_store: str = "", channels_last: bool = False, augment: str = "auto", compile_model: bool = False,
-            cross_dataset: bool = False, **overrides) -> PaperRun:
+            cross_dataset: bool = False, score_untrained: bool = False, results_dir: str = "results",
+            **overrides) -> PaperRun:
     """Build a run of ``method`` on ``dataset`` (an empty ``data_root``: the synthetic twin).
 
     ``augment``: ``"loader"`` augments every image in the loader processes, ``"device"`` hands the
@@ -137,12 +140,14 @@ def prepare(method: str, dataset: str, data_root: str = "", trial: int = 1, pret
         paper = papers.paper(method)
     except KeyError as err:
         raise ExperimentError(err.args[0]) from None
+    dataset = dataset or (paper.datasets[0] if len(paper.datasets) == 1 else "")
     if dataset not in paper.datasets:
         raise ExperimentError(f"dataset={dataset!r}: {paper.title} runs on {paper.datasets}.")
     check_parameters({**locals(), **overrides})
     if cross_dataset and not checkpoint:
         raise ExperimentError("cross_dataset=True evaluates a checkpoint on other data: pass checkpoint=<file> too.")
     check_folder(out_dir, "out_dir")
+    check_folder(results_dir, "results_dir")
     device = resolve_device(device)
     check_amp(amp, device)
     augment = _augment_mode(augment, device, paper)
@@ -221,12 +226,9 @@ def prepare(method: str, dataset: str, data_root: str = "", trial: int = 1, pret
                   compile_model=compile_model,
                   weights_file=weights_file, checkpoint=checkpoint, workers=workers, eval_trials=eval_trials,
                   synthetic_ids=ids, num_classes=num_classes, batches_per_epoch=batches_per_epoch,
-                  cross_dataset=cross_dataset,
+                  cross_dataset=cross_dataset, score_untrained=score_untrained, results_dir=str(results_dir),
                   **{k: v for k, v in overrides.items() if v is not None})
     params.update(arch=recipe.arch, seq_len=recipe.seq_len, recipe=asdict(recipe))
-    from .image import ImageRun
-    from .video import VideoRun
-
     kind = VideoRun if paper.video else ImageRun
     run = kind(method, dataset, root, data_kind, reader, trial, model, criterion, loader, config, transform, params,
                declaration=paper, recipe=recipe, test_transform=test_transform, data_sizes=data_sizes)

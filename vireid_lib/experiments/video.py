@@ -1,6 +1,6 @@
 """A video paper run on HITSZ-VCM: the dataset's protocol and pictures.
 
-``cst_vcm.ipynb`` and ``star_vcm.ipynb`` call :func:`prepare` once per model (the paper, then the
+``cst_vcm.ipynb`` and ``star_vcm.ipynb`` call :func:`vireid_lib.experiments.prepare` once per model (the paper, then the
 model it is compared with unless skipped), then ``train()``, ``evaluate()`` and ``record()``; the
 tables, curves, ranked lists, attention and skeleton maps come from the methods below. ``None``
 means the recipe's value. Nothing here depends on which paper runs: what differs is in the
@@ -32,7 +32,7 @@ DIRECTIONS = ("ir2rgb", "rgb2ir")
 
 @dataclass
 class VideoRun(PaperRun):
-    """Everything one HITSZ-VCM run needs; built by :func:`prepare`."""
+    """Everything one HITSZ-VCM run needs; built by :func:`vireid_lib.experiments.prepare`."""
 
     def summary(self) -> pd.DataFrame:
         return summarise("vcm", self.root)
@@ -200,10 +200,3 @@ class VideoRun(PaperRun):
                     attention = self.model.attention(clip[None].to(device), keypoints[None].to(device), name)
                 out.append((name, record, clip, shown, attention))
         return out
-
-
-def prepare(method: str = "cst", **parameters) -> VideoRun:
-    """Build a HITSZ-VCM run of ``method`` (see :func:`vireid_lib.experiments.runner.prepare`)."""
-    from .runner import prepare as prepare_run
-
-    return prepare_run(method, "vcm", **parameters)
