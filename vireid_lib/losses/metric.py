@@ -127,6 +127,7 @@ def weighted_mining(
     *,
     exclude_anchor: bool = False,
     exact_softmax: bool = False,
+    scale: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """AGW's softmax-weighted positive and negative distance of every anchor (Ye et al., TPAMI 2021).
 
@@ -152,14 +153,15 @@ def weighted_mining(
     ``softplus(furthest_positive)``; its gradient then pulls far negatives closer, which in
     effect bounds the scale of unnormalised features.
 
+    ``scale`` multiplies the distances inside the softmaxes only (CAJ's ``TripletLoss_ADP`` ``alpha``; 1 is AGW's).
     Every anchor needs another positive and a negative either way (ValueError otherwise).
     Returns ``(furthest_positive, closest_negative)``, each [N].
     """
     same, negative = _label_masks(dist, labels, "weighted regularised triplet (WRT)")
     positive = same & ~torch.eye(dist.shape[0], dtype=torch.bool, device=dist.device) if exclude_anchor else same
     weights = _exact_softmax_weights if exact_softmax else _agw_softmax_weights
-    w_p = weights(dist, positive)
-    w_n = weights(-dist, negative)
+    w_p = weights(dist * scale, positive)
+    w_n = weights(-dist * scale, negative)
     # masked_fill rather than relying on w == 0 there: 0 * inf would be NaN for any infinite entry.
     furthest_positive = (w_p * dist.masked_fill(~positive, 0.0)).sum(dim=1)
     closest_negative = (w_n * dist.masked_fill(~negative, 0.0)).sum(dim=1)
