@@ -279,6 +279,29 @@ def describe(runs: list[PlannedRun], rate: float) -> str:
     return "\n".join(lines)
 
 
+PLAN_START = "<!-- vireid:plan:start -->"
+PLAN_END = "<!-- vireid:plan:end -->"
+
+
+def render_plan(rate: float = DEFAULT_RATE) -> str:
+    """The README's plan section, from the declarations: per paper (with what its notebook trains beside it) the
+    runs on every dataset it reports, their training images and GPU-hours at ``rate``, and the total."""
+    runs = plan({dataset: "<root>" for dataset in DATASETS})
+    declared = registry.papers()
+    lines = [f"| paper | runs | training images | GPU-hours at {rate:,.0f} images/s |", "|---|---|---|---|"]
+    by_paper: dict[str, list[PlannedRun]] = {}
+    for run in runs:
+        by_paper.setdefault(run.method, []).append(run)
+    for method, own in by_paper.items():
+        beside = [declared[m].title for m in own[0].models[1:]]
+        title = declared[method].title + (f" (+ {', '.join(beside)})" if beside else "")
+        images = sum(r.training_images for r in own)
+        lines.append(f"| {title} | {len(own)} | {images / 1e6:.1f} M | {images / rate / 3600:.1f} |")
+    total = sum(r.training_images for r in runs)
+    lines.append(f"| all | {len(runs)} | {total / 1e6:.1f} M | {total / rate / 3600:.1f} |")
+    return "\n".join(lines)
+
+
 def reproduce(runs: list[PlannedRun], out_dir: Path, results_dir: Path, gpus: tuple[str, ...] = (),
               report=print) -> list[PlannedRun]:
     """Execute ``runs`` (skipping finished ones), one per GPU at a time when ``gpus`` are given."""

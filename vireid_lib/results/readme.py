@@ -262,8 +262,9 @@ def _row(paper: str, key: tuple, cell: dict | None, last: dict | None, reported:
 
 
 def update_readme(readme: Path | str = "README.md", results_dir: Path | str = "results") -> bool:
-    """Rewrite the results tables between their markers, and the recipes table between its own where the README
-    has them (:mod:`.recipes`); True if the README changed."""
+    """Rewrite the results tables between their markers, and the recipes table and the reproduce plan between their
+    own where the README has them (:mod:`.recipes`, :func:`vireid_lib.reproduce.render_plan`); True if the README
+    changed."""
     from .recipes import END as RECIPES_END
     from .recipes import START as RECIPES_START
     from .recipes import render_recipes
@@ -275,6 +276,10 @@ def update_readme(readme: Path | str = "README.md", results_dir: Path | str = "r
     new = _replace_block(text, START, END, render_tables(load_records(results_dir)), readme)
     if RECIPES_START in new or RECIPES_END in new:
         new = _replace_block(new, RECIPES_START, RECIPES_END, render_recipes(), readme)
+    from ..reproduce import PLAN_END, PLAN_START, render_plan  # the plan's runs and GPU-hours, from the declarations
+
+    if PLAN_START in new or PLAN_END in new:
+        new = _replace_block(new, PLAN_START, PLAN_END, render_plan(), readme)
     if new == text:
         return False
     # a crash mid-write never leaves a half README
