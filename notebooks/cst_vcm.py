@@ -68,8 +68,8 @@ from IPython.display import Markdown, display
 from vireid_lib.experiments import beside, parameters, prepare
 from vireid_lib.papers import cst as cst_model
 from vireid_lib.papers.mitml import official_size
-from vireid_lib.viz import (plot_clip_attention, plot_cmc, plot_frame_gates, plot_message_attention, plot_ranked_list,
-                            plot_training, plot_tracklet_lengths, ranked_list_browser, show_clips, table)
+from vireid_lib.viz import (plot_clip_attention, plot_cmc, plot_frame_gates, plot_message_attention, plot_training,
+                            plot_tracklet_lengths, show_clips, table)
 
 # %%
 # Every notebook also takes the shared parameters (`device`, `amp`, `workers`, `checkpoint`, `epochs`, `arch`,
@@ -123,14 +123,7 @@ run.figure(show_clips(visible[:2] + infrared[:2], frames=run.recipe.seq_len), "c
 # triplet, and the DC loss with its three terms (the covariance is practically 0 in the code's form).
 
 # %%
-if run.params["score_untrained"]:
-    display(table(run.score_untrained().readable(), caption=f"{run.paper} before training"))
-if run.params["checkpoint"]:
-    print(f"evaluating {run.loaded.kind} from {run.loaded.path}", *run.loaded.notes, sep="\n - ")
-else:
-    result = run.train()
-    display(run.figure(plot_training(result.history), "training"))
-    print(f"{run.paper}: {len(result.history)} epochs in {run.durations['train_s']} s; checkpoint {result.checkpoint}")
+result = run.train_or_load()
 
 # %%
 mitml = None
@@ -183,12 +176,7 @@ run.figure(plot_cmc(run.cmc_curves(others), title=f"HITSZ-VCM ({run.data_kind})"
 # number under each is its distance to the query (lower is closer).
 
 # %%
-queries, gallery, distances, removed = run.ranking_example("ir2rgb")
-for q in range(0, len(queries), max(1, len(queries) // 3))[:3]:
-    display(run.figure(plot_ranked_list(queries[q], gallery, distances[q], top=10, removed=removed[q]), f"ranked_query{q}"))
-
-# %%
-ranked_list_browser(queries, gallery, distances, top=10, removed=removed)
+run.show_ranked_lists("ir2rgb")
 
 # %% [markdown]
 # ## Where CST attends
@@ -211,5 +199,4 @@ for modality, record, clip, attention in (run.attention_examples() if method == 
 # One JSON record per model in `results/`; `python -m vireid_lib.results readme` regenerates the README.
 
 # %%
-for finished in (run, *others):
-    print(f"{finished.paper}: result record {finished.record()}, figures {finished.run_dir / 'figures'}")
+run.finish(others)

@@ -33,11 +33,10 @@ stem_relu = None           # None: the paper's network (IV-ReID's released stem 
 
 # %%
 # %matplotlib inline
-from IPython.display import Markdown, display
+from IPython.display import display
 
 from vireid_lib.experiments import parameters, prepare
-from vireid_lib.viz import (plot_activation_maps, plot_cmc, plot_ranked_list, plot_training, ranked_list_browser,
-                            show_samples, table)
+from vireid_lib.viz import plot_cmc, table
 
 # %%
 # Every notebook also takes the shared parameters (`device`, `amp`, `workers`, `checkpoint`, `epochs`, `arch`,
@@ -46,13 +45,7 @@ from vireid_lib.viz import (plot_activation_maps, plot_cmc, plot_ranked_list, pl
 run = prepare(**parameters())  # method and dataset are parameters here
 
 # %%
-if run.data_kind == "synthetic":
-    display(Markdown("> **Synthetic data.** These numbers come from the generated twin of the dataset: they show that "
-                     "every step runs, and say nothing about the paper. Set `data_root` to the real dataset to reproduce it."))
-display(Markdown(f"**{run.paper}** on {run.dataset} ({run.data_kind}), {run.params['num_classes']} training identities, "
-                 f"device {run.train_config.device}, {run.params['arch']}.\n\n**As the official code:** {run.fidelity}\n\n"
-                 f"**Reported checkpoint:** {run.describe_selection()}"))
-print(f"checkpoints, log and figures: {run.run_dir}")
+run.introduce()
 
 # %% [markdown]
 # ### Where this run follows the official code
@@ -72,9 +65,7 @@ table(run.deviations())
 run.summary()
 
 # %%
-visible, infrared = run.reader.train() if run.dataset == "sysu" else run.reader.train(run.trial)
-picks = visible[::max(1, len(visible) // 8)][:8] + infrared[::max(1, len(infrared) // 8)][:8]
-run.figure(show_samples(picks, title="training images: visible (top), infrared (bottom)"), "samples")
+run.show_training_images()
 
 # %% [markdown]
 # ## Training
@@ -84,16 +75,7 @@ run.figure(show_samples(picks, title="training images: visible (top), infrared (
 # their tensor names and mapped onto this model, strictly) and evaluated below with the exact protocol.
 
 # %%
-if run.params["score_untrained"]:
-    display(table(run.score_untrained().readable(), caption="before training"))
-if run.params["checkpoint"]:
-    print(f"evaluating {run.loaded.kind} from {run.loaded.path}" + (f", epoch {run.loaded.epoch}" if run.loaded.epoch else ""))
-    for note in run.loaded.notes:
-        print(" -", note)
-else:
-    result = run.train()
-    display(run.figure(plot_training(result.history), "training"))
-    print(f"trained {len(result.history)} epochs in {run.durations['train_s']} s; checkpoint {result.checkpoint}")
+result = run.train_or_load()
 
 # %% [markdown]
 # ## Evaluation
@@ -140,13 +122,7 @@ table(run.resize_effect())
 # for camera-3 queries, as the scoring removes them.
 
 # %%
-queries, gallery, distances, removed = run.ranking_example()
-for q in range(0, len(queries), max(1, len(queries) // 3))[:3]:
-    figure = plot_ranked_list(queries[q], gallery, distances[q], top=10, removed=None if removed is None else removed[q])
-    display(run.figure(figure, f"ranked_query{q}"))
-
-# %%
-ranked_list_browser(queries, gallery, distances, top=10, removed=removed)
+run.show_ranked_lists()
 
 # %% [markdown]
 # ## Where the model looks
@@ -155,8 +131,7 @@ ranked_list_browser(queries, gallery, distances, top=10, removed=removed)
 # respond to the body, not to the background.
 
 # %%
-images, maps, titles = run.activation_examples()
-run.figure(plot_activation_maps(images, maps, titles), "activation_maps")
+run.show_activation_maps()
 
 # %% [markdown]
 # ## Result record
@@ -164,5 +139,4 @@ run.figure(plot_activation_maps(images, maps, titles), "activation_maps")
 # Regenerate the README's tables with `python -m vireid_lib.results readme`.
 
 # %%
-record = run.record()
-print(f"result record: {record}\nfigures: {run.run_dir / 'figures'}")
+run.finish()

@@ -39,11 +39,10 @@ fix_dc_head = False        # False: the official code (DC projection head never 
 
 # %%
 # %matplotlib inline
-from IPython.display import Markdown, display
+from IPython.display import display
 
 from vireid_lib.experiments import parameters, prepare
-from vireid_lib.viz import (plot_activation_maps, plot_cmc, plot_ranked_list, plot_training, ranked_list_browser,
-                            show_samples, table)
+from vireid_lib.viz import plot_cmc, table
 
 # %%
 # Every notebook also takes the shared parameters (`device`, `amp`, `workers`, `checkpoint`, `epochs`, `arch`,
@@ -52,14 +51,7 @@ from vireid_lib.viz import (plot_activation_maps, plot_cmc, plot_ranked_list, pl
 run = prepare("mmn", **parameters())
 
 # %%
-if run.data_kind != "real":
-    display(Markdown(f"> **{run.data_kind.capitalize()} data.** These numbers say nothing about the paper: they show "
-                     "that every step runs. Set `data_root` to the real dataset to reproduce it."))
-display(Markdown(f"**{run.paper}** on {run.dataset} ({run.data_kind}), {run.params['num_classes']} training identities, "
-                 f"device {run.train_config.device}, {run.params['arch']}.\n\n**As the official code:** {run.fidelity}\n\n"
-                 f"**DC projection head:** {'trained (fix_dc_head=True)' if run.recipe.fix_dc_head else 'frozen at its random initialisation, as in the official code (fix_dc_head=False)'}.\n\n"
-                 f"**Reported checkpoint:** {run.describe_selection()}"))
-print(f"checkpoints, log and figures: {run.run_dir}")
+run.introduce(f"**DC projection head:** {'trained (fix_dc_head=True)' if run.recipe.fix_dc_head else 'frozen at its random initialisation, as in the official code (fix_dc_head=False)'}.")
 
 # %% [markdown]
 # ### Where this run follows the official code
@@ -77,9 +69,7 @@ table(run.deviations())
 run.summary()
 
 # %%
-visible, infrared = run.reader.train() if run.dataset == "sysu" else run.reader.train(run.trial)
-picks = visible[::max(1, len(visible) // 8)][:8] + infrared[::max(1, len(infrared) // 8)][:8]
-run.figure(show_samples(picks, title="training images: visible (top), infrared (bottom)"), "samples")
+run.show_training_images()
 
 # %% [markdown]
 # ## Training
@@ -87,14 +77,7 @@ run.figure(show_samples(picks, title="training images: visible (top), infrared (
 # stripes), triplet (mean over the four modality pairs and the stripes) and the distribution-consistency term `dc`.
 
 # %%
-if run.params["score_untrained"]:
-    display(table(run.score_untrained().readable(), caption="before training"))
-if run.params["checkpoint"]:
-    print(f"evaluating {run.loaded.kind} from {run.loaded.path}", *run.loaded.notes, sep="\n - ")
-else:
-    result = run.train()
-    display(run.figure(plot_training(result.history), "training"))
-    print(f"trained {len(result.history)} epochs in {run.durations['train_s']} s; checkpoint {result.checkpoint}")
+result = run.train_or_load()
 
 # %% [markdown]
 # ## The middle modality
@@ -142,13 +125,7 @@ run.figure(plot_cmc(evaluation.cmc, title=f"{run.paper} on {run.dataset} ({run.d
 # number under each image is its distance to the query (lower is closer).
 
 # %%
-queries, gallery, distances, removed = run.ranking_example()
-for q in range(0, len(queries), max(1, len(queries) // 3))[:3]:
-    figure = plot_ranked_list(queries[q], gallery, distances[q], top=10, removed=None if removed is None else removed[q])
-    display(run.figure(figure, f"ranked_query{q}"))
-
-# %%
-ranked_list_browser(queries, gallery, distances, top=10, removed=removed)
+run.show_ranked_lists()
 
 # %% [markdown]
 # ## Where the model looks
@@ -156,13 +133,11 @@ ranked_list_browser(queries, gallery, distances, top=10, removed=removed)
 # mean (1 = average).
 
 # %%
-images, maps, titles = run.activation_examples()
-run.figure(plot_activation_maps(images, maps, titles), "activation_maps")
+run.show_activation_maps()
 
 # %% [markdown]
 # ## Result record
 # One JSON record per run in `results/`; `python -m vireid_lib.results readme` regenerates the README's tables.
 
 # %%
-record = run.record()
-print(f"result record: {record}\nfigures: {run.run_dir / 'figures'}")
+run.finish()

@@ -57,8 +57,7 @@ from IPython.display import Markdown, display
 
 from vireid_lib.experiments import beside, parameters, prepare
 from vireid_lib.viz import (plot_cmc, plot_frame_attention, plot_graph_attention, plot_joint_importance,
-                            plot_pooling_weights, plot_ranked_list, plot_skeleton_clip, plot_training,
-                            plot_tracklet_lengths, table)
+                            plot_pooling_weights, plot_skeleton_clip, plot_training, plot_tracklet_lengths, table)
 
 # %%
 # Every notebook also takes the shared parameters (`device`, `amp`, `workers`, `checkpoint`, `epochs`, `arch`,
@@ -119,12 +118,7 @@ for modality, record, clip, keypoints, _ in examples:
 # frame identity on clean and disturbed frames, the defense loss, and with skeletons the skeleton identity term.
 
 # %%
-if run.params["score_untrained"]:
-    display(table(run.score_untrained().readable(), caption="STAR before training"))
-if not run.params["checkpoint"]:
-    result = run.train()
-    display(run.figure(plot_training(result.history), "training"))
-    print(f"STAR: {len(result.history)} epochs in {run.durations['train_s']} s; checkpoint {result.checkpoint}")
+result = run.train_or_load()
 
 # %%
 baseline = None
@@ -164,9 +158,7 @@ run.figure(plot_cmc(run.cmc_curves(others), title=f"HITSZ-VCM ({run.data_kind})"
 # The ten nearest gallery tracklets of a few infrared queries: true matches framed green, distance under each.
 
 # %%
-queries, gallery, distances, removed = run.ranking_example("ir2rgb")
-for q in range(0, len(queries), max(1, len(queries) // 3))[:3]:
-    display(run.figure(plot_ranked_list(queries[q], gallery, distances[q], top=10, removed=removed[q]), f"ranked_query{q}"))
+run.show_ranked_lists("ir2rgb")
 
 # %% [markdown]
 # ## What the skeleton modules weigh
@@ -197,5 +189,4 @@ for modality, record, clip, keypoints, attention in run.skeleton_examples():
 # One JSON record per trained model in `results/`; `python -m vireid_lib.results readme` regenerates the README.
 
 # %%
-for finished in (run, *others):
-    print(f"{finished.paper}: result record {finished.record()}, figures {finished.run_dir / 'figures'}")
+run.finish(others)

@@ -18,6 +18,7 @@ import pytest
 from nbclient import NotebookClient
 
 from vireid_lib import workspace
+from vireid_lib.experiments.params import SHARED
 
 ROOT = Path(__file__).resolve().parents[1]
 # Tiny: this checks where things are written, not what is learned.
@@ -52,12 +53,16 @@ def _lab_manager(root: Path):
 
 
 def _edit_parameters(notebook: nbformat.NotebookNode) -> None:
+    """Edit the tagged cell as a user does: change the values it lists, add the shared parameters it does not."""
     (cell,) = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
     lines = cell.source.splitlines()
+    listed = set()
     for index, line in enumerate(lines):
         name = line.split("=")[0].strip()
         if name in EDITS:
             lines[index] = f"{name} = {EDITS[name]}"
+            listed.add(name)
+    lines += [f"{name} = {value}" for name, value in EDITS.items() if name in SHARED and name not in listed]
     cell.source = "\n".join(lines)
 
 

@@ -126,8 +126,9 @@ def plan(roots: dict[str, str], smoke: bool = False, only: tuple[str, ...] = (),
         runnable = sorted(m for m, p in declared.items() if p.notebook)
         raise ReproduceError(f"--only {', '.join(unknown)}: not a paper with a notebook; use some of {runnable}.")
     runs = []
-    for method, paper in declared.items():
-        if not paper.notebook or (only and method not in only):
+    # every paper in the registry's order, or the --only ones in the order given
+    for method, paper in ([(m, declared[m]) for m in dict.fromkeys(only)] if only else declared.items()):
+        if not paper.notebook:
             continue
         notebook = workbook_root() / "notebooks" / paper.notebook
         accepted = notebook_parameters(notebook) | set(SHARED)  # its own cell's names and the shared ones

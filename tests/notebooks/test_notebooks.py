@@ -257,7 +257,7 @@ def test_star_trains_star_and_its_baseline_and_draws_skeleton_maps(smoke_plan) -
 # ------------------------------------------------------------------ what the smoke plan cannot do
 
 def test_an_agw_checkpoint_in_the_authors_layout_evaluates_through_the_notebook(tmp_path: Path) -> None:
-    from tests.models.test_official_checkpoints import EmbedNetOfficial, randomise
+    from tests.papers.test_official_checkpoints import EmbedNetOfficial, randomise
     from vireid_lib.experiments import prepare
 
     classes = prepare(method="agw", dataset="regdb", pretrained=False, device="cpu", workers=0, out_dir=str(tmp_path),

@@ -419,6 +419,71 @@ class PaperRun:
         return {"network": sum(p.numel() for p in self.model.parameters()),
                 "criterion": sum(p.numel() for p in self.criterion.parameters())}
 
+    # --- the sections every paper notebook shares, one call each (a notebook keeps what only its paper shows) ---
+
+    def introduce(self, *notes: str):
+        """The notebook's opening: a banner unless the data is real, then the paper, the data, the device, the
+        network, how it follows the official code, the checkpoint it reports and the paper's own ``notes`` (one
+        Markdown line each); prints where the run writes. Returns the Markdown for the cell to show."""
+        from IPython.display import Markdown
+
+        from ..results.recipes import DATASET_NAMES
+
+        where = DATASET_NAMES.get(self.dataset, self.dataset)
+        parts = []
+        if self.data_kind != "real":
+            parts.append(f"> **{self.data_kind.capitalize()} data.** These numbers say nothing about the paper: they "
+                         "show that every step runs. Set `data_root` to the real dataset to reproduce it.")
+        frames = f", S = {self.recipe.seq_len}" if self.recipe.seq_len else ""
+        parts.append(f"**{self.paper}** on {where} ({self.data_kind}), {self.params['num_classes']} training "
+                     f"identities, device {self.train_config.device}, {self.params['arch']}{frames}.")
+        parts.append(f"**As the official code:** {self.fidelity}")
+        parts += list(notes)
+        parts.append(f"**Reported checkpoint:** {self.describe_selection()}")
+        print(f"checkpoints, log and figures: {self.run_dir}")
+        return Markdown("\n\n".join(parts))
+
+    def train_or_load(self):
+        """The training section's work: the untrained scores when ``score_untrained`` asks, then either the loaded
+        checkpoint's provenance or training with its loss curves. Returns the :class:`TrainResult` (None when
+        weights were loaded)."""
+        from IPython.display import display
+
+        from ..viz import plot_training, table
+
+        if self.params.get("score_untrained"):
+            display(table(self.score_untrained().readable(), caption=f"{self.paper} before training"))
+        if self.loaded is not None:
+            print(f"evaluating {self.loaded.kind} from {self.loaded.path}", *self.loaded.notes, sep="\n - ")
+            return None
+        result = self.train()
+        display(self.figure(plot_training(result.history), "training"))
+        print(f"{self.paper}: {len(result.history)} epochs in {self.durations['train_s']} s; "
+              f"checkpoint {result.checkpoint}")
+        return result
+
+    def show_ranked_lists(self, *where, queries: int = 3, top: int = 10):
+        """The ``top`` nearest gallery items of ``queries`` spread-out queries of the first test setting (``where``:
+        the direction, for a video run), each figure saved; returns the browser over every query."""
+        from IPython.display import display
+
+        from ..viz import plot_ranked_list, ranked_list_browser
+
+        query, gallery, distances, removed = self.ranking_example(*where)
+        for q in range(0, len(query), max(1, len(query) // queries))[:queries]:
+            figure = plot_ranked_list(query[q], gallery, distances[q], top=top,
+                                      removed=None if removed is None else removed[q])
+            display(self.figure(figure, f"ranked_query{q}"))
+        return ranked_list_browser(query, gallery, distances, top=top, removed=removed)
+
+    def finish(self, others: tuple = ()) -> list[Path]:
+        """Write the result record of this run and of ``others`` (the papers the notebook trained beside it)."""
+        written = []
+        for finished in (self, *others):
+            written.append(finished.record())
+            print(f"{finished.paper}: result record {written[-1]}, figures {finished.run_dir / 'figures'}")
+        return written
+
     def figure(self, fig, name: str):
         """Save ``fig`` as ``<run dir>/figures/<name>.png`` and return it (for the notebook to show)."""
         folder = self.run_dir / "figures"

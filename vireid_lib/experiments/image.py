@@ -125,6 +125,20 @@ class ImageRun(PaperRun):
             titles += [f"{'VIS' if name == 'visible' else 'IR'} id {r.pid}" for r in picks]
         return pictures, titles
 
+    def show_training_images(self, count: int = 8):
+        """``count`` training images of each modality spread over the set (visible on top), saved as ``samples``."""
+        from ..viz import show_samples
+
+        visible, infrared = self.reader.train() if self.dataset == "sysu" else self.reader.train(self.trial)
+        picks = visible[::max(1, len(visible) // count)][:count] + infrared[::max(1, len(infrared) // count)][:count]
+        return self.figure(show_samples(picks, title="training images: visible (top), infrared (bottom)"), "samples")
+
+    def show_activation_maps(self):
+        """The last block's mean activation on visible and infrared training images (:meth:`activation_examples`)."""
+        from ..viz import plot_activation_maps
+
+        return self.figure(plot_activation_maps(*self.activation_examples()), "activation_maps")
+
     def activation_examples(self, count: int = 4):
         """Normalised test images (visible then infrared training images) and their maps."""
         from ..viz import activation_maps
