@@ -1,4 +1,4 @@
-"""A plain per-query implementation of the three scoring rules, written from PROTOCOLS.md.
+"""A plain per-query implementation of the four scoring rules, written from PROTOCOLS.md (LLCM's from eval_llcm).
 
 One query at a time with a full stable sort, in the style of the official evaluation code,
 and independent of vireid_lib.eval: the tests check the vectorised evaluator against it and
@@ -21,7 +21,7 @@ def reference_evaluate(distmat, q_pids, g_pids, q_camids=None, g_camids=None, ru
         order = np.argsort(distmat[q], kind="stable")  # ties: earlier gallery item first
         if rule == "sysu":  # cams 2 and 3 share a room: cam2 leaves the list of a cam3 query
             keep = ~((q_camids[q] == 3) & (g_camids[order] == 2))
-        elif rule == "vcm":  # same identity seen by the same camera leaves the list
+        elif rule in ("vcm", "llcm"):  # same identity seen by the same camera (number) leaves the list
             keep = ~((g_pids[order] == q_pids[q]) & (g_camids[order] == q_camids[q]))
         else:
             keep = np.ones(len(order), dtype=bool)
@@ -33,7 +33,7 @@ def reference_evaluate(distmat, q_pids, g_pids, q_camids=None, g_camids=None, ru
             continue
         aps.append(np.mean(np.arange(1, len(positions) + 1) / (positions + 1)))
         inps.append(len(positions) / (positions[-1] + 1))
-        if rule == "sysu":  # CMC over identities in order of first appearance
+        if rule in ("sysu", "llcm"):  # CMC over identities in order of first appearance
             _, first_seen = np.unique(ranked, return_index=True)
             distinct = ranked[np.sort(first_seen)]
             rank = int(np.flatnonzero(distinct == q_pids[q])[0])

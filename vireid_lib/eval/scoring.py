@@ -1,6 +1,6 @@
 """The scoring core: CMC, mAP and mINP exactly as the official evaluation code computes them.
 
-Three rules (PROTOCOLS.md):
+Four rules (PROTOCOLS.md; LLCM's from ``ZYK100/LLCM``):
 
 ``sysu``  (Cross-Modal-Re-ID-baseline ``eval_sysu``): for a query from camera 3 every gallery
           item from camera 2 is removed, whatever its identity; the CMC is computed on the
@@ -8,8 +8,11 @@ Three rules (PROTOCOLS.md):
 ``regdb`` (``eval_regdb``): nothing is removed; standard CMC on the full list.
 ``vcm``   (MITML's Market-style ``evaluate``): gallery items with the query's pid AND camid
           are removed; standard CMC.
+``llcm``  (``eval_llcm``): gallery items with the query's pid AND camera number are removed (the
+          numbers are shared by the two modalities, so a same-camera match of the other modality
+          goes too); the CMC collapses identities to their first occurrence, as ``sysu``.
 
-For all three, mAP and mINP use the full filtered ranked list (duplicates kept), queries with
+For all four, mAP and mINP use the full filtered ranked list (duplicates kept), queries with
 no true match left are skipped, and the CMC is padded with its last value when the list holds
 fewer than ``max_rank`` entries (the official code crashes or shortens it there).
 
@@ -54,7 +57,11 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-RULES = ("sysu", "regdb", "vcm")
+RULES = ("sysu", "regdb", "vcm", "llcm")
+# Rules that remove the query's own identity seen by its own camera number (HITSZ-VCM; LLCM, whose camera numbers
+# are shared by the two modalities), and rules whose CMC counts identities, each at its first appearance.
+SAME_CAMERA_REMOVED = ("vcm", "llcm")
+IDENTITY_CMC = ("sysu", "llcm")
 # Work on blocks of about this many distance entries: ~32 MB per float32 block array.
 BLOCK_ENTRIES = 1 << 23
 # Threads scoring blocks of queries at once (at most this many, and no more than the cores).
@@ -220,7 +227,7 @@ def evaluate(
     num_q, num_g = d.shape
     q_pid = _labels("q_pids", q_pids, num_q, "queries")
     g_pid = _labels("g_pids", g_pids, num_g, "gallery items")
-    if rule in ("sysu", "vcm"):
+    if rule in ("sysu", *SAME_CAMERA_REMOVED):
         if q_camids is None or g_camids is None:
             raise EvaluationError(f"rule={rule!r} removes gallery items by camera: pass q_camids and g_camids.")
         q_cam = _labels("q_camids", q_camids, num_q, "queries")
@@ -330,7 +337,7 @@ def _score_block(
     offset = np.arange(m_max)[None, :]
     present = offset < count[:, None]
     columns = gallery.order[np.where(present, gallery.starts[slot][:, None] + offset, 0)]
-    if rule == "vcm":  # the query's own identity seen by its own camera leaves the list
+    if rule in SAME_CAMERA_REMOVED:  # the query's own identity seen by its own camera leaves the list
         same_cam = present & (gallery.cams[columns] == q_cam[:, None])
         work[np.broadcast_to(rows, columns.shape)[same_cam], columns[same_cam]] = np.inf
     matches = np.where(present, work[rows, columns], np.inf)
@@ -348,8 +355,8 @@ def _score_block(
     with np.errstate(invalid="ignore", divide="ignore"):
         ap = np.where(real, hit / (rank + 1), 0.0).sum(axis=1) / m
         inp = m / (rank[np.arange(c), np.maximum(m - 1, 0)] + 1.0)
-    if rule == "sysu":
-        first = _identities_ahead(d, rank[:, 0], matches[:, 0], q_cam, gallery)
+    if rule in IDENTITY_CMC:
+        first = _identities_ahead(d, rank[:, 0], matches[:, 0], q_pid, q_cam, gallery, rule)
     else:
         first = rank[:, 0].copy()
     first[m == 0] = -1
@@ -358,9 +365,9 @@ def _score_block(
     return first, ap, inp
 
 
-def _identities_ahead(d: np.ndarray, first_rank: np.ndarray, nearest: np.ndarray, q_cam: np.ndarray,
-                      gallery: _Gallery) -> np.ndarray:
-    """SYSU-MM01's identity-collapsed CMC rank: distinct identities ahead of the first match.
+def _identities_ahead(d: np.ndarray, first_rank: np.ndarray, nearest: np.ndarray, q_pid: np.ndarray,
+                      q_cam: np.ndarray, gallery: _Gallery, rule: str) -> np.ndarray:
+    """The identity-collapsed CMC rank (SYSU-MM01's, LLCM's): distinct identities ahead of the first match.
 
     Only rows whose first match is not already first need a look; there, the identities of
     the kept items closer than it are counted. (An item tied with the first match has
@@ -370,7 +377,10 @@ def _identities_ahead(d: np.ndarray, first_rank: np.ndarray, nearest: np.ndarray
     rows = np.flatnonzero(first_rank > 0)
     if rows.size:
         ahead = d[rows].astype(np.float32) < nearest[rows, None]
-        ahead[np.ix_(q_cam[rows] == 3, gallery.cams == 2)] = False  # removed items never count
+        if rule == "sysu":
+            ahead[np.ix_(q_cam[rows] == 3, gallery.cams == 2)] = False  # removed items never count
+        else:  # the query's identity closer than its first kept match: only removed items can be
+            ahead &= gallery.pids[None, :] != q_pid[rows, None]
         hit_rows, hit_columns = np.nonzero(ahead)
         seen = np.zeros((rows.size, len(gallery.ids)), dtype=bool)
         seen[hit_rows, gallery.code[hit_columns]] = True
@@ -402,7 +412,7 @@ def _score_with_ties(d: np.ndarray, q_pid: int, q_cam: int, gallery: _Gallery, r
     pids, cams = gallery.pids, gallery.cams
     if rule == "sysu":
         keep = ~((q_cam == 3) & (cams == 2))
-    elif rule == "vcm":
+    elif rule in SAME_CAMERA_REMOVED:
         keep = ~((pids == q_pid) & (cams == q_cam))
     else:
         keep = np.ones(len(pids), dtype=bool)
@@ -410,7 +420,7 @@ def _score_with_ties(d: np.ndarray, q_pid: int, q_cam: int, gallery: _Gallery, r
     positions = np.flatnonzero(ranked == q_pid)
     ap = float(np.mean(np.arange(1, len(positions) + 1) / (positions + 1)))
     inp = len(positions) / (positions[-1] + 1.0)
-    if rule == "sysu":
+    if rule in IDENTITY_CMC:
         first = len(np.unique(ranked[: positions[0]]))
     else:
         first = int(positions[0])
@@ -455,7 +465,7 @@ def _score_block_torch(d: torch.Tensor, q_code: torch.Tensor, q_cam: torch.Tenso
     work.masked_fill_(work == 0, 0.0)
     if rule == "sysu":  # official: a cam3 query loses every cam2 item (cams 2 and 3 share a room)
         removed = (q_cam[:, None] == 3) & (g_cam[None, :] == 2)
-    elif rule == "vcm":  # the query's own identity seen by its own camera leaves the list
+    elif rule in SAME_CAMERA_REMOVED:  # the query's own identity seen by its own camera leaves the list
         removed = (q_code[:, None] == g_code[None, :]) & (q_cam[:, None] == g_cam[None, :])
     else:
         removed = None
@@ -478,7 +488,7 @@ def _score_block_torch(d: torch.Tensor, q_code: torch.Tensor, q_cam: torch.Tenso
     last = torch.where(match, positions, -1).amax(dim=1)
     inp = m.to(torch.float64) / (last + 1).to(torch.float64)
     first = torch.where(match, positions, num_g).amin(dim=1)
-    if rule == "sysu":
+    if rule in IDENTITY_CMC:
         # CMC over identities: how many identities show up (first occurrence) before the first
         # match. Removed items sit after every kept one, so they never come before it.
         seen_at = torch.full((d.shape[0], num_ids), num_g, dtype=torch.int64, device=d.device)
