@@ -5,21 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import DatasetError
+from .llcm import LLCM
 from .records import INFRARED, VISIBLE, ImageRecord, Split, TrackletRecord
 from .regdb import RegDB
 from .sysu import SYSUMM01
 from .vcm import HITSZVCM, sample_test_frames, sample_train_frames
 
-READERS = {"sysu": SYSUMM01, "regdb": RegDB, "vcm": HITSZVCM}
+READERS = {"sysu": SYSUMM01, "regdb": RegDB, "llcm": LLCM, "vcm": HITSZVCM}
 
 __all__ = [
-    "DatasetError", "HITSZVCM", "INFRARED", "ImageRecord", "READERS", "RegDB", "SYSUMM01", "Split",
+    "DatasetError", "HITSZVCM", "INFRARED", "ImageRecord", "LLCM", "READERS", "RegDB", "SYSUMM01", "Split",
     "TrackletRecord", "VISIBLE", "open_dataset", "sample_test_frames", "sample_train_frames",
 ]
 
 
-def open_dataset(kind: str, root: Path | str) -> SYSUMM01 | RegDB | HITSZVCM:
-    """The reader for ``kind`` (``sysu``, ``regdb`` or ``vcm``) over ``root``."""
+def open_dataset(kind: str, root: Path | str) -> SYSUMM01 | RegDB | LLCM | HITSZVCM:
+    """The reader for ``kind`` (``sysu``, ``regdb``, ``llcm`` or ``vcm``) over ``root``."""
     if kind not in READERS:
         raise DatasetError(f"dataset={kind!r} is not known; use one of {sorted(READERS)}.")
     return READERS[kind](root)

@@ -1,8 +1,8 @@
 """Print a dataset's exact split as JSON, or a summary table of its splits.
 
-    python -m vireid_lib.data splits {sysu,regdb,vcm} ROOT [--mode all|indoor] [--trial N]
+    python -m vireid_lib.data splits {sysu,regdb,llcm,vcm} ROOT [--mode all|indoor] [--trial N]
         [--shot 1|10] [--direction ir2rgb|rgb2ir|v2t|t2v] [--seq-len S]
-    python -m vireid_lib.data summary {sysu,regdb,vcm} ROOT [--check-images]
+    python -m vireid_lib.data summary {sysu,regdb,llcm,vcm} ROOT [--check-images]
 
 ``--check-images`` decodes every image the dataset's splits use (with a progress bar) and
 lists the corrupt or missing ones, exiting 2 when there are any; without it only the layout
@@ -21,7 +21,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import open_dataset
+from . import READERS, open_dataset
 from .errors import DatasetError
 from .splits import split_to_json
 from .summary import check_images, summarise
@@ -35,6 +35,8 @@ def _split(args: argparse.Namespace) -> dict:
         split = dataset.split(args.mode, 0 if args.trial is None else args.trial, args.shot)
     elif args.dataset == "regdb":
         split = dataset.split(1 if args.trial is None else args.trial, args.direction or "v2t")
+    elif args.dataset == "llcm":
+        split = dataset.split(0 if args.trial is None else args.trial, args.direction or "ir2rgb")
     else:
         split = dataset.split(args.direction or "ir2rgb")
         frames = functools.partial(sample_test_frames, seq_len=args.seq_len)
@@ -48,19 +50,19 @@ def main(argv: list[str] | None = None) -> int:
     splits = commands.add_parser("splits", help="print the exact query / gallery split as JSON")
     summary = commands.add_parser("summary", help="print a table of the dataset's splits")
     for sub in (splits, summary):
-        sub.add_argument("dataset", choices=["sysu", "regdb", "vcm"])
+        sub.add_argument("dataset", choices=sorted(READERS))
         sub.add_argument("root", type=Path)
-        sub.add_argument("--trial", type=int, help="sysu: 0..9 (default 0); regdb: 1..10 (default 1)")
+        sub.add_argument("--trial", type=int, help="sysu, llcm: 0..9 (default 0); regdb: 1..10 (default 1)")
     for sub in (splits, summary):
         sub.add_argument("--check-images", action="store_true",
                          help="decode every image the splits use and report the corrupt or missing ones")
     splits.add_argument("--mode", choices=["all", "indoor"], default="all", help="sysu search mode")
     splits.add_argument("--shot", type=int, choices=[1, 10], default=1, help="sysu gallery images per identity and camera")
     splits.add_argument("--direction", choices=["ir2rgb", "rgb2ir", "v2t", "t2v"],
-                        help="vcm: ir2rgb (default) or rgb2ir; regdb: v2t (default) or t2v")
+                        help="vcm, llcm: ir2rgb (default) or rgb2ir; regdb: v2t (default) or t2v")
     splits.add_argument("--seq-len", type=int, default=6, help="vcm: test frames sampled per tracklet (default 6)")
     args = parser.parse_args(argv)
-    valid = {"sysu": (), "vcm": ("ir2rgb", "rgb2ir"), "regdb": ("v2t", "t2v")}[args.dataset]
+    valid = {"sysu": (), "vcm": ("ir2rgb", "rgb2ir"), "llcm": ("ir2rgb", "rgb2ir"), "regdb": ("v2t", "t2v")}[args.dataset]
     if getattr(args, "direction", None) and args.direction not in valid:
         parser.error(f"--direction {args.direction} does not apply to {args.dataset}; "
                      + (f"use one of {valid}" if valid else "sysu queries are infrared and its gallery visible"))

@@ -37,6 +37,8 @@ PUBLISHED: dict[str, dict[str, int]] = {
     "sysu": {"train_ids": 395, "queries": 3803, "all_search_gallery_trial0": 301},
     "regdb": {"train_ids": 206, "train_visible": 2060, "train_thermal": 2060, "test_visible": 2060, "test_thermal": 2060},
     "vcm": {"train_ids": 500, "train_ir_tracklets": 4291, "train_rgb_tracklets": 5460},
+    # LLCM: 713 training identities (DEEN/test.py n_class), 1,064 - 713 = 351 test ones, 46,767 images (README)
+    "llcm": {"train_ids": 713, "test_ids": 351, "images": 46767},
 }
 DATA_KINDS = ("real", "synthetic", "custom")
 
@@ -54,6 +56,13 @@ def measure(dataset: str, reader, trial: int = 1) -> dict[str, int]:
             split = reader.split(trial, "v2t")
             return {"train_ids": len({r.pid for r in visible + infrared}), "train_visible": len(visible),
                     "train_thermal": len(infrared), "test_visible": len(split.query), "test_thermal": len(split.gallery)}
+        if dataset == "llcm":
+            from .records import INFRARED, VISIBLE
+
+            visible, infrared = reader.train()
+            tests = reader.test_images(VISIBLE) + reader.test_images(INFRARED)
+            return {"train_ids": len({r.pid for r in visible + infrared}), "test_ids": len(reader.test_ids),
+                    "images": len(visible) + len(infrared) + len(tests)}
         if dataset == "vcm":
             visible, infrared = reader.train()
             return {"train_ids": len({r.pid for r in visible + infrared}), "train_ir_tracklets": len(infrared),

@@ -12,6 +12,8 @@ from ..text import count
 from . import open_dataset
 from .errors import DatasetError
 from .records import INFRARED, VISIBLE, Split
+from .llcm import DIRECTIONS as LLCM_DIRECTIONS
+from .records import INFRARED, VISIBLE
 from .regdb import DIRECTIONS as REGDB_DIRECTIONS
 from .sysu import SEARCH_MODES
 from .vcm import DIRECTIONS as VCM_DIRECTIONS
@@ -42,7 +44,7 @@ def _split_rows(split: Split, protocol: str) -> list[dict]:
 def summarise(kind: str, root: Path | str, trial: int | None = None) -> pd.DataFrame:
     """One row per subset (train, and query / gallery of every protocol): counts per modality.
 
-    Images for SYSU-MM01 and RegDB, tracklets (with frame counts and lengths) for HITSZ-VCM.
+    Images for SYSU-MM01, RegDB and LLCM, tracklets (with frame counts and lengths) for HITSZ-VCM.
     """
     dataset = open_dataset(kind, root)
     rows = []
@@ -58,6 +60,11 @@ def summarise(kind: str, root: Path | str, trial: int | None = None) -> pd.DataF
             rows.append(_row("train", visible + infrared, protocol=f"trial {trial or 1}"))
             for direction in REGDB_DIRECTIONS:
                 rows += _split_rows(dataset.split(trial or 1, direction), f"{direction}, trial {trial or 1}")
+        elif kind == "llcm":
+            visible, infrared = dataset.train()
+            rows.append(_row("train", visible + infrared, protocol="-"))
+            for direction in LLCM_DIRECTIONS:
+                rows += _split_rows(dataset.split(trial or 0, direction), f"{direction}, trial {trial or 0}")
         else:
             visible, infrared = dataset.train()
             rows.append(_row("train", visible + infrared, protocol="-"))
@@ -85,6 +92,9 @@ def image_paths(kind: str, root: Path | str, trial: int | None = None) -> list[P
             for t in trials:
                 split = dataset.split(t, "v2t")
                 records += [r for part in (*dataset.train(t), split.query, split.gallery) for r in part]
+        elif kind == "llcm":  # every test image: the draws of any trial come from them
+            visible, infrared = dataset.train()
+            records = visible + infrared + dataset.test_images(VISIBLE) + dataset.test_images(INFRARED)
         else:
             visible, infrared = dataset.train()
             split = dataset.split("ir2rgb")

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..data.llcm import LLCM
+from ..data.records import DATASET_NAMES, INFRARED, VISIBLE
 from ..data.regdb import RegDB
 from ..data.sysu import SYSUMM01
 from ..data.vcm import HITSZVCM
@@ -36,7 +38,6 @@ from .scoring import EvaluationError, evaluate
 Extract = Callable[[Sequence], object]
 RANKS = (1, 5, 10, 20)
 METRIC_COLUMNS = [f"R{k}" for k in RANKS] + ["mAP", "mINP"]
-DATASET_NAMES = {"sysu": "SYSU-MM01", "regdb": "RegDB", "vcm": "HITSZ-VCM"}
 SHOT_NAMES = {1: "single-shot", 10: "multi-shot (10)"}
 
 
@@ -221,4 +222,32 @@ def run_vcm(dataset: HITSZVCM, extract: Extract, directions: Iterable[str] = ("i
         result = score(qf, gf, q, g, "vcm", metric, rerank, max_rank)
         rows.append(_trial_row("vcm", "standard", direction, 0, result, rerank, len(q), len(g)))
         curves.setdefault(("standard", direction), []).append(result["cmc"])
+    return _evaluation(rows, curves)
+
+
+def run_llcm(dataset: LLCM, extract: Extract, trials: Iterable[int] = range(10),
+             directions: Iterable[str] = ("ir2rgb", "rgb2ir"), metric: str = "cosine", rerank: bool = False,
+             max_rank: int = 20, rule: str = "llcm") -> Evaluation:
+    """LLCM: every gallery trial (``random.seed(trial)``, the papers' 0..9) in each direction, as ``DEEN/test.py``
+    runs them (``rgb2ir`` is its transposed ``[2, 1]`` mode: single-shot near-infrared queries against every
+    visible image, see :mod:`vireid_lib.data.llcm`). Every test image is extracted once; the draws are rows of it."""
+    pools = {modality: dataset.test_images(modality) for modality in (INFRARED, VISIBLE)}
+    features = {modality: _features(extract, records, f"{'near-infrared' if modality == INFRARED else 'visible'} "
+                                    "test images") for modality, records in pools.items()}
+    row_of = {r.path: (modality, i) for modality, records in pools.items() for i, r in enumerate(records)}
+
+    def rows_of(records: Sequence) -> np.ndarray:
+        return np.stack([features[row_of[r.path][0]][row_of[r.path][1]] for r in records])
+
+    rows, curves = [], {}
+    for t in trials:
+        for direction in directions:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # identities without a match: the scoring skips them
+                split = dataset.split(t, direction)
+            result = score(rows_of(split.query), rows_of(split.gallery), split.query, split.gallery, rule, metric,
+                           rerank, max_rank)
+            rows.append(_trial_row("llcm", "standard", direction, t, result, rerank, len(split.query),
+                                   len(split.gallery)))
+            curves.setdefault(("standard", direction), []).append(result["cmc"])
     return _evaluation(rows, curves)

@@ -1,6 +1,6 @@
 """Write small synthetic datasets in exactly the real on-disk layouts.
 
-The real SYSU-MM01, RegDB and HITSZ-VCM need a licence form, so tests and demos run on these
+The real SYSU-MM01, RegDB, LLCM and HITSZ-VCM need a licence form, so tests and demos run on these
 twins. Each writer produces the same folders, file names, metadata files and image formats
 as the real dataset (PROTOCOLS.md), so every code path from files to scores runs unchanged.
 Identities are rendered by :mod:`.render`: one consistent appearance per person, in colour
@@ -216,5 +216,65 @@ def write_vcm(
     return summary
 
 
-WRITERS = {"sysu": write_sysu, "regdb": write_regdb, "vcm": write_vcm}
-DEFAULT_CONFIGS = {"sysu": SyntheticConfig(), "regdb": SyntheticConfig(), "vcm": SyntheticConfig(ids=24)}
+# -- LLCM ---------------------------------------------------------------------------------
+LLCM_CAMERAS = {VISIBLE: tuple(range(1, 10)), INFRARED: (1, 2, 4, 5, 6, 7, 8, 9)}
+
+
+def write_llcm(root: Path | str, config: SyntheticConfig = SyntheticConfig(), train_fraction: float = 0.6) -> dict:
+    """``idx/train_{vis,nir}.txt`` ('relative/path label'), ``idx/test_id.txt`` (first line, comma-separated) and
+    ``test_{vis,nir}/camK/PPPP/*.jpg`` (no near-infrared camera 3), as the LLCM release lays them out; training
+    images under ``vis/PPPP/`` and ``nir/PPPP/`` named ``PPPP_cCC_sSSSSSS_fFFFF_{vis,nir}.jpg``.
+
+    The camera numbers are shared by the two modalities, as in the real data: each identity is seen by one camera
+    number in both (the same-camera match LLCM's scoring removes), and by others in one modality only.
+    """
+    root = Path(root)
+    rng, crowd = _start(config, 6, "LLCM")
+    n = config.ids
+    pids = list(range(1, n + 1))
+    order = rng.permutation(n)
+    n_train = max(2, min(n - 2, round(train_fraction * n)))
+    train = sorted(pids[i] for i in order[:n_train])
+    test = sorted(pids[i] for i in order[n_train:])
+    counts = {"images": 0}
+    lines: dict[int, list[str]] = {VISIBLE: [], INFRARED: []}
+    labels = {pid: label for label, pid in enumerate(train)}
+    names = {VISIBLE: "vis", INFRARED: "nir"}
+    for pid in pids:
+        person = crowd[pid - 1]
+        shared = int(rng.choice(LLCM_CAMERAS[INFRARED]))  # a camera number that sees this person in both modalities
+        for modality in (VISIBLE, INFRARED):
+            others = [c for c in LLCM_CAMERAS[modality] if c != shared]
+            cameras = sorted({shared, *(int(c) for c in rng.choice(others, size=int(rng.integers(1, 3)), replace=False))})
+            for cam in cameras:
+                if pid in labels:
+                    folder = root / names[modality] / f"{pid:04d}"
+                else:
+                    folder = root / f"test_{names[modality]}" / f"cam{cam}" / f"{pid:04d}"
+                folder.mkdir(parents=True, exist_ok=True)
+                for k in range(int(rng.integers(2, 6))):
+                    # low light: the visible cameras see a darker scene than the other twins
+                    image, _ = render(person, sample_pose(rng), Scene(cam, modality), config.size, rng)
+                    if modality == VISIBLE:
+                        image = image.point(lambda v: int(v * 0.55))
+                    file = f"{pid:04d}_c{cam:02d}_s{int(rng.integers(100000, 999999))}_f{k:04d}_{names[modality]}.jpg"
+                    image.save(folder / file, quality=92)
+                    counts["images"] += 1
+                    if pid in labels:
+                        lines[modality].append(f"{names[modality]}/{pid:04d}/{file} {labels[pid]}")
+    for modality in (VISIBLE, INFRARED):
+        for cam in LLCM_CAMERAS[modality]:
+            (root / f"test_{names[modality]}" / f"cam{cam}").mkdir(parents=True, exist_ok=True)
+    idx = root / "idx"
+    idx.mkdir(parents=True, exist_ok=True)
+    (idx / "train_vis.txt").write_text("\n".join(lines[VISIBLE]) + "\n")
+    (idx / "train_nir.txt").write_text("\n".join(lines[INFRARED]) + "\n")
+    (idx / "test_id.txt").write_text(",".join(str(p) for p in test) + "\n")
+    summary = {"train_ids": len(train), "test_ids": len(test), **counts}
+    _write_marker(root, "llcm", config, summary)
+    return summary
+
+
+WRITERS = {"sysu": write_sysu, "regdb": write_regdb, "vcm": write_vcm, "llcm": write_llcm}
+DEFAULT_CONFIGS = {"sysu": SyntheticConfig(), "regdb": SyntheticConfig(), "vcm": SyntheticConfig(ids=24),
+                   "llcm": SyntheticConfig()}
