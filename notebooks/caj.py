@@ -33,7 +33,7 @@
 # `results_dir` are taken in the workbook's root, wherever the kernel runs.
 
 # %% tags=["parameters"]
-dataset = "sysu"           # "sysu" or "regdb"
+dataset = "sysu"           # "sysu", "regdb" or "llcm"
 lr = None                  # None: the paper's SGD 0.1 (BNNeck and classifier; everything else 0.1x)
 square = None              # None: the README's squared ADP loss clamped at 88 (--square 1); False: --square 0
 adp_alpha = None           # None: 1 (--alpha, the softmax weights' scale)

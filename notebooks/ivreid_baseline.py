@@ -27,7 +27,7 @@
 
 # %% tags=["parameters"]
 method = "ivreid"          # "ivreid" (seed 003) or "agw" (the AGW baseline row)
-dataset = "sysu"           # "sysu" or "regdb"
+dataset = "sysu"           # "sysu", "regdb" or "llcm"
 lr = None                  # None: the paper's (IV-ReID Adam 1e-4, heads 1e-3; AGW SGD 0.1)
 stem_relu = None           # None: the paper's network (IV-ReID's released stem has no ReLU; AGW's has one)
 

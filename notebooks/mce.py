@@ -39,7 +39,7 @@
 # `out_dir` and `results_dir` are taken in the workbook's root, wherever the kernel runs.
 
 # %% tags=["parameters"]
-dataset = "sysu"           # "sysu" or "regdb"
+dataset = "sysu"           # "sysu", "regdb" or "llcm"
 lr = None                  # None: the paper's Adam 3.5e-4 (warm-up 10 epochs, x0.1 from epoch 21, x0.01 from 40)
 schedule = None            # None: the paper's warm-up and steps; "constant" for quick experiments
 kl_weight = None           # None: the paper's 1.2 (train.py --kl)
@@ -130,7 +130,7 @@ table(run.last_and_selected())
 
 # %%
 multi = evaluation.summary[evaluation.summary["protocol"].str.contains("multi-shot")]
-table(multi, caption="MCE's 10-shot galleries, last epoch") if len(multi) else print("RegDB: no 10-shot setting")
+table(multi, caption="MCE's 10-shot galleries, last epoch") if len(multi) else print(f"{run.dataset_name}: no 10-shot setting")
 
 # %% [markdown]
 # ### Beside the paper's reported numbers

@@ -32,7 +32,7 @@
 # `results_dir` are taken in the workbook's root, wherever the kernel runs.
 
 # %% tags=["parameters"]
-dataset = "sysu"           # "sysu" or "regdb"
+dataset = "sysu"           # "sysu", "regdb" or "llcm"
 lr = None                  # None: the paper's SGD 0.1 (BNNecks and classifiers; everything else 0.1x)
 dc_weight = None           # None: the paper's 0.2 (train.py --delta)
 fix_dc_head = False        # False: the official code (DC projection head never optimised); True: train it

@@ -237,3 +237,9 @@ def _signal(pid: int, start: int, sig: int) -> None:
     if _alive(pid, start):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, sig)
+
+
+# The datasets whose smoke runs CI executes (tests/conftest.py's smoke_plan): LLCM's five runs would take the suite past
+# its 15 minutes; its twin is trained and scored in-process by tests/data/test_llcm.py instead
+# (python -m vireid_lib.reproduce --smoke, the user's command, runs every dataset).
+CI_DATASETS = ("sysu", "regdb", "vcm")

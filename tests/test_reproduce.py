@@ -9,6 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tests import helpers
 from vireid_lib import reproduce
 from vireid_lib.papers import papers
 
@@ -29,7 +30,8 @@ def test_the_dry_run_plans_every_paper_with_a_notebook_on_every_dataset(capsys: 
     total = sum(reproduce.estimated_images(m, d) for p in with_notebooks.values() for d in p.datasets
                 for m in (p.method, *p.trains_also) for _ in range(10 if d == "regdb" else 1))
     assert sum(int(row[3].replace(",", "")) for row in per_paper.values()) == total
-    assert int(per_paper["mmn"][1]) == 11 and int(per_paper["star"][1]) == 1
+    # MMN: SYSU-MM01, each of RegDB's 10 trials and LLCM; STAR: HITSZ-VCM only
+    assert int(per_paper["mmn"][1]) == 1 + 10 + 1 and int(per_paper["star"][1]) == 1
 
 
 def test_the_training_image_estimate_follows_the_recipe() -> None:
@@ -87,7 +89,8 @@ def test_a_run_counts_as_finished_only_at_the_same_clean_commit_with_its_records
 
 def test_the_smoke_plan_runs_every_planned_notebook_once_and_records_every_model(smoke_plan) -> None:
     out = smoke_plan.out_dir
-    planned = reproduce.plan({}, smoke=True, out_dir=str(out / "runs"), results_dir=str(out / "results"))
+    planned = reproduce.plan({}, smoke=True, out_dir=str(out / "runs"), results_dir=str(out / "results"),
+                             datasets=helpers.CI_DATASETS)
     assert smoke_plan.returncode == 0 and f"done: {len(planned)} ran, 0 skipped, 0 failed" in smoke_plan.output, \
         smoke_plan.output[-3000:]
     for number, run in enumerate(planned, 1):
@@ -117,7 +120,7 @@ def test_a_second_invocation_skips_the_finished_runs(smoke_plan, monkeypatch, ca
 
 def test_the_comparison_notebook_puts_every_smoke_record_in_the_synthetic_section(smoke_plan) -> None:
     assert not smoke_plan.compare_error, smoke_plan.compare_error
-    planned = reproduce.plan({}, smoke=True)
+    planned = reproduce.plan({}, smoke=True, datasets=helpers.CI_DATASETS)
     models = [m for run in planned for m in run.models]
     executed = nbformat.read(smoke_plan.compare, as_version=4)
     text = json.dumps([c.get("outputs", []) for c in executed.cells])

@@ -52,14 +52,17 @@ from .results.readme import DATASETS as DATASET_NAMES
 from .results.readme import update_readme
 from .results.records import git_commit
 
-DATASETS = ("sysu", "regdb", "vcm")
+DATASETS = ("sysu", "regdb", "llcm", "vcm")
 REGDB_TRIALS = tuple(range(1, 11))
 INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells report it
 # After Ctrl-C, how long the notebooks in flight get to stop on their own (a terminal's Ctrl-C reaches them too, and
 # papermill then shuts its kernel down) before each still running is sent one SIGINT (a `kill -INT` of this process).
 GRACE_S = 10.0
 # Published training-set sizes (visible, infrared): images, or tracklets for HITSZ-VCM (PROTOCOLS.md).
-PUBLISHED_TRAIN = {"sysu": (22258, 11909), "regdb": (2060, 2060), "vcm": (5460, 4291)}
+PUBLISHED_TRAIN = {"sysu": (22258, 11909), "regdb": (2060, 2060), "vcm": (5460, 4291),
+                   # LLCM publishes no per-split counts: its README's 46,767 images x 713 of 1,064 identities, halved
+                   # between the modalities (an estimate for the plan only)
+                   "llcm": (15670, 15669)}
 # The smoke plan's settings, for every notebook that takes them; a paper's declaration adds its own (smoke_parameters).
 SMOKE = {"pretrained": False, "arch": "resnet18", "epochs": 2, "height": 64, "width": 32, "batches_per_epoch": 2,
          "eval_trials": 2, "workers": 0, "num_ids": 4, "seq_len": 6}
@@ -427,7 +430,8 @@ def main(argv: list[str] | None = None) -> int:
     results_dir = resolve(args.results or (str(out_dir / "results") if args.smoke else "results"))
     roots = {d: getattr(args, d) for d in DATASETS}
     if not args.smoke and not args.dry_run and not any(roots.values()):
-        parser.error("give at least one of --sysu, --regdb, --vcm (the datasets' folders), or --smoke / --dry-run.")
+        parser.error(f"give at least one of {', '.join('--' + d for d in DATASETS)} (the datasets' folders), or --smoke / "
+                     "--dry-run.")
     try:
         if args.dry_run and not any(roots.values()) and not args.smoke:
             roots = {d: f"<{d} root>" for d in DATASETS}  # the real plan, with placeholders for the roots

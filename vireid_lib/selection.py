@@ -127,6 +127,9 @@ class Selection:
             rule = f", scored by the {self.rule} rule (no camera filter)" if self.rule and self.rule != "sysu" else ""
             return (f"{len(seeds)} {self.mode}-search single-shot SYSU-MM01 "
                     f"galler{'y' if len(seeds) == 1 else 'ies'} ({shown}{order}){rule}")
+        if dataset == "llcm":
+            directions = [d for d in self.directions if d in ("ir2rgb", "rgb2ir")] or ["ir2rgb"]
+            return f"the trial-0 LLCM gallery, {' and '.join(directions)} (DEEN/train.py's test)"
         if dataset == "regdb":
             return f"the run's RegDB trial, {' and '.join(self.directions or ('v2t',))}"
         return f"HITSZ-VCM, {' and '.join(self.directions or ('ir2rgb', 'rgb2ir'))}"

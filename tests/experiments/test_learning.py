@@ -75,7 +75,7 @@ def test_the_main_job_trains_a_model_that_clearly_beats_untrained_and_chance(tmp
     # The saved notebook keeps each epoch's bar once, in its final state, as text a viewer without widgets shows
     # (not every redraw), and on synthetic data the paper's numbers stand beside ours without a difference column.
     executed = nbformat.read(tmp_path / "main.ipynb", as_version=4)
-    (training,) = [c for c in executed.cells if "run.train()" in c.source]
+    (training,) = [c for c in executed.cells if "run.train_or_load()" in c.source]
     bars = [o["data"]["text/plain"] for o in training.outputs
             if o.get("output_type") == "display_data" and o["data"].get("text/plain", "").startswith("epoch ")]
     assert [bar.split(":")[0] for bar in bars] == [f"epoch {k}/16" for k in range(1, 17)]

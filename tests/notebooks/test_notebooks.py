@@ -91,7 +91,7 @@ def _record(folder: Path) -> dict:
 # below read its executed notebooks and records. Each run's settings are the plan's: the shared tiny ones and what the
 # paper's declaration adds (``Paper.smoke``: MMN and MCE train long enough on SYSU-MM01 to learn).
 
-PLANNED = {run.name: run for run in reproduce.plan({}, smoke=True)}
+PLANNED = {run.name: run for run in reproduce.plan({}, smoke=True, datasets=helpers.CI_DATASETS)}
 
 
 def _pictures(cell: nbformat.NotebookNode) -> int:

@@ -43,9 +43,10 @@ def test_regdb_trials_are_1_to_10(value: str, capsys: pytest.CaptureFixture) -> 
 def test_a_selection_that_plans_nothing_says_why(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     for argv, expected in (
             (["--dry-run", "--only", "agw", "--datasets", "vcm"],
-             "nothing to run: agw reports no HITSZ-VCM results; it runs on SYSU-MM01, RegDB."),
+             "nothing to run: agw reports no HITSZ-VCM results; it runs on SYSU-MM01, RegDB, LLCM."),
             (["--vcm", str(tmp_path), "--only", "agw"],
-             "nothing to run: agw: no dataset root given for SYSU-MM01 (--sysu ROOT) or RegDB (--regdb ROOT).")):
+             "nothing to run: agw: no dataset root given for SYSU-MM01 (--sysu ROOT) or RegDB (--regdb ROOT) or LLCM "
+             "(--llcm ROOT).")):
         with pytest.raises(SystemExit) as stopped:
             reproduce.main(argv)
         assert stopped.value.code == 2 and expected in capsys.readouterr().err

@@ -210,7 +210,7 @@ class PaperRun:
         cross = bool(self.params.get("cross_dataset"))
         if saved is None:  # the authors' files: their names say the dataset and trial (regdb_..._trial_3_best.t)
             name = path.name.lower()
-            said = next((d for d in ("sysu", "regdb") if d in name), None)
+            said = next((d for d in ("sysu", "regdb", "llcm") if d in name), None)
             trial = re.search(r"trial_?(\d+)", name)
             other = (said not in (None, self.dataset), self.dataset == "regdb" and trial and int(trial[1]) != self.trial)
             if any(other) and not cross:
@@ -277,7 +277,7 @@ class PaperRun:
             length = made.get("sampler", {}).get("epoch_length")
             if isinstance(length, int):
                 differs["batches_per_epoch"] = {"paper": "the official epoch", "run": length}
-        if self.dataset == "sysu" and self.params.get("eval_trials", 10) != 10:
+        if self.dataset in ("sysu", "llcm") and self.params.get("eval_trials", 10) != 10:
             differs["eval_trials"] = {"paper": 10, "run": self.params["eval_trials"]}
         if self.params.get("cross_dataset") and self.loaded is not None:
             differs["cross_dataset"] = {"paper": False, "run": True}
@@ -419,6 +419,13 @@ class PaperRun:
         return {"network": sum(p.numel() for p in self.model.parameters()),
                 "criterion": sum(p.numel() for p in self.criterion.parameters())}
 
+    @property
+    def dataset_name(self) -> str:
+        """The dataset as tables print it (``SYSU-MM01``, ``RegDB``, ``LLCM``, ``HITSZ-VCM``)."""
+        from ..data.records import DATASET_NAMES
+
+        return DATASET_NAMES.get(self.dataset, self.dataset)
+
     # --- the sections every paper notebook shares, one call each (a notebook keeps what only its paper shows) ---
 
     def introduce(self, *notes: str):
@@ -427,9 +434,7 @@ class PaperRun:
         Markdown line each); prints where the run writes. Returns the Markdown for the cell to show."""
         from IPython.display import Markdown
 
-        from ..results.recipes import DATASET_NAMES
-
-        where = DATASET_NAMES.get(self.dataset, self.dataset)
+        where = self.dataset_name
         parts = []
         if self.data_kind != "real":
             parts.append(f"> **{self.data_kind.capitalize()} data.** These numbers say nothing about the paper: they "

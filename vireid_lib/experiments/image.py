@@ -18,12 +18,12 @@ import torch
 from ..data.records import INFRARED, VISIBLE
 from ..data.summary import summarise
 from ..data.transforms import build_test_transform
-from ..eval import Evaluation, run_regdb, run_sysu
+from ..eval import Evaluation, run_llcm, run_regdb, run_sysu
 from .common import SYNTHETIC_CAPTION, ExperimentError, PaperRun, resolve_device
 
 __all__ = ["DATASETS", "ExperimentError", "ImageRun", "resolve_device"]
 
-DATASETS = ("sysu", "regdb")
+DATASETS = ("sysu", "regdb", "llcm")
 
 
 @dataclass
@@ -40,6 +40,8 @@ class ImageRun(PaperRun):
             if self.dataset == "sysu":
                 return run_sysu(self.reader, extract, modes=("all", "indoor"), shots=(1, 10),
                                 trials=range(self.params["eval_trials"]), metric=metric)
+            if self.dataset == "llcm":  # DEEN/test.py: 10 gallery trials in each direction
+                return run_llcm(self.reader, extract, trials=range(self.params["eval_trials"]), metric=metric)
             return run_regdb(self.reader, lambda trial: extract, trials=[self.trial], metric=metric)
 
     def _selection_protocols(self, extract, metric: str) -> Evaluation:
@@ -49,6 +51,9 @@ class ImageRun(PaperRun):
             if self.dataset == "sysu":
                 return run_sysu(self.reader, extract, modes=(rule.mode,), shots=(1,), trials=rule.gallery_seeds(),
                                 metric=metric, rule=rule.rule or "sysu", walk=rule.walk)
+            if self.dataset == "llcm":  # DEEN/train.py's test: the trial-0 gallery, its default direction
+                directions = tuple(d for d in rule.directions if d in ("ir2rgb", "rgb2ir")) or ("ir2rgb",)
+                return run_llcm(self.reader, extract, trials=[0], directions=directions, metric=metric)
             return run_regdb(self.reader, lambda trial: extract, trials=[self.trial], metric=metric,
                              directions=rule.directions or ("v2t",), rule=rule.rule or "regdb")
 
@@ -103,10 +108,15 @@ class ImageRun(PaperRun):
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            split = self.reader.split("all", 0) if self.dataset == "sysu" else self.reader.split(self.trial, "v2t")
+            split = (self.reader.split("all", 0) if self.dataset == "sysu" else self.reader.split(0, "ir2rgb")
+                     if self.dataset == "llcm" else self.reader.split(self.trial, "v2t"))
         extract, metric = self.extractor(), next(iter(self.variants.values())).metric
         distances = pairwise_distance(extract(split.query), extract(split.gallery), metric).numpy()
         removed = None
+        if self.dataset == "llcm":  # what eval_llcm drops: the query's identity seen by its camera number
+            removed = ((np.array([q.pid for q in split.query])[:, None] == np.array([g.pid for g in split.gallery])[None, :])
+                       & (np.array([q.camid for q in split.query])[:, None]
+                          == np.array([g.camid for g in split.gallery])[None, :]))
         if self.dataset == "sysu":  # what eval_sysu drops: camera 2 for camera-3 queries
             removed = (np.array([q.camid for q in split.query])[:, None] == 3) & (np.array([g.camid for g in split.gallery])[None, :] == 2)
         return split.query, split.gallery, distances, removed
@@ -117,7 +127,7 @@ class ImageRun(PaperRun):
         from ..data.io import read_image
 
         transform = build_test_transform(self.test_transform)
-        visible, infrared = self.reader.train() if self.dataset == "sysu" else self.reader.train(self.trial)
+        visible, infrared = self.reader.train(self.trial) if self.dataset == "regdb" else self.reader.train()
         pictures, titles = {}, []
         for name, records in (("visible", visible), ("infrared", infrared)):
             picks = records[:: max(1, len(records) // count)][:count]
@@ -129,7 +139,7 @@ class ImageRun(PaperRun):
         """``count`` training images of each modality spread over the set (visible on top), saved as ``samples``."""
         from ..viz import show_samples
 
-        visible, infrared = self.reader.train() if self.dataset == "sysu" else self.reader.train(self.trial)
+        visible, infrared = self.reader.train(self.trial) if self.dataset == "regdb" else self.reader.train()
         picks = visible[::max(1, len(visible) // count)][:count] + infrared[::max(1, len(infrared) // count)][:count]
         return self.figure(show_samples(picks, title="training images: visible (top), infrared (bottom)"), "samples")
 

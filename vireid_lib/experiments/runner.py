@@ -23,7 +23,7 @@ import torch
 
 from .. import papers
 from ..interface import ParameterError
-from ..data import HITSZVCM, INFRARED, VISIBLE, RegDB, SYSUMM01, provenance
+from ..data import INFRARED, READERS, VISIBLE, provenance
 from ..data.cache import load_image_cache
 from ..data.datasets import (ImageDataset, PairedImageDataset, PairedTrackletDataset, TrackletDataset,
                              check_skeleton_store)
@@ -41,7 +41,6 @@ from .image import ImageRun
 from .video import VideoRun
 from .params import check_amp, check_parameters, paper_value
 
-READERS = {"sysu": SYSUMM01, "regdb": RegDB, "vcm": HITSZVCM}
 MODALITIES = {"visible": VISIBLE, "infrared": INFRARED}
 RESUMABLE_RECIPE = ("epochs",)  # may grow on resume; the selection rule may not change (the trainer's rule too)
 

@@ -166,7 +166,7 @@ OFFICIAL_LAYOUTS = (OfficialLayout("AGW, mangye16/Cross-Modal-Re-ID-baseline (em
 
 
 PAPER = Paper(
-    method="agw", title="AGW", datasets=("sysu", "regdb"), recipe=AGWRecipe(),
+    method="agw", title="AGW", datasets=("sysu", "regdb", "llcm"), recipe=AGWRecipe(),
     notebook="ivreid_baseline.ipynb",
     build=lambda classes, recipe, weights: build_agw(classes, arch=recipe.arch, stem_relu=recipe.stem_relu,
                                                      official_one_channel=recipe.official_one_channel,

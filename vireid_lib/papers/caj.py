@@ -132,7 +132,7 @@ def build_caj(num_classes: int, recipe: CAJRecipe, **weights) -> CAJ:
 
 
 PAPER = Paper(
-    method="caj", title="CAJ", datasets=("sysu", "regdb"), recipe=CAJRecipe(), notebook="caj.ipynb",
+    method="caj", title="CAJ", datasets=("sysu", "regdb", "llcm"), recipe=CAJRecipe(), notebook="caj.ipynb",
     build=lambda classes, recipe, weights: build_caj(classes, recipe, **weights),
     criterion=lambda classes, recipe, dataset: CAJCriterion(classes, recipe.adp_alpha, recipe.adp_gamma, recipe.square),
     # data_loader.py yields (img1_a, img1_b, img2): the two visible views, then the thermal one

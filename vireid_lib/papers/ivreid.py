@@ -325,7 +325,7 @@ OFFICIAL_LAYOUTS = (OfficialLayout("IV-ReID baseline, linyq17/IV-REID (Baseline)
 
 
 PAPER = Paper(
-    method="ivreid", title="IV-ReID baseline", datasets=("sysu", "regdb"), recipe=IVReIDRecipe(),
+    method="ivreid", title="IV-ReID baseline", datasets=("sysu", "regdb", "llcm"), recipe=IVReIDRecipe(),
     notebook="ivreid_baseline.ipynb",
     build=lambda classes, recipe, weights: build_ivreid(classes, arch=recipe.arch, stem_relu=recipe.stem_relu,
                                                         conv_bias=recipe.conv_bias,

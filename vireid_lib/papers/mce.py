@@ -415,7 +415,7 @@ _ORDER = (("visible", 0), ("infrared", 0), ("visible", 1))
 _LABELS = ("visible", "infrared", "visible")
 
 PAPER = Paper(
-    method="mce", title="MCE", datasets=("sysu", "regdb"), recipe=MCERecipe(),
+    method="mce", title="MCE", datasets=("sysu", "regdb", "llcm"), recipe=MCERecipe(),
     notebook="mce.ipynb",
     # The smoke plan tests after every epoch, so a checkpoint is selected; on SYSU-MM01 it trains long enough
     # to learn: from scratch MCE learns more slowly than AGW (its memories start from an untrained network's nearly

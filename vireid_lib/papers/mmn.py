@@ -223,7 +223,7 @@ def show_middle_modality(run, count: int = 4):
 
 
 PAPER = Paper(
-    method="mmn", title="MMN", datasets=("sysu", "regdb"), recipe=MMNRecipe(),
+    method="mmn", title="MMN", datasets=("sysu", "regdb", "llcm"), recipe=MMNRecipe(),
     notebook="mmn.ipynb",
     # The smoke plan: on SYSU-MM01 long enough to learn (ResNet-18 from scratch needs Adam at one lr, 10 x 20 steps
     # of 4 ids x 2 images per modality), scored untrained too; on RegDB with the DC head trained, which the official

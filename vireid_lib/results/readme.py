@@ -24,7 +24,9 @@ from .records import RecordError, created_at, load_records, write_atomic
 
 START = "<!-- vireid:results:start -->"
 END = "<!-- vireid:results:end -->"
-DATASETS = {"sysu": "SYSU-MM01", "regdb": "RegDB", "vcm": "HITSZ-VCM"}
+from ..data.records import DATASET_NAMES  # noqa: E402
+
+DATASETS = DATASET_NAMES
 DIRECTIONS = {"ir2rgb": "IR → VIS", "rgb2ir": "VIS → IR", "v2t": "VIS → T", "t2v": "T → VIS"}
 
 
@@ -135,7 +137,7 @@ def _reproduced(records: list[dict], rows_of=lambda record: record["rows"]) -> d
                 cell[metric] = (_number(row.get(metric)), _number(row.get(f"{metric}_std")))
             trials = row.get("trials")
             cell["trials"] = (count(int(trials), "trial") if isinstance(trials, (int, float)) else "? trials") \
-                if key[1] == "sysu" else "1 run"
+                if key[1] in ("sysu", "llcm") else "1 run"
         cells[key] = cell
     return cells
 

@@ -17,7 +17,7 @@ from ..interface import Paper, Recipe
 
 START = "<!-- vireid:recipes:start -->"
 END = "<!-- vireid:recipes:end -->"
-DATASET_NAMES = {"sysu": "SYSU-MM01", "regdb": "RegDB", "vcm": "HITSZ-VCM"}
+from ..data.records import DATASET_NAMES
 TEST_SET_SELECTION = "chooses its reported checkpoint on the test set itself (no validation split)"
 
 
