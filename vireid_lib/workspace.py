@@ -71,7 +71,11 @@ def write_copy(template: Path, copy: Path) -> None:
     for cell in notebook.cells:
         if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
             for name, value in COPY_DEFAULTS.items():
-                cell.source = re.sub(rf"^{name} = \"[^\"]*\"", f'{name} = "{value}"', cell.source, flags=re.M)
+                line = f'{name} = "{value}"'
+                if re.search(rf"^{name} = ", cell.source, flags=re.M):
+                    cell.source = re.sub(rf"^{name} = \"[^\"]*\"", line, cell.source, flags=re.M)
+                else:  # a shared parameter the template does not list: the copy lists it, set to the workspace
+                    cell.source = cell.source.rstrip("\n") + f"\n{line.ljust(26)} # the workspace's folder"
     nbformat.write(notebook, copy)
 
 
