@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vireid_lib.data import HITSZVCM, INFRARED, VISIBLE, RegDB, SYSUMM01
+from vireid_lib.data import LLCM, BUPTCampus, HITSZVCM, INFRARED, VISIBLE, RegDB, SYSUMM01
 from vireid_lib.data.skeletons import FILE_NAME, SkeletonStore
 from vireid_lib.data.synthetic import SyntheticConfig, ensure_synthetic, is_synthetic, write_vcm
 from vireid_lib.data.vcm import decode_frame_name
@@ -136,13 +136,13 @@ def test_ensure_synthetic_generates_once_and_refuses_foreign_folders(tmp_path: P
         ensure_synthetic("market", tmp_path / "x")
 
 
-def test_generator_command_writes_all_three(tmp_path: Path) -> None:
+def test_generator_command_writes_every_dataset(tmp_path: Path) -> None:
     out = tmp_path / "all"
     done = subprocess.run([sys.executable, "-m", "vireid_lib.data.synthetic", "all", str(out), "--ids", "6"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert {"sysu:", "regdb:", "vcm:"} <= {line.split()[0] for line in done.stdout.splitlines()}
-    SYSUMM01(out / "sysu"), RegDB(out / "regdb"), HITSZVCM(out / "vcm")
+    assert {"sysu:", "regdb:", "vcm:", "llcm:", "bupt:"} <= {line.split()[0] for line in done.stdout.splitlines()}
+    SYSUMM01(out / "sysu"), RegDB(out / "regdb"), HITSZVCM(out / "vcm"), LLCM(out / "llcm"), BUPTCampus(out / "bupt")
     again = subprocess.run([sys.executable, "-m", "vireid_lib.data.synthetic", "sysu", str(out / "sysu")],
                            capture_output=True, text=True, timeout=60)
     assert again.returncode == 2 and "is not empty" in again.stderr

@@ -85,7 +85,7 @@ def test_ties_are_broken_by_gallery_position() -> None:
     assert evaluate(d, [1], [1, 3, 1], [6], [1, 1, 1], rule="sysu", max_rank=2)["cmc"].tolist() == [1.0, 1.0]
 
 
-@pytest.mark.parametrize("rule", ["sysu", "regdb", "vcm", "llcm"])
+@pytest.mark.parametrize("rule", ["sysu", "regdb", "vcm", "llcm", "bupt"])
 def test_perfect_features_score_one_everywhere(rule: str) -> None:
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(10, 32))
@@ -109,7 +109,7 @@ def random_case(seed: int) -> tuple:
     return d, q_pids, g_pids, q_cams, g_cams
 
 
-@pytest.mark.parametrize("rule", ["sysu", "regdb", "vcm", "llcm"])
+@pytest.mark.parametrize("rule", ["sysu", "regdb", "vcm", "llcm", "bupt"])
 def test_agrees_with_plain_reference_over_many_seeds(rule: str) -> None:
     checked = 0
     for seed in range(300):
@@ -164,7 +164,7 @@ def test_bad_labels_and_arguments() -> None:
         evaluate(d, [1, 2], [1, 2, 3], [1, 1], [1, 1], rule="vcm")
     with pytest.raises(EvaluationError, match="pass q_camids and g_camids"):
         evaluate(d, [1, 2], [1, 2, 3], rule="sysu")
-    with pytest.raises(EvaluationError, match=r"rule='market'.*\('sysu', 'regdb', 'vcm', 'llcm'\)"):
+    with pytest.raises(EvaluationError, match=r"rule='market'.*\('sysu', 'regdb', 'vcm', 'llcm', 'bupt'\)"):
         evaluate(d, [1, 2], [1, 2, 3], rule="market")
     with pytest.raises(EvaluationError, match="max_rank=0"):
         evaluate(d, [1, 2], [1, 2, 3], rule="regdb", max_rank=0)

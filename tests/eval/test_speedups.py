@@ -37,7 +37,7 @@ def assert_same(got: dict, expected: dict) -> None:
 # Item 1: half-precision matrices.
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-@pytest.mark.parametrize("rule", ["sysu", "regdb", "vcm", "llcm"])
+@pytest.mark.parametrize("rule", ["sysu", "regdb", "vcm", "llcm", "bupt"])
 def test_half_precision_matrix_scores_like_float32_of_the_same_values(dtype: torch.dtype, rule: str) -> None:
     distmat, *labels = labelled_problem(1)
     half = torch.as_tensor(distmat).to(dtype)  # rounding makes ties: the exact path is exercised too
@@ -75,7 +75,7 @@ def test_cores_follow_the_affinity_mask() -> None:
     assert scoring._cores() >= 1
 
 
-@pytest.mark.parametrize("rule", ["sysu", "regdb", "vcm", "llcm"])
+@pytest.mark.parametrize("rule", ["sysu", "regdb", "vcm", "llcm", "bupt"])
 def test_threads_and_one_thread_give_identical_results(rule: str, monkeypatch: pytest.MonkeyPatch) -> None:
     distmat, *labels = labelled_problem(3, num_q=301, num_g=120)
     expected = evaluate(distmat, *labels, rule=rule)

@@ -11,7 +11,7 @@ from tests.eval.reference import reference_evaluate
 from vireid_lib.eval import EvaluationError, evaluate
 from vireid_lib.eval import scoring
 
-RULES = ("sysu", "regdb", "vcm", "llcm")
+RULES = ("sysu", "regdb", "vcm", "llcm", "bupt")
 DTYPES = (torch.float32, torch.float64, torch.bfloat16)
 
 

@@ -1,8 +1,8 @@
 """Print a dataset's exact split as JSON, or a summary table of its splits.
 
-    python -m vireid_lib.data splits {sysu,regdb,llcm,vcm} ROOT [--mode all|indoor] [--trial N]
+    python -m vireid_lib.data splits {sysu,regdb,llcm,vcm,bupt} ROOT [--mode all|indoor] [--trial N]
         [--shot 1|10] [--direction ir2rgb|rgb2ir|v2t|t2v] [--seq-len S]
-    python -m vireid_lib.data summary {sysu,regdb,llcm,vcm} ROOT [--check-images]
+    python -m vireid_lib.data summary {sysu,regdb,llcm,vcm,bupt} ROOT [--check-images]
 
 ``--check-images`` decodes every image the dataset's splits use (with a progress bar) and
 lists the corrupt or missing ones, exiting 2 when there are any; without it only the layout
@@ -25,6 +25,7 @@ from . import READERS, open_dataset
 from .errors import DatasetError
 from .splits import split_to_json
 from .summary import check_images, summarise
+from .bupt import sample_frames as sample_bupt_frames
 from .vcm import sample_test_frames
 
 
@@ -35,11 +36,14 @@ def _split(args: argparse.Namespace) -> dict:
         split = dataset.split(args.mode, 0 if args.trial is None else args.trial, args.shot)
     elif args.dataset == "regdb":
         split = dataset.split(1 if args.trial is None else args.trial, args.direction or "v2t")
+    elif args.dataset == "bupt":
+        split = dataset.split(args.direction or "rgb2ir")
+        frames = functools.partial(sample_bupt_frames, seq_len=args.seq_len or 10)
     elif args.dataset == "llcm":
         split = dataset.split(0 if args.trial is None else args.trial, args.direction or "ir2rgb")
     else:
         split = dataset.split(args.direction or "ir2rgb")
-        frames = functools.partial(sample_test_frames, seq_len=args.seq_len)
+        frames = functools.partial(sample_test_frames, seq_len=args.seq_len or 6)
     return split_to_json(split, dataset.root, frames)
 
 
@@ -58,11 +62,13 @@ def main(argv: list[str] | None = None) -> int:
                          help="decode every image the splits use and report the corrupt or missing ones")
     splits.add_argument("--mode", choices=["all", "indoor"], default="all", help="sysu search mode")
     splits.add_argument("--shot", type=int, choices=[1, 10], default=1, help="sysu gallery images per identity and camera")
-    splits.add_argument("--direction", choices=["ir2rgb", "rgb2ir", "v2t", "t2v"],
+    splits.add_argument("--direction", choices=["ir2rgb", "rgb2ir", "v2t", "t2v", "rgb2rgb", "ir2ir", "all"],
                         help="vcm, llcm: ir2rgb (default) or rgb2ir; regdb: v2t (default) or t2v")
-    splits.add_argument("--seq-len", type=int, default=6, help="vcm: test frames sampled per tracklet (default 6)")
+    splits.add_argument("--seq-len", type=int, default=None,
+                        help="vcm, bupt: test frames sampled per tracklet (default 6 for vcm, 10 for bupt)")
     args = parser.parse_args(argv)
-    valid = {"sysu": (), "vcm": ("ir2rgb", "rgb2ir"), "llcm": ("ir2rgb", "rgb2ir"), "regdb": ("v2t", "t2v")}[args.dataset]
+    valid = {"sysu": (), "vcm": ("ir2rgb", "rgb2ir"), "llcm": ("ir2rgb", "rgb2ir"), "regdb": ("v2t", "t2v"),
+             "bupt": ("rgb2ir", "ir2rgb", "rgb2rgb", "ir2ir", "all")}[args.dataset]
     if getattr(args, "direction", None) and args.direction not in valid:
         parser.error(f"--direction {args.direction} does not apply to {args.dataset}; "
                      + (f"use one of {valid}" if valid else "sysu queries are infrared and its gallery visible"))

@@ -39,6 +39,8 @@ PUBLISHED: dict[str, dict[str, int]] = {
     "vcm": {"train_ids": 500, "train_ir_tracklets": 4291, "train_rgb_tracklets": 5460},
     # LLCM: 713 training identities (DEEN/test.py n_class), 1,064 - 713 = 351 test ones, 46,767 images (README)
     "llcm": {"train_ids": 713, "test_ids": 351, "images": 46767},
+    # BUPTCampus: 1,074 training identities (test.py's class_num), 3,080 in all (README)
+    "bupt": {"train_ids": 1074, "ids": 3080},
 }
 DATA_KINDS = ("real", "synthetic", "custom")
 
@@ -63,6 +65,11 @@ def measure(dataset: str, reader, trial: int = 1) -> dict[str, int]:
             tests = reader.test_images(VISIBLE) + reader.test_images(INFRARED)
             return {"train_ids": len({r.pid for r in visible + infrared}), "test_ids": len(reader.test_ids),
                     "images": len(visible) + len(infrared) + len(tests)}
+        if dataset == "bupt":
+            visible, _ = reader.train()
+            ids = {int(line.split(" ")[0]) for name in ("train.txt", "train_auxiliary.txt", "query.txt", "gallery.txt")
+                   for line in (reader.root / name).read_text().splitlines() if line.strip()}
+            return {"train_ids": len({r.pid for r in visible}), "ids": len(ids)}
         if dataset == "vcm":
             visible, infrared = reader.train()
             return {"train_ids": len({r.pid for r in visible + infrared}), "train_ir_tracklets": len(infrared),

@@ -12,6 +12,7 @@ from ..text import count
 from . import open_dataset
 from .errors import DatasetError
 from .records import INFRARED, VISIBLE, Split
+from .bupt import PAIRINGS as BUPT_PAIRINGS
 from .llcm import DIRECTIONS as LLCM_DIRECTIONS
 from .records import INFRARED, VISIBLE
 from .regdb import DIRECTIONS as REGDB_DIRECTIONS
@@ -60,6 +61,12 @@ def summarise(kind: str, root: Path | str, trial: int | None = None) -> pd.DataF
             rows.append(_row("train", visible + infrared, protocol=f"trial {trial or 1}"))
             for direction in REGDB_DIRECTIONS:
                 rows += _split_rows(dataset.split(trial or 1, direction), f"{direction}, trial {trial or 1}")
+        elif kind == "bupt":
+            for split in ("train", "auxiliary"):
+                visible, infrared = dataset.train(split)
+                rows.append(_row(split, visible + infrared, protocol="-"))
+            for direction in BUPT_PAIRINGS:
+                rows += _split_rows(dataset.split(direction), direction)
         elif kind == "llcm":
             visible, infrared = dataset.train()
             rows.append(_row("train", visible + infrared, protocol="-"))
@@ -92,6 +99,9 @@ def image_paths(kind: str, root: Path | str, trial: int | None = None) -> list[P
             for t in trials:
                 split = dataset.split(t, "v2t")
                 records += [r for part in (*dataset.train(t), split.query, split.gallery) for r in part]
+        elif kind == "bupt":
+            records = [r for split in ("train", "auxiliary") for part in dataset.train(split) for r in part]
+            records += dataset.test("query", False) + dataset.test("gallery", False)
         elif kind == "llcm":  # every test image: the draws of any trial come from them
             visible, infrared = dataset.train()
             records = visible + infrared + dataset.test_images(VISIBLE) + dataset.test_images(INFRARED)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..data.bupt import PAIRINGS, BUPTCampus
 from ..data.llcm import LLCM
 from ..data.records import DATASET_NAMES, INFRARED, VISIBLE
 from ..data.regdb import RegDB
@@ -250,4 +251,24 @@ def run_llcm(dataset: LLCM, extract: Extract, trials: Iterable[int] = range(10),
             rows.append(_trial_row("llcm", "standard", direction, t, result, rerank, len(split.query),
                                    len(split.gallery)))
             curves.setdefault(("standard", direction), []).append(result["cmc"])
+    return _evaluation(rows, curves)
+
+
+def run_bupt(dataset: BUPTCampus, extract: Extract, directions: Iterable[str] = tuple(PAIRINGS),
+             metric: str = "cosine", rerank: bool = False, max_rank: int = 20, drop_visible_remainder: bool = True) -> Evaluation:
+    """BUPTCampus: ``test.py``'s pairings (``rgb2ir``, ``ir2rgb``, ``rgb2rgb``, ``ir2ir``, ``all``) of the query and
+    gallery tracklets, each extracted once (``extract`` takes tracklet records), scored by ``evaluation.py``'s rule."""
+    query = dataset.test("query", drop_visible_remainder)
+    gallery = dataset.test("gallery", drop_visible_remainder)
+    query_features = _features(extract, query, "query tracklets")
+    gallery_features = _features(extract, gallery, "gallery tracklets")
+    rows, curves = [], {}
+    for direction in directions:
+        wanted_query, wanted_gallery = PAIRINGS[direction]
+        qi = [i for i, r in enumerate(query) if wanted_query in (None, r.modality)]
+        gi = [i for i, r in enumerate(gallery) if wanted_gallery in (None, r.modality)]
+        q, g = [query[i] for i in qi], [gallery[i] for i in gi]
+        result = score(query_features[qi], gallery_features[gi], q, g, "bupt", metric, rerank, max_rank)
+        rows.append(_trial_row("bupt", "standard", direction, 0, result, rerank, len(q), len(g)))
+        curves.setdefault(("standard", direction), []).append(result["cmc"])
     return _evaluation(rows, curves)

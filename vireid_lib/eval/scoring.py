@@ -1,6 +1,6 @@
 """The scoring core: CMC, mAP and mINP exactly as the official evaluation code computes them.
 
-Four rules (PROTOCOLS.md; LLCM's from ``ZYK100/LLCM``):
+Five rules (PROTOCOLS.md; LLCM's from ``ZYK100/LLCM``, BUPTCampus's from ``dyhBUPT/BUPTCampus``):
 
 ``sysu``  (Cross-Modal-Re-ID-baseline ``eval_sysu``): for a query from camera 3 every gallery
           item from camera 2 is removed, whatever its identity; the CMC is computed on the
@@ -8,11 +8,13 @@ Four rules (PROTOCOLS.md; LLCM's from ``ZYK100/LLCM``):
 ``regdb`` (``eval_regdb``): nothing is removed; standard CMC on the full list.
 ``vcm``   (MITML's Market-style ``evaluate``): gallery items with the query's pid AND camid
           are removed; standard CMC.
+``bupt``  (BUPTCampus ``evaluation.py``): nothing is removed (it is given no camera); standard CMC, as
+          ``regdb``.
 ``llcm``  (``eval_llcm``): gallery items with the query's pid AND camera number are removed (the
           numbers are shared by the two modalities, so a same-camera match of the other modality
           goes too); the CMC collapses identities to their first occurrence, as ``sysu``.
 
-For all four, mAP and mINP use the full filtered ranked list (duplicates kept), queries with
+For all five, mAP and mINP use the full filtered ranked list (duplicates kept), queries with
 no true match left are skipped, and the CMC is padded with its last value when the list holds
 fewer than ``max_rank`` entries (the official code crashes or shortens it there).
 
@@ -57,7 +59,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-RULES = ("sysu", "regdb", "vcm", "llcm")
+RULES = ("sysu", "regdb", "vcm", "llcm", "bupt")
 # Rules that remove the query's own identity seen by its own camera number (HITSZ-VCM; LLCM, whose camera numbers
 # are shared by the two modalities), and rules whose CMC counts identities, each at its first appearance.
 SAME_CAMERA_REMOVED = ("vcm", "llcm")

@@ -1,6 +1,6 @@
-"""Synthetic twins of SYSU-MM01, RegDB, LLCM and HITSZ-VCM in their exact on-disk layouts.
+"""Synthetic twins of SYSU-MM01, RegDB, LLCM, HITSZ-VCM and BUPTCampus in their exact on-disk layouts.
 
-``python -m vireid_lib.data.synthetic {sysu,regdb,llcm,vcm,all} OUT`` writes them;
+``python -m vireid_lib.data.synthetic {sysu,regdb,llcm,vcm,bupt,all} OUT`` writes them;
 :func:`ensure_synthetic` generates one on first use (the notebooks' empty ``data_root``).
 """
 
@@ -14,10 +14,10 @@ from pathlib import Path
 
 from ...locks import exclusive
 from ..cache import default_cache_dir
-from .writers import (DEFAULT_CONFIGS, GENERATOR_VERSION, MARKER, WRITERS, SyntheticConfig, write_llcm, write_regdb,
-                      write_sysu, write_vcm)
+from .writers import (DEFAULT_CONFIGS, GENERATOR_VERSION, MARKER, WRITERS, SyntheticConfig, write_bupt, write_llcm,
+                      write_regdb, write_sysu, write_vcm)
 
-__all__ = ["SyntheticConfig", "ensure_synthetic", "is_synthetic", "write_llcm", "write_regdb", "write_sysu", "write_vcm",
+__all__ = ["SyntheticConfig", "ensure_synthetic", "is_synthetic", "write_bupt", "write_llcm", "write_regdb", "write_sysu", "write_vcm",
            "KINDS"]
 
 KINDS = tuple(WRITERS)

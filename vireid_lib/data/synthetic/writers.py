@@ -1,6 +1,6 @@
 """Write small synthetic datasets in exactly the real on-disk layouts.
 
-The real SYSU-MM01, RegDB, LLCM and HITSZ-VCM need a licence form, so tests and demos run on these
+The real SYSU-MM01, RegDB, LLCM, HITSZ-VCM and BUPTCampus need a licence form, so tests and demos run on these
 twins. Each writer produces the same folders, file names, metadata files and image formats
 as the real dataset (PROTOCOLS.md), so every code path from files to scores runs unchanged.
 Identities are rendered by :mod:`.render`: one consistent appearance per person, in colour
@@ -275,6 +275,65 @@ def write_llcm(root: Path | str, config: SyntheticConfig = SyntheticConfig(), tr
     return summary
 
 
-WRITERS = {"sysu": write_sysu, "regdb": write_regdb, "vcm": write_vcm, "llcm": write_llcm}
+# -- BUPTCampus ---------------------------------------------------------------------------
+BUPT_CAMERAS = ("LS3", "G25", "CQ1", "W4", "TSG1", "TSG2")
+
+
+def write_bupt(root: Path | str, config: SyntheticConfig = SyntheticConfig(ids=24)) -> dict:
+    """``DATA/<pid>/{IR,RGB}/<camera>/<pid>_<MOD>_<camera>_<tracklet>_<frame>.jpg``, ``data_paths.json`` and the
+    ``train.txt``, ``train_auxiliary.txt``, ``query.txt`` and ``gallery.txt`` lists beside ``DATA/``, as BUPTCampus
+    ships them. Every tracklet is a pair: the visible and infrared frames of one walk, pixel-aligned as the real
+    pairs; the auxiliary identities are seen by one camera each; every test identity has one query tracklet (of one
+    modality) and gallery tracklets of both, from its other cameras. Identity numbers run past 9 so that the
+    training labels' string order (``"10"`` before ``"9"``) differs from the numeric one, as in the real lists.
+    """
+    root = Path(root)
+    rng, people = _start(config, 6, "BUPTCampus")
+    n = config.ids
+    pids = list(range(1, n + 1))
+    n_train, n_aux = max(2, round(0.45 * n)), max(1, round(0.15 * n))
+    order = rng.permutation(n)
+    train = sorted(pids[i] for i in order[:n_train])
+    aux = sorted(pids[i] for i in order[n_train:n_train + n_aux])
+    test = sorted(pids[i] for i in order[n_train + n_aux:])
+    paths: dict = {}
+    lists: dict[str, list[str]] = {"train": [], "auxiliary": [], "query": [], "gallery": []}
+    frames = 0
+    for pid in pids:
+        person = people[pid - 1]
+        count = 1 if pid in aux else int(rng.integers(2, 4))
+        cameras = sorted(rng.choice(len(BUPT_CAMERAS), size=count, replace=False).tolist())
+        for index, cam in enumerate(cameras):
+            camera, tracklet = BUPT_CAMERAS[cam], "1"
+            walk_poses = walk(rng, int(rng.integers(6, 16)))
+            for modality, code in ((VISIBLE, "RGB"), (INFRARED, "IR")):
+                folder = root / "DATA" / str(pid) / code / camera
+                folder.mkdir(parents=True, exist_ok=True)
+                names = []
+                for k, pose in enumerate(walk_poses):
+                    image, _ = render(person, pose, Scene(cam + 1, modality), config.size, rng)
+                    name = f"{pid}_{code}_{camera}_{tracklet}_{k:04d}.jpg"
+                    image.save(folder / name, quality=92)
+                    names.append(f"{pid}/{code}/{camera}/{name}")
+                    frames += 1
+                paths.setdefault(str(pid), {}).setdefault(code, {}).setdefault(camera, {})[tracklet] = names
+            if pid in train:
+                lists["train"].append(f"{pid} RGB/IR {camera} {tracklet}")
+            elif pid in aux:
+                lists["auxiliary"].append(f"{pid} RGB/IR {camera} {tracklet}")
+            elif index == 0:  # the query: one modality of the first camera's tracklet
+                lists["query"].append(f"{pid} {'RGB' if rng.random() < 0.5 else 'IR'} {camera} {tracklet}")
+            else:
+                lists["gallery"] += [f"{pid} RGB {camera} {tracklet}", f"{pid} IR {camera} {tracklet}"]
+    (root / "data_paths.json").write_text(json.dumps(paths))
+    for split, name in (("train", "train.txt"), ("auxiliary", "train_auxiliary.txt"), ("query", "query.txt"),
+                        ("gallery", "gallery.txt")):
+        (root / name).write_text("\n".join(lists[split]) + "\n")
+    summary = {"train_ids": len(train), "auxiliary_ids": len(aux), "test_ids": len(test), "frames": frames}
+    _write_marker(root, "bupt", config, summary)
+    return summary
+
+
+WRITERS = {"sysu": write_sysu, "regdb": write_regdb, "vcm": write_vcm, "llcm": write_llcm, "bupt": write_bupt}
 DEFAULT_CONFIGS = {"sysu": SyntheticConfig(), "regdb": SyntheticConfig(), "vcm": SyntheticConfig(ids=24),
-                   "llcm": SyntheticConfig()}
+                   "llcm": SyntheticConfig(), "bupt": SyntheticConfig(ids=24)}
