@@ -15,7 +15,7 @@
 # ---
 
 # %% [markdown]
-# # CST on HITSZ-VCM: cross-modality spatial-temporal transformer
+# # CST on HITSZ-VCM (and BUPTCampus): cross-modality spatial-temporal transformer
 #
 # Seed 000, Feng et al., IEEE TMM 2024, **as its authors built it**: `vireid_lib.papers.cst` is the network of
 # `FYJ112233/CST` (`model_main.py`, `CST.py`), built from what its forward pass uses, for clips of S = 14 frames:
@@ -39,10 +39,12 @@
 # table compares with (`train_mitml=False` skips it). The authors' released weights evaluate here too:
 # `-p checkpoint VCMCST_CTTM_MTFM_DC_2_t2v_rank1_best.t` (CST's), `-p method mitml -p checkpoint FILE` (MITML's).
 #
-# `papermill notebooks/cst_vcm.ipynb out.ipynb -p lr 3.5e-4 -p data_root /data/HITSZ-VCM`. Relative `out_dir` and
+# `papermill notebooks/cst_vcm.ipynb out.ipynb -p lr 3.5e-4 -p data_root /data/HITSZ-VCM` (`-p dataset bupt -p data_root
+# /data/BUPTCampus`: the same on BUPTCampus, scored by its own unfiltered rule). Relative `out_dir` and
 # `results_dir` are taken in the workbook's root, wherever the kernel runs.
 
 # %% tags=["parameters"]
+dataset = "vcm"            # "vcm" (HITSZ-VCM, the paper's) or "bupt" (BUPTCampus: no reported CST row)
 method = "cst"             # "cst"; "mitml" evaluates MITML's own weights (with checkpoint) as the main run
 seq_len = None             # None: CST's 14 (one SE gate per frame is built in); MITML always takes its 6
 lr = 3.5e-4                # CST's learning rate (Adam), the README's
@@ -75,14 +77,15 @@ from vireid_lib.viz import (plot_clip_attention, plot_cmc, plot_frame_gates, plo
 # Every notebook also takes the shared parameters (`device`, `amp`, `workers`, `checkpoint`, `epochs`, `arch`,
 # `out_dir`, `results_dir`, ...), declared once in `vireid_lib.experiments.SHARED` and listed in
 # `notebooks/README.md`: `-p device cuda` works on every notebook.
-given, mitml_parameters = beside(parameters(local=("method", "train_mitml")), "mitml")
+given, mitml_parameters = beside(parameters(local=("method", "train_mitml")), "mitml", keep=("dataset",))
 run = prepare(method, **(given if method == "cst" else mitml_parameters))
 
 # %%
 if run.data_kind == "synthetic":
-    display(Markdown("> **Synthetic data.** These numbers come from the generated twin of HITSZ-VCM: they show that every "
-                     "step runs, and say nothing about the paper. Set `data_root` to the real dataset to reproduce it."))
-display(Markdown(f"**{run.paper}** on HITSZ-VCM ({run.data_kind}), {run.params['num_classes']} training identities, "
+    display(Markdown(f"> **Synthetic data.** These numbers come from the generated twin of {run.dataset_name}: they "
+                     "show that every step runs, and say nothing about the paper. Set `data_root` to the real dataset "
+                     "to reproduce it."))
+display(Markdown(f"**{run.paper}** on {run.dataset_name} ({run.data_kind}), {run.params['num_classes']} training identities, "
                  f"device {run.train_config.device}, {run.params['arch']}, S = {run.recipe.seq_len}.\n\n"
                  f"**As the official code:** {run.fidelity}\n\n**Reported checkpoints:** {run.describe_selection()}"))
 if method == "cst":
@@ -168,7 +171,7 @@ for finished in (run, *others):
     display(table(finished.last_and_selected(), caption=finished.paper))
 
 # %%
-run.figure(plot_cmc(run.cmc_curves(others), title=f"HITSZ-VCM ({run.data_kind})"), "cmc")
+run.figure(plot_cmc(run.cmc_curves(others), title=f"{run.dataset_name} ({run.data_kind})"), "cmc")
 
 # %% [markdown]
 # ## Ranked tracklet lists

@@ -204,9 +204,10 @@ class Recipe:
     # rule keeps (chosen on the test set, as the paper did), ``"last"`` the last epoch only (no test-set choice).
     selection_rule: Selection = field(default_factory=Selection)
     selection: str = param("official", choice(*SELECTIONS))
-    # video: which frame of each chunk a test clip takes: "first" (MITML's video_test) or "random" (seeded by the
-    # run's seed and the tracklet, so every evaluation sees the same clip)
-    test_frames: str = param("first", choice("first", "random"))
+    # video: which frames a test clip takes: "first" of each chunk (MITML's video_test), "random" one of each chunk
+    # (seeded by the run's seed and the tracklet, so every evaluation sees the same clip) or "uniform" (BUPTCampus's
+    # test.py: frame int(i n / S))
+    test_frames: str = param("first", choice("first", "random", "uniform"))
 
     @classmethod
     def field_names(cls) -> set[str]:

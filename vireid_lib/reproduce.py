@@ -52,7 +52,7 @@ from .results.readme import DATASETS as DATASET_NAMES
 from .results.readme import update_readme
 from .results.records import git_commit
 
-DATASETS = ("sysu", "regdb", "llcm", "vcm")
+DATASETS = ("sysu", "regdb", "llcm", "vcm", "bupt")
 REGDB_TRIALS = tuple(range(1, 11))
 INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells report it
 # After Ctrl-C, how long the notebooks in flight get to stop on their own (a terminal's Ctrl-C reaches them too, and
@@ -62,7 +62,10 @@ GRACE_S = 10.0
 PUBLISHED_TRAIN = {"sysu": (22258, 11909), "regdb": (2060, 2060), "vcm": (5460, 4291),
                    # LLCM publishes no per-split counts: its README's 46,767 images x 713 of 1,064 identities, halved
                    # between the modalities (an estimate for the plan only)
-                   "llcm": (15670, 15669)}
+                   "llcm": (15670, 15669),
+                   # BUPTCampus: 3,574 paired training tracklets (M3-ReID's data manager counts them; the official
+                   # repository states none)
+                   "bupt": (3574, 3574)}
 # The smoke plan's settings, for every notebook that takes them; a paper's declaration adds its own (smoke_parameters).
 SMOKE = {"pretrained": False, "arch": "resnet18", "epochs": 2, "height": 64, "width": 32, "batches_per_epoch": 2,
          "eval_trials": 2, "workers": 0, "num_ids": 4, "seq_len": 6}

@@ -132,7 +132,8 @@ class Selection:
             return f"the trial-0 LLCM gallery, {' and '.join(directions)} (DEEN/train.py's test)"
         if dataset == "regdb":
             return f"the run's RegDB trial, {' and '.join(self.directions or ('v2t',))}"
-        return f"HITSZ-VCM, {' and '.join(self.directions or ('ir2rgb', 'rgb2ir'))}"
+        name = "BUPTCampus (no filter)" if dataset == "bupt" else "HITSZ-VCM"
+        return f"{name}, {' and '.join(self.directions or ('ir2rgb', 'rgb2ir'))}"
 
 
 def _epochs(epochs: list[int]) -> str:

@@ -126,3 +126,22 @@ def test_the_runner_scores_every_pairing_and_the_twin_is_synthetic(bupt_root: Pa
     kind, sizes = provenance.data_kind("bupt", bupt_root, reader)
     assert kind == "synthetic" and sizes["ids"] == 14
     assert provenance.is_published("bupt", {"train_ids": 1074, "ids": 3080})
+
+
+def test_a_video_paper_trains_and_scores_on_the_twin_through_the_runner(tmp_path: Path) -> None:
+    """MITML on the BUPTCampus twin, as the CST notebook trains it beside CST: the paper's first dataset stays its
+    default, BUPTCampus is asked for by name, its test clips take test.py's frames and its rule filters nothing."""
+    from vireid_lib.experiments import prepare
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = prepare("mitml", "bupt", pretrained=False, arch="resnet18", epochs=1, height=64, width=32,
+                      batches_per_epoch=2, workers=0, num_ids=4, device="cpu", progress=False,
+                      out_dir=str(tmp_path / "runs"))
+        assert run.dataset_name == "BUPTCampus" and run.recipe.test_frames == "uniform"
+        assert prepare("mitml", pretrained=False, out_dir=str(tmp_path / "other")).dataset == "vcm"
+        run.train()
+        summary = run.evaluate().summary
+    assert list(summary["direction"]) == ["ir2rgb", "rgb2ir"] and (summary["R1"] >= 0).all()
+    assert "BUPTCampus (no filter)" in run.selection_rule.describe_test("bupt")
+    assert len(run.compare_with_paper()) == 1  # no reported row on BUPTCampus: this run alone

@@ -54,7 +54,8 @@ OFFICIAL = {
     # CST test.py: `..._t2v_rank1_best.t`, one direction per file
     "cst": dict(tested=lambda e: e % 10 == 0, epochs=200, chosen_by={"ir2rgb": "ir2rgb R1", "rgb2ir": "rgb2ir R1"}),
 }
-DIRECTIONS = {"sysu": ("ir2rgb",), "regdb": ("v2t", "t2v"), "vcm": ("ir2rgb", "rgb2ir"), "llcm": ("ir2rgb",)}
+DIRECTIONS = {"sysu": ("ir2rgb",), "regdb": ("v2t", "t2v"), "vcm": ("ir2rgb", "rgb2ir"), "llcm": ("ir2rgb",),
+              "bupt": ("ir2rgb", "rgb2ir")}
 
 
 def test_every_declared_paper_declares_its_scripts_rule() -> None:

@@ -23,6 +23,7 @@ from .io import read_image
 from .records import ImageRecord, TrackletRecord
 from .skeletons import EXTRACT_COMMAND, SkeletonStore
 from .transforms import apply_per_frame
+from .bupt import sample_frames as uniform_frames
 from .vcm import sample_test_frames, sample_train_frames
 
 Transform = Callable[[Any], Any]
@@ -104,7 +105,7 @@ def check_skeleton_store(path: str | Path, records: Sequence[TrackletRecord], da
     return path
 
 
-TEST_FRAMES = ("first", "random")
+TEST_FRAMES = ("first", "random", "uniform")
 
 
 class TrackletDataset(Dataset):
@@ -113,7 +114,7 @@ class TrackletDataset(Dataset):
     Training mode takes one random frame per chunk, each frame transformed on its own (MITML
     augments per frame). Test mode takes each chunk's first frame (``test_frames="first"``,
     MITML's and CST's ``video_test``), or one random frame per chunk as STAR's test loader does
-    (``"random"``), drawn from a generator seeded by ``frame_seed`` and the tracklet's first
+    (``"random"``; ``"uniform"``: BUPTCampus's ``test.py``, frame ``int(i n / S)``), drawn from a generator seeded by ``frame_seed`` and the tracklet's first
     frame (its ``pid/modality/camera/file`` key): the same tracklet gets the same clip in every
     evaluation, whatever the batch, the loader workers or the data root.
 
@@ -161,6 +162,8 @@ class TrackletDataset(Dataset):
             key = zlib.crc32(skeleton_key(record.frames[0]).encode())
             generator = torch.Generator().manual_seed((self.frame_seed * 1_000_003 + key) % 2**63)
             return sample_train_frames(n, self.seq_len, generator)
+        if self.test_frames == "uniform":
+            return uniform_frames(n, self.seq_len)
         return sample_test_frames(n, self.seq_len)
 
     def __getitem__(self, index: int) -> tuple[Any, int, int]:

@@ -139,7 +139,7 @@ def prepare(method: str, dataset: str = "", data_root: str = "", trial: int = 1,
         paper = papers.paper(method)
     except KeyError as err:
         raise ExperimentError(err.args[0]) from None
-    dataset = dataset or (paper.datasets[0] if len(paper.datasets) == 1 else "")
+    dataset = dataset or paper.datasets[0]  # none given: the paper's first (its own benchmark)
     if dataset not in paper.datasets:
         raise ExperimentError(f"dataset={dataset!r}: {paper.title} runs on {paper.datasets}.")
     check_parameters({**locals(), **overrides})

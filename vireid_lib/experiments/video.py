@@ -1,4 +1,4 @@
-"""A video paper run on HITSZ-VCM: the dataset's protocol and pictures.
+"""A video paper run on HITSZ-VCM or BUPTCampus: the datasets' protocols and pictures.
 
 ``cst_vcm.ipynb`` and ``star_vcm.ipynb`` call :func:`vireid_lib.experiments.prepare` once per model (the paper, then the
 model it is compared with unless skipped), then ``train()``, ``evaluate()`` and ``record()``; the
@@ -24,7 +24,7 @@ from ..data.skeletons import FILE_NAME as SKELETON_FILE
 from ..data.skeletons import SkeletonStore
 from ..data.summary import summarise
 from ..data.transforms import build_test_transform
-from ..eval import Evaluation, pairwise_distance, run_vcm
+from ..eval import Evaluation, pairwise_distance, run_bupt, run_vcm
 from .common import SYNTHETIC_CAPTION, ExperimentError, PaperRun
 
 DIRECTIONS = ("ir2rgb", "rgb2ir")
@@ -32,10 +32,10 @@ DIRECTIONS = ("ir2rgb", "rgb2ir")
 
 @dataclass
 class VideoRun(PaperRun):
-    """Everything one HITSZ-VCM run needs; built by :func:`vireid_lib.experiments.prepare`."""
+    """Everything one HITSZ-VCM or BUPTCampus run needs; built by :func:`vireid_lib.experiments.prepare`."""
 
     def summary(self) -> pd.DataFrame:
-        return summarise("vcm", self.root)
+        return summarise(self.dataset, self.root)
 
     def tracklets(self) -> pd.DataFrame:
         """One row per tracklet: split, modality, camera, identity, length (for the histogram)."""
@@ -50,12 +50,17 @@ class VideoRun(PaperRun):
     def _protocols(self, extract=None, metric: str = "cosine") -> Evaluation:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # queries without a cross-camera match are skipped by the protocol
+            if self.dataset == "bupt":  # test.py's cross-modality pairings, evaluation.py's unfiltered rule
+                return run_bupt(self.reader, extract or self.extractor(), directions=DIRECTIONS, metric=metric)
             return run_vcm(self.reader, extract or self.extractor(), directions=DIRECTIONS, metric=metric)
 
     def _selection_protocols(self, extract, metric: str) -> Evaluation:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return run_vcm(self.reader, extract, directions=self.selection_rule.directions or DIRECTIONS, metric=metric)
+            directions = self.selection_rule.directions or DIRECTIONS
+            if self.dataset == "bupt":
+                return run_bupt(self.reader, extract, directions=directions, metric=metric)
+            return run_vcm(self.reader, extract, directions=directions, metric=metric)
 
     def compare_with_paper(self, others: tuple["VideoRun", ...] = ()) -> pd.DataFrame:
         """The paper's comparison table (its declaration's ``compared`` rows as reported, e.g. CST's
@@ -65,7 +70,7 @@ class VideoRun(PaperRun):
         compared = tuple(self.declaration.compared) or (self.method,)
         reported = self.reported(compared)
         rows = []
-        for method in compared:
+        for method in compared if len(reported) else ():  # no row reported on this dataset (BUPTCampus): none shown
             for _, r in reported[reported["method"] == method].iterrows():
                 rows.append({"method": r["paper"], "source": "reported", "direction": r["direction"],
                              # a paper may report mAP only (STAR's README): the missing column stays empty
@@ -107,6 +112,8 @@ class VideoRun(PaperRun):
         q_cam = np.array([q.camid for q in split.query])[:, None]
         removed = (q_pid == np.array([g.pid for g in split.gallery])[None, :]) & (
             q_cam == np.array([g.camid for g in split.gallery])[None, :])  # the VCM rule drops same identity+camera
+        if self.dataset == "bupt":  # BUPTCampus's rule removes nothing
+            removed = np.zeros_like(removed)
         return split.query, split.gallery, distances, removed
 
     def clip(self, record) -> torch.Tensor:

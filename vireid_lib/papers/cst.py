@@ -57,7 +57,7 @@ and the declaration's fidelity text names them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -464,7 +464,9 @@ _ORDER = (("visible", 0), ("infrared", 0), ("visible", 1))
 _LABELS = ("visible", "visible", "infrared")
 
 PAPER = Paper(
-    method="cst", title="CST", datasets=("vcm",), recipe=CSTRecipe(), build=_build, criterion=_criterion,
+    method="cst", title="CST", datasets=("vcm", "bupt"), recipe=CSTRecipe(), build=_build, criterion=_criterion,
+    # BUPTCampus: its own test.py's frames (int(i n / S)), at CST's fourteen
+    dataset_recipes={"bupt": replace(CSTRecipe(), test_frames="uniform")},
     notebook="cst_vcm.ipynb", trains_also=("mitml",),
     batch=BatchLayout(views={"visible": ("exchange_erasing", "caj_of_previous"), "infrared": ("caj",)},
                       order=_ORDER, labels=_LABELS),

@@ -50,7 +50,7 @@ never reads it; loading takes ``net`` only.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -353,7 +353,9 @@ OFFICIAL_LAYOUTS = (OfficialLayout("MITML, VCM-project233/MITML (embed_net)", _i
 
 
 PAPER = Paper(
-    method="mitml", title="MITML", datasets=("vcm",), recipe=MITMLRecipe(),
+    method="mitml", title="MITML", datasets=("vcm", "bupt"), recipe=MITMLRecipe(),
+    # BUPTCampus: its own test.py's frames (int(i n / S)), at MITML's six
+    dataset_recipes={"bupt": replace(MITMLRecipe(), test_frames="uniform")},
     build=lambda classes, recipe, weights: build_mitml(classes, seq_len=recipe.seq_len, arch=recipe.arch,
                                                        backbone_lr_factor=recipe.backbone_lr_factor, **weights),
     criterion=lambda classes, recipe, dataset: MITMLCriterion(
