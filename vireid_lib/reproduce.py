@@ -45,7 +45,7 @@ import nbformat
 from . import papers as registry
 from .data.samplers import official_batches
 from .text import count
-from .experiments.params import SHARED, assigned_names as _assigned
+from .experiments.params import SHARED, assigned_names
 from .main import papermill_environment
 from .paths import resolve, workbook_root
 from .results.readme import DATASETS as DATASET_NAMES
@@ -101,7 +101,7 @@ def notebook_parameters(notebook: Path) -> set[str]:
     cells = [c for c in nbformat.read(notebook, as_version=4).cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     if not cells:
         raise ReproduceError(f"{notebook} has no cell tagged 'parameters'; papermill could not set it up.")
-    return _assigned(cells[0].source)
+    return assigned_names(cells[0].source)
 
 
 def smoke_parameters(paper: registry.Paper, dataset: str) -> dict:

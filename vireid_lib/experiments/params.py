@@ -2,7 +2,7 @@
 
 ``0`` is a value, not "use the default": ``epochs=0`` or ``lr=0`` is an error naming the
 parameter and its valid range, never a silent 100-epoch run. Every notebook accepts the
-:data:`COMMON` parameters, and :func:`check_notebook_parameters` rejects a parameter a notebook
+:data:`SHARED` parameters, and :func:`check_notebook_parameters` rejects a parameter a notebook
 does not declare (papermill itself only warns and runs on).
 """
 
@@ -51,7 +51,6 @@ SHARED: dict[str, tuple[object, str]] = {
     "out_dir": ("runs", "checkpoints, logs and figures"),
     "results_dir": ("results", "the run's result record"),
 }
-COMMON = tuple(SHARED)  # the names, for older callers
 AMP = ("off", "bf16", "fp16")
 
 
@@ -112,7 +111,7 @@ def check_notebook_parameters(namespace: dict) -> None:
     injected = [i for i, cell in enumerate(history) if cell.lstrip().startswith("# Parameters")]
     if not injected or injected[-1] == 0:
         return
-    given, declared = _assigned(history[injected[-1]]), _assigned(history[injected[-1] - 1])
+    given, declared = assigned_names(history[injected[-1]]), assigned_names(history[injected[-1] - 1])
     unknown = sorted(given - declared)
     if unknown:
         raise ExperimentError(f"unknown parameter(s) {', '.join(unknown)} for this notebook; it takes: "
@@ -184,10 +183,6 @@ def _only_literals(source: str) -> bool:
 
 def assigned_names(source: str) -> set[str]:
     """The names a cell's source assigns at its top level."""
-    return _assigned(source)
-
-
-def _assigned(source: str) -> set[str]:
     try:
         tree = ast.parse(re.sub(r"^\s*[%!].*$", "", source, flags=re.M))
     except SyntaxError:

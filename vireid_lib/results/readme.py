@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.records import DATASET_NAMES
 from ..text import count
 from .records import RecordError, created_at, load_records, write_atomic
 
 START = "<!-- vireid:results:start -->"
 END = "<!-- vireid:results:end -->"
-from ..data.records import DATASET_NAMES  # noqa: E402
 
 DATASETS = DATASET_NAMES
 DIRECTIONS = {"ir2rgb": "IR → VIS", "rgb2ir": "VIS → IR", "v2t": "VIS → T", "t2v": "T → VIS"}
