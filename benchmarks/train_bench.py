@@ -45,12 +45,12 @@ from dataclasses import replace
 
 import torch
 
-from vireid_lib.data.provenance import PUBLISHED
+from vireid_lib.benchmarks import benchmarks
 from vireid_lib.experiments.runner import prepare
 from vireid_lib.papers import papers
 
 # Training identities of each dataset: the classifier size of a network built at the paper's size.
-TRAIN_IDS = {dataset: sizes["train_ids"] for dataset, sizes in PUBLISHED.items()}
+TRAIN_IDS = {dataset: b.published["train_ids"] for dataset, b in benchmarks().items()}
 
 
 def to_device(value, device: torch.device):

@@ -109,31 +109,14 @@ class Selection:
         first = self.eval_first or self.eval_every
         return list(range(first, epochs + 1, self.eval_every))
 
-    def describe(self, dataset: str, epochs: int) -> str:
-        """One line a reader can check against the script, e.g. for a notebook or the README."""
+    def describe(self, test: str, epochs: int) -> str:
+        """One line a reader can check against the script, e.g. for a notebook or the README; ``test`` says what
+        the selection test scores on the run's dataset (its benchmark's ``describe_selection``)."""
         if not self.keeps:
             return "the last epoch (the script keeps no test-selected checkpoint)"
         kept = "; ".join(f"{k.name}: best {k.metric}{' ' + k.direction if k.direction else ''}"
                          f" ({'first' if k.ties == 'first' else 'last'} of equal scores)" for k in self.keeps)
-        return f"{kept}, on {self.describe_test(dataset)}, tested after epochs {_epochs(self.schedule(epochs))}"
-
-    def describe_test(self, dataset: str) -> str:
-        """What the selection test scores on ``dataset``."""
-        if dataset == "sysu":
-            seeds = self.gallery_seeds()
-            shown = (f"seed {seeds[0]}" if len(seeds) == 1 else
-                     f"seeds {seeds[0]}, {seeds[1]}, ..., {seeds[-1]}" if len(seeds) > 2 else f"seeds {seeds}")
-            order = "" if self.walk == "identity" else ", drawn camera by camera"
-            rule = f", scored by the {self.rule} rule (no camera filter)" if self.rule and self.rule != "sysu" else ""
-            return (f"{len(seeds)} {self.mode}-search single-shot SYSU-MM01 "
-                    f"galler{'y' if len(seeds) == 1 else 'ies'} ({shown}{order}){rule}")
-        if dataset == "llcm":
-            directions = [d for d in self.directions if d in ("ir2rgb", "rgb2ir")] or ["ir2rgb"]
-            return f"the trial-0 LLCM gallery, {' and '.join(directions)} (DEEN/train.py's test)"
-        if dataset == "regdb":
-            return f"the run's RegDB trial, {' and '.join(self.directions or ('v2t',))}"
-        name = "BUPTCampus (no filter)" if dataset == "bupt" else "HITSZ-VCM"
-        return f"{name}, {' and '.join(self.directions or ('ir2rgb', 'rgb2ir'))}"
+        return f"{kept}, on {test}, tested after epochs {_epochs(self.schedule(epochs))}"
 
 
 def _epochs(epochs: list[int]) -> str:

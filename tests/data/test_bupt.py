@@ -123,9 +123,9 @@ def test_the_runner_scores_every_pairing_and_the_twin_is_synthetic(bupt_root: Pa
     assert list(summary["direction"]) == ["rgb2ir", "ir2rgb", "rgb2rgb", "ir2ir", "all"]
     assert (summary["R1"] == 100.0).all()
     assert clip_frames(reader.test("query")[0])[0] == reader.test("query")[0].frames[0]
-    kind, sizes = provenance.data_kind("bupt", bupt_root, reader)
+    kind, sizes = provenance.data_kind(bupt_root, reader)
     assert kind == "synthetic" and sizes["ids"] == 14
-    assert provenance.is_published("bupt", {"train_ids": 1074, "ids": 3080})
+    assert provenance.is_published(BUPTCampus, {"train_ids": 1074, "ids": 3080})
 
 
 def test_a_video_paper_trains_and_scores_on_the_twin_through_the_runner(tmp_path: Path) -> None:
@@ -143,5 +143,25 @@ def test_a_video_paper_trains_and_scores_on_the_twin_through_the_runner(tmp_path
         run.train()
         summary = run.evaluate().summary
     assert list(summary["direction"]) == ["ir2rgb", "rgb2ir"] and (summary["R1"] >= 0).all()
-    assert "BUPTCampus (no filter)" in run.selection_rule.describe_test("bupt")
+    assert "BUPTCampus (no filter)" in run.benchmark.describe_selection(run.selection_rule)
     assert len(run.compare_with_paper()) == 1  # no reported row on BUPTCampus: this run alone
+
+
+def test_the_twin_ships_true_skeletons_keyed_as_an_extraction_keys_them(bupt_root: Path) -> None:
+    """STAR reads BUPTCampus keypoints from a store: the twin's covers every frame the lists use, under the keys an
+    extraction over BUPTCampus writes (pid/modality/camera/file), and is refused as another dataset's store."""
+    from vireid_lib.data.datasets import check_skeleton_store, skeleton_key
+    from vireid_lib.data.skeletons import FILE_NAME, SkeletonStore
+    from vireid_lib.skeletons.extract import FRAME_LISTS
+
+    reader = BUPTCampus(bupt_root)
+    records = reader.used_records()
+    frames = FRAME_LISTS["bupt"](bupt_root)
+    assert {key for key, _ in frames} == {skeleton_key(f) for r in records for f in r.frames}
+    assert all(path.is_file() for _, path in frames[:20])
+    store = bupt_root / FILE_NAME
+    assert check_skeleton_store(store, records, "bupt") == store
+    with SkeletonStore(store) as opened:
+        assert opened.dataset == "bupt" and all(key in opened for key, _ in frames)
+    with pytest.raises(DatasetError, match="made for dataset 'bupt', not 'vcm'"):
+        check_skeleton_store(store, records, "vcm")

@@ -1,6 +1,6 @@
 """LLCM: the reader against the official draw written out independently (DEEN/data_manager.py's rules), both of
 test.py's directions, eval_llcm's rule on hand-computed cases, the protocol runner over trials, and the twin trained
-and scored in-process (CI's smoke plan leaves LLCM's notebooks out for time: tests/helpers.CI_DATASETS)."""
+and scored in-process through the runner (the smoke plan runs every image paper's notebook on it too)."""
 
 from __future__ import annotations
 
@@ -124,10 +124,10 @@ def test_the_runner_scores_every_trial_in_both_directions_on_the_drawn_rows(llcm
 
 
 def test_the_twin_is_synthetic_and_the_published_sizes_decide_real(llcm_root: Path) -> None:
-    kind, sizes = provenance.data_kind("llcm", llcm_root, LLCM(llcm_root))
+    kind, sizes = provenance.data_kind(llcm_root, LLCM(llcm_root))
     assert kind == "synthetic" and sizes["train_ids"] + sizes["test_ids"] == 16
-    assert provenance.is_published("llcm", {"train_ids": 713, "test_ids": 351, "images": 46767})
-    assert not provenance.is_published("llcm", {**sizes})
+    assert provenance.is_published(LLCM, {"train_ids": 713, "test_ids": 351, "images": 46767})
+    assert not provenance.is_published(LLCM, {**sizes})
 
 
 def test_an_image_paper_trains_and_scores_on_the_twin_through_the_runner(tmp_path: Path) -> None:
@@ -145,4 +145,4 @@ def test_an_image_paper_trains_and_scores_on_the_twin_through_the_runner(tmp_pat
     assert set(summary["direction"]) == {"ir2rgb", "rgb2ir"} and set(summary["trials"]) == {2}
     compared = run.compare_with_paper()
     assert set(compared["R1 paper"]) == {49.13, 63.72}  # the README's two column groups
-    assert "the trial-0 LLCM gallery, ir2rgb" in run.selection_rule.describe_test("llcm")
+    assert "the trial-0 LLCM gallery, ir2rgb" in run.benchmark.describe_selection(run.selection_rule)

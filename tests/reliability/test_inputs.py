@@ -15,8 +15,9 @@ import torch
 
 from tests import helpers
 from vireid_lib.data import DatasetError
-from vireid_lib.data.provenance import PUBLISHED, data_kind
+from vireid_lib.data.provenance import data_kind
 from vireid_lib.data.synthetic import MARKER
+from vireid_lib.data.regdb import RegDB
 from vireid_lib.data.sysu import SYSUMM01
 from vireid_lib.engine import CheckpointError
 from vireid_lib.engine.runlock import RunLocked, run_lock
@@ -94,8 +95,8 @@ def test_a_copied_twin_without_its_marker_is_custom_not_real(synthetic_sysu: Pat
     copy = tmp_path / "SYSU-MM01"
     shutil.copytree(synthetic_sysu, copy)
     (copy / MARKER).unlink()
-    kind, sizes = data_kind("sysu", copy, SYSUMM01(copy))
-    assert kind == "custom" and sizes != PUBLISHED["sysu"]
+    kind, sizes = data_kind(copy, SYSUMM01(copy))
+    assert kind == "custom" and sizes != SYSUMM01.PUBLISHED
     assert tiny(copy, tmp_path / "runs").data_kind == "custom"
 
 
@@ -114,7 +115,7 @@ def test_a_record_edited_to_claim_real_data_stays_out_of_the_reproduced_columns(
     table = render_tables(load_records(tmp_path))
     reproduced = table.split("not reproductions")[0]
     assert "91.00" not in reproduced
-    write_record(record("real", PUBLISHED["sysu"], 48.0), tmp_path)
+    write_record(record("real", SYSUMM01.PUBLISHED, 48.0), tmp_path)
     assert "| 47.50 | 48.00 ± — |" not in render_tables(load_records(tmp_path))
     assert "| AGW | SYSU-MM01 | all-search, single-shot | IR → VIS | 47.50 | 48.00 |" in render_tables(load_records(tmp_path))
     done = helpers.run([sys.executable, "-m", "vireid_lib.results", "readme", "--readme", str(_readme(tmp_path)),
@@ -129,7 +130,7 @@ def _readme(folder: Path) -> Path:
 
 
 def test_regdb_reproduced_cells_average_the_latest_record_of_every_trial(tmp_path: Path) -> None:
-    sizes = PUBLISHED["regdb"]
+    sizes = RegDB.PUBLISHED
     write_record(record("real", sizes, 10.0, trial=1, dataset="regdb", created="2026-01-01"), tmp_path)
     write_record(record("real", sizes, 70.0, trial=1, dataset="regdb", created="2026-01-02"), tmp_path)  # supersedes
     write_record(record("real", sizes, 72.0, trial=2, dataset="regdb", created="2026-01-03"), tmp_path)

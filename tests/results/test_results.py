@@ -68,7 +68,7 @@ def crafted(method: str, dataset: str, kind: str, created: str, rows: list[dict]
     """A record as a run writes it: ``rows`` from the checkpoint its selection reports (``official``: the script's
     kept ``rank1`` of ``epoch``; ``last``: the last epoch), ``last`` the last epoch's rows (default: ``rows`` minus 5),
     run at ``settings`` (default: the paper's)."""
-    from vireid_lib.data.provenance import PUBLISHED
+    from vireid_lib.benchmarks import benchmark
 
     name = "rank1" if selection == "official" else "last"
     rows = [{**r, "checkpoint": name, "epoch": epoch if selection == "official" else 81} for r in rows]
@@ -76,7 +76,7 @@ def crafted(method: str, dataset: str, kind: str, created: str, rows: list[dict]
                                            "epoch": 81} for r in rows]
     return {"schema": 3, "paper": method.upper(), "method": method, "dataset": dataset, "data_kind": kind,
             "created": created, "rows": rows, "config": {"params": {}, "train": {"epochs": 81}}, "versions": {},
-            "data_sizes": PUBLISHED[dataset] if kind == "real" else {}, "trial": 1 if dataset == "regdb" else None,
+            "data_sizes": benchmark(dataset).published if kind == "real" else {}, "trial": 1 if dataset == "regdb" else None,
             "selection": {"selection": selection, "on_test_set": selection == "official"},
             "last": {"epoch": 81, "rows": last}, "settings": settings}
 

@@ -16,7 +16,6 @@ tracklet), so it can be diffed against any other implementation of the protocols
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
 from pathlib import Path
@@ -25,26 +24,13 @@ from . import READERS, open_dataset
 from .errors import DatasetError
 from .splits import split_to_json
 from .summary import check_images, summarise
-from .bupt import sample_frames as sample_bupt_frames
-from .vcm import sample_test_frames
 
 
 def _split(args: argparse.Namespace) -> dict:
     dataset = open_dataset(args.dataset, args.root)
-    frames = None
-    if args.dataset == "sysu":
-        split = dataset.split(args.mode, 0 if args.trial is None else args.trial, args.shot)
-    elif args.dataset == "regdb":
-        split = dataset.split(1 if args.trial is None else args.trial, args.direction or "v2t")
-    elif args.dataset == "bupt":
-        split = dataset.split(args.direction or "rgb2ir")
-        frames = functools.partial(sample_bupt_frames, seq_len=args.seq_len or 10)
-    elif args.dataset == "llcm":
-        split = dataset.split(0 if args.trial is None else args.trial, args.direction or "ir2rgb")
-    else:
-        split = dataset.split(args.direction or "ir2rgb")
-        frames = functools.partial(sample_test_frames, seq_len=args.seq_len or 6)
-    return split_to_json(split, dataset.root, frames)
+    split = dataset.cli_split(args.trial, args.direction, args.mode, args.shot)
+    sampler = getattr(dataset, "test_frame_sampler", None)  # tracklets: the test frames the official code samples
+    return split_to_json(split, dataset.root, sampler(args.seq_len) if sampler else None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,13 +48,12 @@ def main(argv: list[str] | None = None) -> int:
                          help="decode every image the splits use and report the corrupt or missing ones")
     splits.add_argument("--mode", choices=["all", "indoor"], default="all", help="sysu search mode")
     splits.add_argument("--shot", type=int, choices=[1, 10], default=1, help="sysu gallery images per identity and camera")
-    splits.add_argument("--direction", choices=["ir2rgb", "rgb2ir", "v2t", "t2v", "rgb2rgb", "ir2ir", "all"],
+    splits.add_argument("--direction", choices=list(dict.fromkeys(d for r in READERS.values() for d in r.DIRECTIONS)),
                         help="vcm, llcm: ir2rgb (default) or rgb2ir; regdb: v2t (default) or t2v")
     splits.add_argument("--seq-len", type=int, default=None,
                         help="vcm, bupt: test frames sampled per tracklet (default 6 for vcm, 10 for bupt)")
     args = parser.parse_args(argv)
-    valid = {"sysu": (), "vcm": ("ir2rgb", "rgb2ir"), "llcm": ("ir2rgb", "rgb2ir"), "regdb": ("v2t", "t2v"),
-             "bupt": ("rgb2ir", "ir2rgb", "rgb2rgb", "ir2ir", "all")}[args.dataset]
+    valid = READERS[args.dataset].DIRECTIONS
     if getattr(args, "direction", None) and args.direction not in valid:
         parser.error(f"--direction {args.direction} does not apply to {args.dataset}; "
                      + (f"use one of {valid}" if valid else "sysu queries are infrared and its gallery visible"))

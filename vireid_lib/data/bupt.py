@@ -31,6 +31,7 @@ all. The workbook's directions: ``rgb2ir`` (visible queries, infrared gallery), 
 
 from __future__ import annotations
 
+import functools
 import json
 import warnings
 from pathlib import Path
@@ -69,6 +70,11 @@ def sample_frames(length: int, seq_len: int = 10, mode: str = "uniform") -> list
 
 class BUPTCampus:
     """Reads a BUPTCampus root: ``DATA/``, ``data_paths.json`` and the four lists beside it."""
+
+    NAME = "BUPTCampus"  # as tables print it
+    # 1,074 training identities (test.py's class_num), 3,080 in all (its README)
+    PUBLISHED = {"train_ids": 1074, "ids": 3080}
+    DIRECTIONS = tuple(PAIRINGS)
 
     def __init__(self, root: Path | str) -> None:
         self.root = require_dir(Path(root), "BUPTCampus root", _LAYOUT_HINT)
@@ -162,6 +168,31 @@ class BUPTCampus:
         split = Split(query=query, gallery=gallery, description={"dataset": "bupt", "direction": direction})
         check_query_matches(split, strict=False)
         return split
+
+    # -- what summary tables, provenance and the command line read (vireid_lib.data.summary, .provenance) --------
+    def sizes(self, trial: int | None = None) -> dict[str, int]:
+        """The sizes :attr:`PUBLISHED` lists, measured on this copy (identities over all four lists)."""
+        visible, _ = self.train()
+        ids = {int(line.split(" ")[0]) for name in ("train.txt", "train_auxiliary.txt", "query.txt", "gallery.txt")
+               for line in (self.root / name).read_text().splitlines() if line.strip()}
+        return {"train_ids": len({r.pid for r in visible}), "ids": len(ids)}
+
+    def overview(self, trial: int | None = None) -> list[tuple[str, str, list | Split]]:
+        """(protocol, subset, records or split) of every subset a summary table shows."""
+        parts: list = [("-", split, [r for part in self.train(split) for r in part]) for split in ("train", "auxiliary")]
+        return parts + [(direction, "", self.split(direction)) for direction in PAIRINGS]
+
+    def used_records(self, trial: int | None = None) -> list[TrackletRecord]:
+        records = [r for split in ("train", "auxiliary") for part in self.train(split) for r in part]
+        return records + self.test("query", False) + self.test("gallery", False)
+
+    def cli_split(self, trial: int | None, direction: str | None, mode: str = "all", shot: int = 1) -> Split:
+        return self.split(direction or "rgb2ir")
+
+    @staticmethod
+    def test_frame_sampler(seq_len: int | None):
+        """``test.py``'s uniform test frames of a tracklet of ``n`` frames (default S = 10)."""
+        return functools.partial(sample_frames, seq_len=seq_len or 10)
 
 
 

@@ -56,6 +56,11 @@ _LAYOUT_HINT = ("Point data_root at the LLCM folder that holds idx/, test_vis/ a
 class LLCM:
     """Reads an LLCM root laid out as ``idx/``, ``test_vis/camK/PPPP/`` and ``test_nir/camK/PPPP/``."""
 
+    NAME = "LLCM"  # as tables print it
+    # 713 training identities (DEEN/test.py's n_class), 1,064 - 713 = 351 test ones, 46,767 images (its README)
+    PUBLISHED = {"train_ids": 713, "test_ids": 351, "images": 46767}
+    DIRECTIONS = DIRECTIONS
+
     def __init__(self, root: Path | str) -> None:
         self.root = require_dir(Path(root), "LLCM root", _LAYOUT_HINT)
         for name in ("idx", *FOLDERS.values()):
@@ -167,3 +172,25 @@ class LLCM:
                       description={"dataset": "llcm", "trial": trial, "direction": direction})
         check_query_matches(split, strict=False)
         return split
+
+    # -- what summary tables, provenance and the command line read (vireid_lib.data.summary, .provenance) --------
+    def sizes(self, trial: int | None = None) -> dict[str, int]:
+        """The sizes :attr:`PUBLISHED` lists, measured on this copy."""
+        visible, infrared = self.train()
+        tests = self.test_images(VISIBLE) + self.test_images(INFRARED)
+        return {"train_ids": len({r.pid for r in visible + infrared}), "test_ids": len(self.test_ids),
+                "images": len(visible) + len(infrared) + len(tests)}
+
+    def overview(self, trial: int | None = None) -> list[tuple[str, str, list | Split]]:
+        """(protocol, subset, records or split) of every subset a summary table shows."""
+        visible, infrared = self.train()
+        return [("-", "train", visible + infrared)] + [
+            (f"{direction}, trial {trial or 0}", "", self.split(trial or 0, direction)) for direction in DIRECTIONS]
+
+    def used_records(self, trial: int | None = None) -> list[ImageRecord]:
+        """Every training and test image: the draws of any trial come from the test images."""
+        visible, infrared = self.train()
+        return visible + infrared + self.test_images(VISIBLE) + self.test_images(INFRARED)
+
+    def cli_split(self, trial: int | None, direction: str | None, mode: str = "all", shot: int = 1) -> Split:
+        return self.split(0 if trial is None else trial, direction or "ir2rgb")

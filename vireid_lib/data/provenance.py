@@ -1,7 +1,7 @@
 """Whether a dataset is the real one, decided by the data itself.
 
-A folder is the real SYSU-MM01, RegDB or HITSZ-VCM only when its splits have the sizes the
-dataset publishes (PROTOCOLS.md): a copied synthetic twin without its marker file, a subset, or
+A folder is the real SYSU-MM01, RegDB, LLCM, HITSZ-VCM or BUPTCampus only when its splits have the sizes the
+dataset publishes (PROTOCOLS.md; each reader's ``PUBLISHED``, measured by its ``sizes``): a copied synthetic twin without its marker file, a subset, or
 a re-made layout is not, however it is named. Three kinds:
 
 * ``synthetic``: written by this workbook's generator (its marker file is there);
@@ -32,65 +32,36 @@ from pathlib import Path
 from .errors import DatasetError
 from .io import path_problem
 
-# The published split sizes (PROTOCOLS.md). RegDB: every one of a trial's four lists.
-PUBLISHED: dict[str, dict[str, int]] = {
-    "sysu": {"train_ids": 395, "queries": 3803, "all_search_gallery_trial0": 301},
-    "regdb": {"train_ids": 206, "train_visible": 2060, "train_thermal": 2060, "test_visible": 2060, "test_thermal": 2060},
-    "vcm": {"train_ids": 500, "train_ir_tracklets": 4291, "train_rgb_tracklets": 5460},
-    # LLCM: 713 training identities (DEEN/test.py n_class), 1,064 - 713 = 351 test ones, 46,767 images (README)
-    "llcm": {"train_ids": 713, "test_ids": 351, "images": 46767},
-    # BUPTCampus: 1,074 training identities (test.py's class_num), 3,080 in all (README)
-    "bupt": {"train_ids": 1074, "ids": 3080},
-}
 DATA_KINDS = ("real", "synthetic", "custom")
 
 
-def measure(dataset: str, reader, trial: int = 1) -> dict[str, int]:
-    """The split sizes of ``reader`` that :data:`PUBLISHED` lists for ``dataset``."""
+def measure(reader, trial: int | None = 1) -> dict[str, int]:
+    """The split sizes of ``reader``'s copy that its class's ``PUBLISHED`` lists (the reader's ``sizes``)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # split warnings (short folders, unmatched queries) are reported elsewhere
-        if dataset == "sysu":
-            visible, infrared = reader.train()
-            return {"train_ids": len({r.pid for r in visible + infrared}), "queries": len(reader.query()),
-                    "all_search_gallery_trial0": len(reader.gallery("all", 0))}
-        if dataset == "regdb":
-            visible, infrared = reader.train(trial)
-            split = reader.split(trial, "v2t")
-            return {"train_ids": len({r.pid for r in visible + infrared}), "train_visible": len(visible),
-                    "train_thermal": len(infrared), "test_visible": len(split.query), "test_thermal": len(split.gallery)}
-        if dataset == "llcm":
-            from .records import INFRARED, VISIBLE
-
-            visible, infrared = reader.train()
-            tests = reader.test_images(VISIBLE) + reader.test_images(INFRARED)
-            return {"train_ids": len({r.pid for r in visible + infrared}), "test_ids": len(reader.test_ids),
-                    "images": len(visible) + len(infrared) + len(tests)}
-        if dataset == "bupt":
-            visible, _ = reader.train()
-            ids = {int(line.split(" ")[0]) for name in ("train.txt", "train_auxiliary.txt", "query.txt", "gallery.txt")
-                   for line in (reader.root / name).read_text().splitlines() if line.strip()}
-            return {"train_ids": len({r.pid for r in visible}), "ids": len(ids)}
-        if dataset == "vcm":
-            visible, infrared = reader.train()
-            return {"train_ids": len({r.pid for r in visible + infrared}), "train_ir_tracklets": len(infrared),
-                    "train_rgb_tracklets": len(visible)}
-    raise ValueError(f"dataset={dataset!r} has no published sizes; use one of {sorted(PUBLISHED)}.")
+        return reader.sizes(trial)
 
 
-def is_published(dataset: str, sizes: dict) -> bool:
-    """True when ``sizes`` are exactly the published sizes of ``dataset``."""
-    return dataset in PUBLISHED and dict(sizes or {}) == PUBLISHED[dataset]
+def is_published(reader, sizes: dict) -> bool:
+    """True when ``sizes`` are exactly the published sizes of the dataset of ``reader`` (a reader or its class:
+    the class's ``PUBLISHED``)."""
+    return dict(sizes or {}) == dict(published(reader))
 
 
-def data_kind(dataset: str, root: Path | str, reader, trial: int = 1) -> tuple[str, dict[str, int]]:
-    """(kind, measured sizes) of the dataset at ``root`` (see the module doc)."""
+def published(reader) -> dict[str, int]:
+    """The published split sizes of the dataset of ``reader`` (a reader or its class)."""
+    return (reader if isinstance(reader, type) else type(reader)).PUBLISHED
+
+
+def data_kind(root: Path | str, reader, trial: int | None = 1) -> tuple[str, dict[str, int]]:
+    """(kind, measured sizes) of the dataset ``reader`` reads at ``root`` (see the module doc)."""
     # Imported here: the synthetic writers fingerprint their skeleton stores with this module.
     from .synthetic import is_synthetic
 
-    sizes = measure(dataset, reader, trial)
+    sizes = measure(reader, trial)
     if is_synthetic(root):
         return "synthetic", sizes
-    return ("real" if is_published(dataset, sizes) else "custom"), sizes
+    return ("real" if is_published(reader, sizes) else "custom"), sizes
 
 
 # -- which copy of a dataset --------------------------------------------------------------

@@ -12,8 +12,6 @@ from pathlib import Path
 VISIBLE = 0
 INFRARED = 1
 MODALITY_NAMES = {VISIBLE: "visible", INFRARED: "infrared"}
-# Every dataset the workbook reads, as tables print it.
-DATASET_NAMES = {"sysu": "SYSU-MM01", "regdb": "RegDB", "llcm": "LLCM", "vcm": "HITSZ-VCM", "bupt": "BUPTCampus"}
 
 
 @dataclass(frozen=True)

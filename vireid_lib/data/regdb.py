@@ -29,6 +29,11 @@ _LAYOUT_HINT = (
 class RegDB:
     """Reads a RegDB root laid out as ``Visible/<id>/*.bmp``, ``Thermal/<id>/*.bmp``, ``idx/``."""
 
+    NAME = "RegDB"  # as tables print it
+    PUBLISHED = {"train_ids": 206, "train_visible": 2060, "train_thermal": 2060, "test_visible": 2060,
+                 "test_thermal": 2060}  # PROTOCOLS.md, every trial
+    DIRECTIONS = DIRECTIONS
+
     def __init__(self, root: Path | str) -> None:
         self.root = require_dir(Path(root), "RegDB root", _LAYOUT_HINT)
         for name in ("Visible", "Thermal", "idx"):
@@ -92,6 +97,31 @@ class RegDB:
         # The two test lists of a trial describe the same identities: any gap is a wrong file.
         check_query_matches(split, strict=True)
         return split
+
+    # -- what summary tables, provenance and the command line read (vireid_lib.data.summary, .provenance) --------
+    def sizes(self, trial: int | None = None) -> dict[str, int]:
+        """The split sizes :attr:`PUBLISHED` lists (every one of a trial's four lists), measured on this copy."""
+        visible, infrared = self.train(trial or 1)
+        split = self.split(trial or 1, "v2t")
+        return {"train_ids": len({r.pid for r in visible + infrared}), "train_visible": len(visible),
+                "train_thermal": len(infrared), "test_visible": len(split.query), "test_thermal": len(split.gallery)}
+
+    def overview(self, trial: int | None = None) -> list[tuple[str, str, list | Split]]:
+        """(protocol, subset, records or split) of every subset a summary table shows."""
+        visible, infrared = self.train(trial or 1)
+        return [(f"trial {trial or 1}", "train", visible + infrared)] + [
+            (f"{direction}, trial {trial or 1}", "", self.split(trial or 1, direction)) for direction in DIRECTIONS]
+
+    def used_records(self, trial: int | None = None) -> list[ImageRecord]:
+        """Every record of ``trial``'s lists (every trial's when None)."""
+        records = []
+        for t in [trial] if trial is not None else TRIALS:
+            split = self.split(t, "v2t")
+            records += [r for part in (*self.train(t), split.query, split.gallery) for r in part]
+        return records
+
+    def cli_split(self, trial: int | None, direction: str | None, mode: str = "all", shot: int = 1) -> Split:
+        return self.split(1 if trial is None else trial, direction or "v2t")
 
 
 def _check_trial(trial: int) -> None:

@@ -12,12 +12,6 @@ from ..text import count
 from . import open_dataset
 from .errors import DatasetError
 from .records import INFRARED, VISIBLE, Split
-from .bupt import PAIRINGS as BUPT_PAIRINGS
-from .llcm import DIRECTIONS as LLCM_DIRECTIONS
-from .records import INFRARED, VISIBLE
-from .regdb import DIRECTIONS as REGDB_DIRECTIONS
-from .sysu import SEARCH_MODES
-from .vcm import DIRECTIONS as VCM_DIRECTIONS
 
 
 def _row(subset: str, records: list, **extra: object) -> dict:
@@ -45,38 +39,19 @@ def _split_rows(split: Split, protocol: str) -> list[dict]:
 def summarise(kind: str, root: Path | str, trial: int | None = None) -> pd.DataFrame:
     """One row per subset (train, and query / gallery of every protocol): counts per modality.
 
-    Images for SYSU-MM01, RegDB and LLCM, tracklets (with frame counts and lengths) for HITSZ-VCM.
+    Images for the image datasets, tracklets (with frame counts and lengths) for the video ones; which subsets, the
+    reader says (its ``overview``).
     """
-    dataset = open_dataset(kind, root)
+    return summarise_reader(open_dataset(kind, root), trial)
+
+
+def summarise_reader(dataset, trial: int | None = None) -> pd.DataFrame:
+    """:func:`summarise` of an open reader (any reader with an ``overview``)."""
     rows = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the table itself reports unmatched query identities
-        if kind == "sysu":
-            visible, infrared = dataset.train()
-            rows.append(_row("train", visible + infrared, protocol="-"))
-            for mode in SEARCH_MODES:
-                rows += _split_rows(dataset.split(mode, trial or 0, 1), f"{mode}-search, trial {trial or 0}")
-        elif kind == "regdb":
-            visible, infrared = dataset.train(trial or 1)
-            rows.append(_row("train", visible + infrared, protocol=f"trial {trial or 1}"))
-            for direction in REGDB_DIRECTIONS:
-                rows += _split_rows(dataset.split(trial or 1, direction), f"{direction}, trial {trial or 1}")
-        elif kind == "bupt":
-            for split in ("train", "auxiliary"):
-                visible, infrared = dataset.train(split)
-                rows.append(_row(split, visible + infrared, protocol="-"))
-            for direction in BUPT_PAIRINGS:
-                rows += _split_rows(dataset.split(direction), direction)
-        elif kind == "llcm":
-            visible, infrared = dataset.train()
-            rows.append(_row("train", visible + infrared, protocol="-"))
-            for direction in LLCM_DIRECTIONS:
-                rows += _split_rows(dataset.split(trial or 0, direction), f"{direction}, trial {trial or 0}")
-        else:
-            visible, infrared = dataset.train()
-            rows.append(_row("train", visible + infrared, protocol="-"))
-            for direction in VCM_DIRECTIONS:
-                rows += _split_rows(dataset.split(direction), direction)
+        for protocol, subset, part in dataset.overview(trial):
+            rows += _split_rows(part, protocol) if isinstance(part, Split) else [_row(subset, part, protocol=protocol)]
     columns = ["protocol", "subset", "identities", "visible", "infrared", "cameras"]
     frame = pd.DataFrame(rows).convert_dtypes()  # integer columns stay integers beside blanks
     frame = frame[columns + [c for c in frame.columns if c not in columns]]
@@ -84,31 +59,13 @@ def summarise(kind: str, root: Path | str, trial: int | None = None) -> pd.DataF
 
 
 def image_paths(kind: str, root: Path | str, trial: int | None = None) -> list[Path]:
-    """Every image file the dataset's training and test splits read, once each, sorted."""
+    """Every image file the dataset's training and test splits read (the reader's ``used_records``), once each,
+    sorted."""
     dataset = open_dataset(kind, root)
     paths: set = set()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if kind == "sysu":
-            visible, infrared = dataset.train()
-            pool = [r for mode in ("all", "indoor") for t in range(10) for shot in (1, 10) for r in dataset.gallery(mode, t, shot)]
-            records = visible + infrared + dataset.query() + pool
-        elif kind == "regdb":
-            trials = [trial] if trial is not None else range(1, 11)
-            records = []
-            for t in trials:
-                split = dataset.split(t, "v2t")
-                records += [r for part in (*dataset.train(t), split.query, split.gallery) for r in part]
-        elif kind == "bupt":
-            records = [r for split in ("train", "auxiliary") for part in dataset.train(split) for r in part]
-            records += dataset.test("query", False) + dataset.test("gallery", False)
-        elif kind == "llcm":  # every test image: the draws of any trial come from them
-            visible, infrared = dataset.train()
-            records = visible + infrared + dataset.test_images(VISIBLE) + dataset.test_images(INFRARED)
-        else:
-            visible, infrared = dataset.train()
-            split = dataset.split("ir2rgb")
-            records = visible + infrared + split.query + split.gallery
+        records = dataset.used_records(trial)
     for record in records:
         paths.update(record.frames if hasattr(record, "frames") else [record.path])
     return sorted(Path(p) for p in paths)

@@ -42,6 +42,10 @@ _LAYOUT_HINT = (
 class SYSUMM01:
     """Reads a SYSU-MM01 root laid out as ``cam1..cam6/PPPP/NNNN.jpg`` plus ``exp/*_id.txt``."""
 
+    NAME = "SYSU-MM01"  # as tables print it
+    PUBLISHED = {"train_ids": 395, "queries": 3803, "all_search_gallery_trial0": 301}  # PROTOCOLS.md
+    DIRECTIONS: tuple[str, ...] = ()  # infrared queries, visible galleries only
+
     def __init__(self, root: Path | str) -> None:
         self.root = require_dir(Path(root), "SYSU-MM01 root", _LAYOUT_HINT)
         for cam in (*VISIBLE_CAMERAS["all"], *INFRARED_CAMERAS):
@@ -193,6 +197,28 @@ class SYSUMM01:
         )
         check_query_matches(split, strict=False)
         return split
+
+    # -- what summary tables, provenance and the command line read (vireid_lib.data.summary, .provenance) --------
+    def sizes(self, trial: int | None = None) -> dict[str, int]:
+        """The split sizes :attr:`PUBLISHED` lists, measured on this copy."""
+        visible, infrared = self.train()
+        return {"train_ids": len({r.pid for r in visible + infrared}), "queries": len(self.query()),
+                "all_search_gallery_trial0": len(self.gallery("all", 0))}
+
+    def overview(self, trial: int | None = None) -> list[tuple[str, str, list | Split]]:
+        """(protocol, subset, records or split) of every subset a summary table shows."""
+        visible, infrared = self.train()
+        return [("-", "train", visible + infrared)] + [
+            (f"{mode}-search, trial {trial or 0}", "", self.split(mode, trial or 0, 1)) for mode in SEARCH_MODES]
+
+    def used_records(self, trial: int | None = None) -> list[ImageRecord]:
+        """Every record the training set and any trial's galleries (single- and multi-shot) read."""
+        visible, infrared = self.train()
+        pool = [r for mode in SEARCH_MODES for t in TRIALS for shot in (1, 10) for r in self.gallery(mode, t, shot)]
+        return visible + infrared + self.query() + pool
+
+    def cli_split(self, trial: int | None, direction: str | None, mode: str = "all", shot: int = 1) -> Split:
+        return self.split(mode, 0 if trial is None else trial, shot)
 
 
 def _check_mode(mode: str) -> None:

@@ -15,6 +15,7 @@ Follows MITML's ``data_manager.py`` (the reader every VCM paper reports with):
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -86,6 +87,10 @@ def sample_train_frames(n: int, seq_len: int, generator: torch.Generator | None 
 
 class HITSZVCM:
     """Reads a HITSZ-VCM root: merged or ``Train/`` + ``Test/`` image trees, info at root or ``info/``."""
+
+    NAME = "HITSZ-VCM"  # as tables print it
+    PUBLISHED = {"train_ids": 500, "train_ir_tracklets": 4291, "train_rgb_tracklets": 5460}  # PROTOCOLS.md
+    DIRECTIONS = DIRECTIONS
 
     def __init__(self, root: Path | str, min_seq_len: int = MIN_SEQ_LEN) -> None:
         self.root = require_dir(Path(root), "HITSZ-VCM root", _LAYOUT_HINT)
@@ -226,3 +231,28 @@ class HITSZVCM:
                 )
         check_query_matches(split, strict=False)
         return split
+
+    # -- what summary tables, provenance and the command line read (vireid_lib.data.summary, .provenance) --------
+    def sizes(self, trial: int | None = None) -> dict[str, int]:
+        """The sizes :attr:`PUBLISHED` lists, measured on this copy."""
+        visible, infrared = self.train()
+        return {"train_ids": len({r.pid for r in visible + infrared}), "train_ir_tracklets": len(infrared),
+                "train_rgb_tracklets": len(visible)}
+
+    def overview(self, trial: int | None = None) -> list[tuple[str, str, list | Split]]:
+        """(protocol, subset, records or split) of every subset a summary table shows."""
+        visible, infrared = self.train()
+        return [("-", "train", visible + infrared)] + [(d, "", self.split(d)) for d in DIRECTIONS]
+
+    def used_records(self, trial: int | None = None) -> list[TrackletRecord]:
+        visible, infrared = self.train()
+        split = self.split("ir2rgb")
+        return visible + infrared + split.query + split.gallery
+
+    def cli_split(self, trial: int | None, direction: str | None, mode: str = "all", shot: int = 1) -> Split:
+        return self.split(direction or "ir2rgb")
+
+    @staticmethod
+    def test_frame_sampler(seq_len: int | None):
+        """The test frames the official code samples from a tracklet of ``n`` frames (default S = 6)."""
+        return functools.partial(sample_test_frames, seq_len=seq_len or 6)

@@ -28,7 +28,7 @@ import pandas as pd
 
 from ..data.bupt import PAIRINGS, BUPTCampus
 from ..data.llcm import LLCM
-from ..data.records import DATASET_NAMES, INFRARED, VISIBLE
+from ..data.records import INFRARED, VISIBLE
 from ..data.regdb import RegDB
 from ..data.sysu import SYSUMM01
 from ..data.vcm import HITSZVCM
@@ -96,9 +96,9 @@ def _features(extract: Extract, records: Sequence, what: str) -> np.ndarray:
     return array
 
 
-def _trial_row(dataset: str, protocol: str, direction: str, trial: int, result: dict, rerank: bool,
+def _trial_row(dataset: object, protocol: str, direction: str, trial: int, result: dict, rerank: bool,
                num_query: int, num_gallery: int) -> dict:
-    row = {"dataset": DATASET_NAMES[dataset], "protocol": protocol, "direction": direction, "trial": trial,
+    row = {"dataset": type(dataset).NAME, "protocol": protocol, "direction": direction, "trial": trial,
            "reranked": rerank, "queries": num_query, "gallery": num_gallery,
            "valid_queries": result["num_valid_queries"]}
     cmc = result["cmc"]
@@ -187,7 +187,7 @@ def _run_sysu(dataset: SYSUMM01, extract: Extract, modes: Iterable[str], shots: 
         else:
             result = _evaluate_records(pool_distances[:, columns], query, gallery, rule, max_rank)
         protocol = f"{mode}-search, {SHOT_NAMES[shot]}" + ("" if rule == "sysu" else f", scored by the {rule} rule")
-        rows.append(_trial_row("sysu", protocol, "ir2rgb", t, result, rerank, len(query), len(gallery)))
+        rows.append(_trial_row(dataset, protocol, "ir2rgb", t, result, rerank, len(query), len(gallery)))
         curves.setdefault((protocol, "ir2rgb"), []).append(result["cmc"])
     return _evaluation(rows, curves)
 
@@ -206,7 +206,7 @@ def run_regdb(dataset: RegDB, extract_for_trial: Callable[[int], Extract], trial
         for direction in directions:
             q, g, qf, gf = _orient(direction, ("v2t", "t2v"), split.query, split.gallery, visible, thermal, "RegDB")
             result = score(qf, gf, q, g, rule, metric, rerank, max_rank)
-            rows.append(_trial_row("regdb", "standard", direction, t, result, rerank, len(q), len(g)))
+            rows.append(_trial_row(dataset, "standard", direction, t, result, rerank, len(q), len(g)))
             curves.setdefault(("standard", direction), []).append(result["cmc"])
     return _evaluation(rows, curves)
 
@@ -221,7 +221,7 @@ def run_vcm(dataset: HITSZVCM, extract: Extract, directions: Iterable[str] = ("i
     for direction in directions:
         q, g, qf, gf = _orient(direction, ("ir2rgb", "rgb2ir"), split.query, split.gallery, chosen, others, "HITSZ-VCM")
         result = score(qf, gf, q, g, "vcm", metric, rerank, max_rank)
-        rows.append(_trial_row("vcm", "standard", direction, 0, result, rerank, len(q), len(g)))
+        rows.append(_trial_row(dataset, "standard", direction, 0, result, rerank, len(q), len(g)))
         curves.setdefault(("standard", direction), []).append(result["cmc"])
     return _evaluation(rows, curves)
 
@@ -248,7 +248,7 @@ def run_llcm(dataset: LLCM, extract: Extract, trials: Iterable[int] = range(10),
                 split = dataset.split(t, direction)
             result = score(rows_of(split.query), rows_of(split.gallery), split.query, split.gallery, rule, metric,
                            rerank, max_rank)
-            rows.append(_trial_row("llcm", "standard", direction, t, result, rerank, len(split.query),
+            rows.append(_trial_row(dataset, "standard", direction, t, result, rerank, len(split.query),
                                    len(split.gallery)))
             curves.setdefault(("standard", direction), []).append(result["cmc"])
     return _evaluation(rows, curves)
@@ -269,6 +269,6 @@ def run_bupt(dataset: BUPTCampus, extract: Extract, directions: Iterable[str] = 
         gi = [i for i, r in enumerate(gallery) if wanted_gallery in (None, r.modality)]
         q, g = [query[i] for i in qi], [gallery[i] for i in gi]
         result = score(query_features[qi], gallery_features[gi], q, g, "bupt", metric, rerank, max_rank)
-        rows.append(_trial_row("bupt", "standard", direction, 0, result, rerank, len(q), len(g)))
+        rows.append(_trial_row(dataset, "standard", direction, 0, result, rerank, len(q), len(g)))
         curves.setdefault(("standard", direction), []).append(result["cmc"])
     return _evaluation(rows, curves)

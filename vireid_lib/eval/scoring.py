@@ -409,6 +409,20 @@ def _lower_bound(sorted_rows: np.ndarray, values: np.ndarray) -> np.ndarray:
     return lo
 
 
+def removed_mask(rule: str, q_pid: np.ndarray, q_cam: np.ndarray, g_pid: np.ndarray, g_cam: np.ndarray) -> np.ndarray:
+    """[query, gallery] True where ``rule`` takes the gallery item out of the query's ranked list (for pictures of
+    ranked lists; the scoring itself applies the same rule inside its blocks)."""
+    if rule not in RULES:
+        raise ValueError(f"rule={rule!r} is not a scoring rule; use one of {RULES}.")
+    q_pid, q_cam = np.asarray(q_pid)[:, None], np.asarray(q_cam)[:, None]
+    g_pid, g_cam = np.asarray(g_pid)[None, :], np.asarray(g_cam)[None, :]
+    if rule == "sysu":  # official: a cam3 query loses every cam2 item (cams 2 and 3 share a room)
+        return np.broadcast_to((q_cam == 3) & (g_cam == 2), (q_pid.shape[0], g_pid.shape[1])).copy()
+    if rule in SAME_CAMERA_REMOVED:
+        return (q_pid == g_pid) & (q_cam == g_cam)
+    return np.zeros((q_pid.shape[0], g_pid.shape[1]), dtype=bool)
+
+
 def _score_with_ties(d: np.ndarray, q_pid: int, q_cam: int, gallery: _Gallery, rule: str) -> tuple[int, float, float]:
     """One query scored by a stable sort of its original distances: exact order for ties."""
     pids, cams = gallery.pids, gallery.cams

@@ -17,6 +17,7 @@ import sys
 import torch
 import torch.distributed as dist
 
+from ..benchmarks import image_benchmarks
 from ..data import DatasetError
 from ..papers import papers
 from ..engine import CheckpointError, ConfigError, TrainingDiverged
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     image_papers = sorted(m for m, p in papers().items() if not p.video)
     parser.add_argument("--method", default="ivreid", choices=image_papers)
-    parser.add_argument("--dataset", default="sysu", choices=["sysu", "regdb", "llcm"])
+    parser.add_argument("--dataset", default="sysu", choices=image_benchmarks())
     parser.add_argument("--data-root", default="", help="empty: the synthetic twin (not a reproduction)")
     parser.add_argument("--trial", type=int, default=1)
     for name, kind in (("epochs", int), ("lr", float), ("num-ids", int), ("num-per-modality", int), ("height", int),

@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
+from ..benchmarks import Benchmark, benchmark, benchmarks
 from ..data.transforms import TransformConfig, build_test_transform
 from ..engine import TrainConfig, TrainResult, make_extractor, train
 from ..engine.checkpoint import LoadedWeights, load_checkpoint, load_model_state, load_weights, read_torch_file
@@ -90,12 +91,29 @@ class PaperRun:
         """Where this run's checkpoints, log and figures are written."""
         return Path(self.train_config.out_dir)
 
-    def _protocols(self, extract=None, metric: str = "cosine") -> Evaluation:  # pragma: no cover
-        raise NotImplementedError
+    @property
+    def benchmark(self) -> Benchmark:
+        """The dataset's declaration (:mod:`vireid_lib.benchmarks`): its protocols, rule and trials."""
+        return benchmark(self.dataset)
 
-    def _selection_protocols(self, extract, metric: str) -> Evaluation:  # pragma: no cover
+    def _protocols(self, extract=None, metric: str = "cosine") -> Evaluation:
+        """Every protocol the dataset reports, as its official test runs them."""
+        return self.benchmark.report(self.reader, extract or self.extractor(), self.trial,
+                                     self.params.get("eval_trials", self.benchmark.gallery_trials), metric)
+
+    def _selection_protocols(self, extract, metric: str) -> Evaluation:
         """The official script's selection test (the recipe's ``selection_rule``) on this dataset."""
-        raise NotImplementedError
+        return self.benchmark.select(self.reader, extract, self.selection_rule, self.trial, metric)
+
+    def ranking_example(self, direction: str | None = None):
+        """(queries, gallery, distances, removed) of the dataset's first test setting (or of ``direction``), for
+        ranked lists; ``removed`` marks what the dataset's rule takes out of each query's list."""
+        from ..eval import pairwise_distance
+
+        split = self.benchmark.example(self.reader, self.trial, direction)
+        extract, metric = self.extractor(), next(iter(self.variants.values())).metric
+        distances = pairwise_distance(extract(split.query), extract(split.gallery), metric).numpy()
+        return split.query, split.gallery, distances, self.benchmark.removed(split.query, split.gallery)
 
     def extractor(self, variant: str | None = None, batch_size: int = 64, transform: TransformConfig | None = None):
         """records -> test features of ``variant`` (default: the reported one), with the paper's test resize."""
@@ -144,7 +162,7 @@ class PaperRun:
             return f"the loaded weights ({self.loaded.kind}); no selection."
         if not rule.keeps:
             return "the last epoch: the official script keeps no checkpoint chosen on the test set."
-        official = rule.describe(self.dataset, self.train_config.epochs)
+        official = rule.describe(self.benchmark.describe_selection(rule), self.train_config.epochs)
         if self.recipe.selection == "last":
             return (f"the last epoch (`selection='last'`). The official script instead keeps {official}: it chooses "
                     "on the test set itself, so its numbers are optimistic.")
@@ -210,14 +228,15 @@ class PaperRun:
         cross = bool(self.params.get("cross_dataset"))
         if saved is None:  # the authors' files: their names say the dataset and trial (regdb_..._trial_3_best.t)
             name = path.name.lower()
-            said = next((d for d in ("sysu", "regdb", "llcm") if d in name), None)
+            said = next((d for d in benchmarks() if d in name), None)
             trial = re.search(r"trial_?(\d+)", name)
-            other = (said not in (None, self.dataset), self.dataset == "regdb" and trial and int(trial[1]) != self.trial)
+            trained = self.benchmark.training_trials
+            other = (said not in (None, self.dataset), trained and trial and int(trial[1]) != self.trial)
             if any(other) and not cross:
                 raise ExperimentError(
                     f"checkpoint {path.name} is named for {said or self.dataset}"
                     f"{' trial ' + trial[1] if trial else ''}, but this run evaluates {self.dataset}"
-                    f"{' trial ' + str(self.trial) if self.dataset == 'regdb' else ''}: a model is scored on the data "
+                    f"{' trial ' + str(self.trial) if trained else ''}: a model is scored on the data "
                     "it was trained for. Pass that dataset / trial, or cross_dataset=True to test it on other data on "
                     "purpose (the record says so).")
             return
@@ -225,13 +244,14 @@ class PaperRun:
         built = {"method": self.method, "arch": self.recipe.arch, "classes": self.params["num_classes"]}
         theirs = {"method": model.get("method"), "arch": (model.get("recipe") or {}).get("arch"),
                   "classes": model.get("num_classes")}
-        where = (data.get("dataset"), data.get("trial") if data.get("dataset") == "regdb" else None)
-        here = (self.dataset, self.trial if self.dataset == "regdb" else None)
+        theirs_trials = data.get("dataset") in benchmarks() and benchmark(data["dataset"]).training_trials
+        where = (data.get("dataset"), data.get("trial") if theirs_trials else None)
+        here = (self.dataset, self.benchmark.run_trial(self.trial))
         if where != here and not cross:
             raise ExperimentError(
                 f"checkpoint {path} was trained on {where[0]}{f' trial {where[1]}' if where[1] else ''}, but this run "
                 f"evaluates {here[0]}{f' trial {here[1]}' if here[1] else ''}"
-                f"{' (each RegDB trial tests identities other trials train on)' if where[0] == here[0] else ''}. "
+                f"{f' (each {self.benchmark.name} trial tests identities other trials train on)' if where[0] == here[0] else ''}. "
                 "Evaluate it on its own data, or pass cross_dataset=True to test it on other data on purpose (the "
                 "record says so).")
         if where != here and theirs["classes"] != built["classes"] and theirs["method"] == built["method"]:
@@ -277,8 +297,9 @@ class PaperRun:
             length = made.get("sampler", {}).get("epoch_length")
             if isinstance(length, int):
                 differs["batches_per_epoch"] = {"paper": "the official epoch", "run": length}
-        if self.dataset in ("sysu", "llcm") and self.params.get("eval_trials", 10) != 10:
-            differs["eval_trials"] = {"paper": 10, "run": self.params["eval_trials"]}
+        galleries = self.benchmark.gallery_trials
+        if galleries > 1 and self.params.get("eval_trials", galleries) != galleries:
+            differs["eval_trials"] = {"paper": galleries, "run": self.params["eval_trials"]}
         if self.params.get("cross_dataset") and self.loaded is not None:
             differs["cross_dataset"] = {"paper": False, "run": True}
         label = ", ".join(f"{k} {v['run']} (paper {v['paper']})" for k, v in differs.items()) or (
@@ -421,10 +442,8 @@ class PaperRun:
 
     @property
     def dataset_name(self) -> str:
-        """The dataset as tables print it (``SYSU-MM01``, ``RegDB``, ``LLCM``, ``HITSZ-VCM``)."""
-        from ..data.records import DATASET_NAMES
-
-        return DATASET_NAMES.get(self.dataset, self.dataset)
+        """The dataset as tables print it (``SYSU-MM01``, ``RegDB``, ``LLCM``, ``HITSZ-VCM``, ``BUPTCampus``)."""
+        return self.benchmark.name
 
     # --- the sections every paper notebook shares, one call each (a notebook keeps what only its paper shows) ---
 
@@ -527,6 +546,8 @@ class PaperRun:
         results_dir = self.params.get("results_dir", "results") if results_dir is None else results_dir
         checkpoint = self.train_result.checkpoint if self.train_result else self.params.get("checkpoint") or None
         extra = {"parameters": self.parameter_counts(), "settings": self.settings()}
+        if self.train_result is not None and self.train_result.resumed_from is not None:
+            extra["resumed_from"] = self.train_result.resumed_from  # epochs the run found done (it was interrupted)
         if self.untrained is not None:
             extra["untrained"] = self.untrained.summary.to_dict(orient="records")
         if self.chance_level is not None:
@@ -543,7 +564,7 @@ class PaperRun:
                       {"params": self.params, "train": train, "transform": asdict(self.transform)},
                       device=self.train_config.device, durations=self.durations, checkpoint=checkpoint,
                       selection=self.selection_record(), last={"epoch": self.last_epoch, **_parts(self.last_evaluation)},
-                      data_sizes=self.data_sizes, trial=self.trial if self.dataset == "regdb" else None,
+                      data_sizes=self.data_sizes, trial=self.benchmark.run_trial(self.trial),
                       identity=identity_hash(self.train_config.identity, self.train_config.to_dict()), extra=extra)
         return write_record(make_record(run, self.evaluation), resolve(results_dir))
 

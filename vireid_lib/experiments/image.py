@@ -1,4 +1,4 @@
-"""An image-based paper run (SYSU-MM01 or RegDB): the datasets' protocols and pictures.
+"""An image-based paper run (SYSU-MM01, RegDB, LLCM or any image benchmark declared): its tables and pictures.
 
 The notebook of a paper calls :func:`vireid_lib.experiments.prepare` with its parameters, then ``train()``,
 ``evaluate()`` and ``record()`` on what comes back. Everything a parameter leaves as ``None``
@@ -8,7 +8,6 @@ configuration is what the result record stores. Nothing here depends on which pa
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -16,14 +15,11 @@ import pandas as pd
 import torch
 
 from ..data.records import INFRARED, VISIBLE
-from ..data.summary import summarise
+from ..data.summary import summarise_reader
 from ..data.transforms import build_test_transform
-from ..eval import Evaluation, run_llcm, run_regdb, run_sysu
 from .common import SYNTHETIC_CAPTION, ExperimentError, PaperRun, resolve_device
 
-__all__ = ["DATASETS", "ExperimentError", "ImageRun", "resolve_device"]
-
-DATASETS = ("sysu", "regdb", "llcm")
+__all__ = ["ExperimentError", "ImageRun", "resolve_device"]
 
 
 @dataclass
@@ -31,31 +27,7 @@ class ImageRun(PaperRun):
     """Everything one image run needs; built by :func:`vireid_lib.experiments.prepare`."""
 
     def summary(self) -> pd.DataFrame:
-        return summarise(self.dataset, self.root, self.trial if self.dataset == "regdb" else None)
-
-    def _protocols(self, extract=None, metric: str = "cosine") -> Evaluation:
-        extract = extract or self.extractor()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # unmatched indoor queries are part of the protocol
-            if self.dataset == "sysu":
-                return run_sysu(self.reader, extract, modes=("all", "indoor"), shots=(1, 10),
-                                trials=range(self.params["eval_trials"]), metric=metric)
-            if self.dataset == "llcm":  # DEEN/test.py: 10 gallery trials in each direction
-                return run_llcm(self.reader, extract, trials=range(self.params["eval_trials"]), metric=metric)
-            return run_regdb(self.reader, lambda trial: extract, trials=[self.trial], metric=metric)
-
-    def _selection_protocols(self, extract, metric: str) -> Evaluation:
-        rule = self.selection_rule
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if self.dataset == "sysu":
-                return run_sysu(self.reader, extract, modes=(rule.mode,), shots=(1,), trials=rule.gallery_seeds(),
-                                metric=metric, rule=rule.rule or "sysu", walk=rule.walk)
-            if self.dataset == "llcm":  # DEEN/train.py's test: the trial-0 gallery, its default direction
-                directions = tuple(d for d in rule.directions if d in ("ir2rgb", "rgb2ir")) or ("ir2rgb",)
-                return run_llcm(self.reader, extract, trials=[0], directions=directions, metric=metric)
-            return run_regdb(self.reader, lambda trial: extract, trials=[self.trial], metric=metric,
-                             directions=rule.directions or ("v2t",), rule=rule.rule or "regdb")
+        return summarise_reader(self.reader, self.benchmark.run_trial(self.trial))
 
     def compare_with_paper(self) -> pd.DataFrame:
         """This run's reported rows (the checkpoint its selection picks, named in a column) beside the paper's
@@ -102,32 +74,13 @@ class ImageRun(PaperRun):
         table.loc[1, "Δ mAP"] = table.loc[1, "mAP"] - table.loc[0, "mAP"]
         return table
 
-    def ranking_example(self):
-        """(queries, gallery, distances, removed) of the first test setting, for ranked lists."""
-        from ..eval import pairwise_distance
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            split = (self.reader.split("all", 0) if self.dataset == "sysu" else self.reader.split(0, "ir2rgb")
-                     if self.dataset == "llcm" else self.reader.split(self.trial, "v2t"))
-        extract, metric = self.extractor(), next(iter(self.variants.values())).metric
-        distances = pairwise_distance(extract(split.query), extract(split.gallery), metric).numpy()
-        removed = None
-        if self.dataset == "llcm":  # what eval_llcm drops: the query's identity seen by its camera number
-            removed = ((np.array([q.pid for q in split.query])[:, None] == np.array([g.pid for g in split.gallery])[None, :])
-                       & (np.array([q.camid for q in split.query])[:, None]
-                          == np.array([g.camid for g in split.gallery])[None, :]))
-        if self.dataset == "sysu":  # what eval_sysu drops: camera 2 for camera-3 queries
-            removed = (np.array([q.camid for q in split.query])[:, None] == 3) & (np.array([g.camid for g in split.gallery])[None, :] == 2)
-        return split.query, split.gallery, distances, removed
-
     def training_batch(self, count: int = 4) -> tuple[dict[str, torch.Tensor], list[str]]:
         """``count`` visible and ``count`` infrared training images (spread over the set), as test-transformed
         tensors by modality name, and a title per image (visible first)."""
         from ..data.io import read_image
 
         transform = build_test_transform(self.test_transform)
-        visible, infrared = self.reader.train(self.trial) if self.dataset == "regdb" else self.reader.train()
+        visible, infrared = self.benchmark.train(self.reader, self.trial)
         pictures, titles = {}, []
         for name, records in (("visible", visible), ("infrared", infrared)):
             picks = records[:: max(1, len(records) // count)][:count]
@@ -139,7 +92,7 @@ class ImageRun(PaperRun):
         """``count`` training images of each modality spread over the set (visible on top), saved as ``samples``."""
         from ..viz import show_samples
 
-        visible, infrared = self.reader.train(self.trial) if self.dataset == "regdb" else self.reader.train()
+        visible, infrared = self.benchmark.train(self.reader, self.trial)
         picks = visible[::max(1, len(visible) // count)][:count] + infrared[::max(1, len(infrared) // count)][:count]
         return self.figure(show_samples(picks, title="training images: visible (top), infrared (bottom)"), "samples")
 

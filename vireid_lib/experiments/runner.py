@@ -23,7 +23,8 @@ import torch
 
 from .. import papers
 from ..interface import ParameterError
-from ..data import INFRARED, READERS, VISIBLE, provenance
+from ..benchmarks import benchmark
+from ..data import INFRARED, VISIBLE, provenance
 from ..data.cache import load_image_cache
 from ..data.datasets import (ImageDataset, PairedImageDataset, PairedTrackletDataset, TrackletDataset,
                              check_skeleton_store)
@@ -152,11 +153,14 @@ def prepare(method: str, dataset: str = "", data_root: str = "", trial: int = 1,
     augment = _augment_mode(augment, device, paper)
     recipe = resolve_recipe(paper, dataset, {**overrides, "eval_every": eval_every})
 
-    ids = paper_value(synthetic_ids, DEFAULT_CONFIGS[dataset].ids)
+    declared = benchmark(dataset)
+    ids = paper_value(synthetic_ids, DEFAULT_CONFIGS[dataset].ids) if dataset in DEFAULT_CONFIGS else synthetic_ids
+    if not data_root and dataset not in DEFAULT_CONFIGS:
+        raise ExperimentError(f"{declared.name} has no synthetic twin: pass data_root=<its folder>.")
     root = Path(data_root) if data_root else ensure_synthetic(dataset, config=SyntheticConfig(ids=ids))
-    reader = READERS[dataset](root)
-    data_kind, data_sizes = provenance.data_kind(dataset, root, reader, trial)
-    visible, infrared = reader.train(trial) if dataset == "regdb" else reader.train()
+    reader = declared.open(root)
+    data_kind, data_sizes = provenance.data_kind(root, reader, trial)
+    visible, infrared = declared.train(reader, trial)
     # what the training files are, not only how many: resuming on other images of the same sizes is refused
     data_fingerprint = provenance.fingerprint(
         [f for r in visible + infrared for f in (r.frames if paper.video else (r.path,))], root)
@@ -173,7 +177,7 @@ def prepare(method: str, dataset: str = "", data_root: str = "", trial: int = 1,
     skeletons = None
     if recipe.skeletons:  # the keypoints of every sampled frame, beside it (default: the store in the data root)
         try:
-            skeletons = check_skeleton_store(skeleton_store or root / SKELETON_FILE, visible + infrared)
+            skeletons = check_skeleton_store(skeleton_store or root / SKELETON_FILE, visible + infrared, dataset)
         except DatasetError as err:
             raise ExperimentError(f"{paper.title} reads skeletons: {err}") from None
     views = {m: _train_views(paper, dataset, recipe, transform, m) for m in MODALITIES}
@@ -185,7 +189,7 @@ def prepare(method: str, dataset: str = "", data_root: str = "", trial: int = 1,
     else:
         cached = [None, None]
         if recipe.cache_training_images:
-            tag = f"{dataset}_t{trial}" if dataset == "regdb" else dataset
+            tag = declared.tag(trial)
             cached = [load_image_cache(records, root, f"{tag}_{name}", size=(transform.width, transform.height),
                                        resample=recipe.train_resize, progress=progress)
                       for records, name in ((visible, "visible"), (infrared, "infrared"))]
@@ -205,7 +209,7 @@ def prepare(method: str, dataset: str = "", data_root: str = "", trial: int = 1,
     except ValueError as err:  # e.g. a tube that does not divide the feature maps
         raise ExperimentError(f"{paper.title} cannot be built with these settings: {err}") from err
     criterion = paper.criterion(num_classes, recipe, dataset)
-    run_dir = resolve(out_dir) / f"{method}_{dataset}" / (f"trial{trial}" if dataset == "regdb" else "all")
+    run_dir = resolve(out_dir) / f"{method}_{dataset}" / (f"trial{trial}" if declared.training_trials else "all")
     config = TrainConfig(
         epochs=recipe.epochs, optimizer=recipe.optimizer, lr=recipe.lr, momentum=recipe.momentum,
         nesterov=recipe.nesterov, weight_decay=recipe.weight_decay, schedule=recipe.schedule,

@@ -1,15 +1,14 @@
-"""A video paper run on HITSZ-VCM or BUPTCampus: the datasets' protocols and pictures.
+"""A video paper run (HITSZ-VCM, BUPTCampus or any video benchmark declared): its tables and pictures.
 
 ``cst_vcm.ipynb`` and ``star_vcm.ipynb`` call :func:`vireid_lib.experiments.prepare` once per model (the paper, then the
 model it is compared with unless skipped), then ``train()``, ``evaluate()`` and ``record()``; the
 tables, curves, ranked lists, attention and skeleton maps come from the methods below. ``None``
 means the recipe's value. Nothing here depends on which paper runs: what differs is in the
-papers' declarations.
+papers' declarations, and what differs between datasets in theirs (:mod:`vireid_lib.benchmarks`).
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,12 +21,9 @@ from ..data.datasets import TrackletDataset, skeleton_key
 from ..data.records import INFRARED, VISIBLE
 from ..data.skeletons import FILE_NAME as SKELETON_FILE
 from ..data.skeletons import SkeletonStore
-from ..data.summary import summarise
+from ..data.summary import summarise_reader
 from ..data.transforms import build_test_transform
-from ..eval import Evaluation, pairwise_distance, run_bupt, run_vcm
 from .common import SYNTHETIC_CAPTION, ExperimentError, PaperRun
-
-DIRECTIONS = ("ir2rgb", "rgb2ir")
 
 
 @dataclass
@@ -35,32 +31,17 @@ class VideoRun(PaperRun):
     """Everything one HITSZ-VCM or BUPTCampus run needs; built by :func:`vireid_lib.experiments.prepare`."""
 
     def summary(self) -> pd.DataFrame:
-        return summarise(self.dataset, self.root)
+        return summarise_reader(self.reader)
 
     def tracklets(self) -> pd.DataFrame:
         """One row per tracklet: split, modality, camera, identity, length (for the histogram)."""
         visible, infrared = self.reader.train()
-        test = self.reader.split("ir2rgb")
+        test = self.benchmark.example(self.reader, self.trial)
         rows = []
         for split, records in (("train", visible + infrared), ("test", test.query + test.gallery)):
             rows += [{"split": split, "modality": "visible" if r.modality == VISIBLE else "infrared",
                       "camera": r.camid, "pid": r.pid, "frames": len(r.frames)} for r in records]
         return pd.DataFrame(rows)
-
-    def _protocols(self, extract=None, metric: str = "cosine") -> Evaluation:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # queries without a cross-camera match are skipped by the protocol
-            if self.dataset == "bupt":  # test.py's cross-modality pairings, evaluation.py's unfiltered rule
-                return run_bupt(self.reader, extract or self.extractor(), directions=DIRECTIONS, metric=metric)
-            return run_vcm(self.reader, extract or self.extractor(), directions=DIRECTIONS, metric=metric)
-
-    def _selection_protocols(self, extract, metric: str) -> Evaluation:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            directions = self.selection_rule.directions or DIRECTIONS
-            if self.dataset == "bupt":
-                return run_bupt(self.reader, extract, directions=directions, metric=metric)
-            return run_vcm(self.reader, extract, directions=directions, metric=metric)
 
     def compare_with_paper(self, others: tuple["VideoRun", ...] = ()) -> pd.DataFrame:
         """The paper's comparison table (its declaration's ``compared`` rows as reported, e.g. CST's
@@ -86,7 +67,7 @@ class VideoRun(PaperRun):
         wide = table.pivot_table(index=["method", "source"], columns="direction", values=["R1", "mAP"], sort=False,
                                  dropna=False)
         wide.columns = [f"{direction} {metric}" for metric, direction in wide.columns]
-        ordered = [f"{d} {m}" for d in DIRECTIONS for m in ("R1", "mAP") if f"{d} {m}" in wide.columns]
+        ordered = [f"{d} {m}" for d in self.benchmark.directions for m in ("R1", "mAP") if f"{d} {m}" in wide.columns]
         table = wide[ordered].reset_index()
         chosen = " ".join(f"{run.paper} reports {run.describe_selection()}" for run in (self, *others)
                           if run.evaluation is not None)
@@ -101,21 +82,6 @@ class VideoRun(PaperRun):
                 curves.update({(f"{run.paper} {p}", d): c for (p, d), c in run.evaluation.cmc.items()})
         return curves
 
-    def ranking_example(self, direction: str = "ir2rgb"):
-        """(queries, gallery, distances, removed) of one direction, for ranked tracklet lists."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            split = self.reader.split(direction)
-        extract = self.extractor()
-        distances = pairwise_distance(extract(split.query), extract(split.gallery)).numpy()
-        q_pid = np.array([q.pid for q in split.query])[:, None]
-        q_cam = np.array([q.camid for q in split.query])[:, None]
-        removed = (q_pid == np.array([g.pid for g in split.gallery])[None, :]) & (
-            q_cam == np.array([g.camid for g in split.gallery])[None, :])  # the VCM rule drops same identity+camera
-        if self.dataset == "bupt":  # BUPTCampus's rule removes nothing
-            removed = np.zeros_like(removed)
-        return split.query, split.gallery, distances, removed
-
     def clip(self, record) -> torch.Tensor:
         """The normalised test clip [S, 3, H, W] of one tracklet record."""
         return self._test_tracklets([record])[0][0]
@@ -129,7 +95,7 @@ class VideoRun(PaperRun):
         """(modality name, record, clip, attention) for ``count`` visible and ``count`` infrared test tracklets."""
         if not hasattr(self.model, "attention"):
             raise ExperimentError(f"{self.paper} has no attention maps (its model has no transformer).")
-        split = self.reader.split("ir2rgb")
+        split = self.benchmark.example(self.reader, self.trial)
         out = []
         for modality, name in ((VISIBLE, "visible"), (INFRARED, "infrared")):
             records = [r for r in split.query + split.gallery if r.modality == modality][:count]
@@ -151,7 +117,7 @@ class VideoRun(PaperRun):
         """Per split and modality: tracklets, frames, the share of frames in the skeleton store, the mean joint
         score, and the frames with no joint scored at least ``min_score``."""
         visible, infrared = self.reader.train()
-        test = self.reader.split("ir2rgb")
+        test = self.benchmark.example(self.reader, self.trial)
         rows = []
         with SkeletonStore(self.skeleton_store) as store:
             folders: dict[str, dict[str, np.ndarray]] = {}
@@ -196,7 +162,7 @@ class VideoRun(PaperRun):
     def skeleton_examples(self, count: int = 1) -> list[tuple[str, object, torch.Tensor, torch.Tensor, object]]:
         """(modality, record, clip, keypoints in the clip's pixels, the model's skeleton attention or None) for
         ``count`` visible and ``count`` infrared test tracklets."""
-        split = self.reader.split("ir2rgb")
+        split = self.benchmark.example(self.reader, self.trial)
         out = []
         for modality, name in ((VISIBLE, "visible"), (INFRARED, "infrared")):
             for record in [r for r in split.query + split.gallery if r.modality == modality][:count]:

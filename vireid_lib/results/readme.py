@@ -19,14 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.records import DATASET_NAMES
+from ..benchmarks import benchmark, benchmarks, names
 from ..text import count
-from .records import RecordError, created_at, load_records, write_atomic
+from .records import RecordError, per_trial, created_at, load_records, write_atomic
 
 START = "<!-- vireid:results:start -->"
 END = "<!-- vireid:results:end -->"
 
-DATASETS = DATASET_NAMES
+DATASETS = names()  # key -> the name tables print
 DIRECTIONS = {"ir2rgb": "IR → VIS", "rgb2ir": "VIS → IR", "v2t": "VIS → T", "t2v": "T → VIS"}
 
 
@@ -60,17 +60,18 @@ def reproductions(records: list[dict]) -> tuple[list[dict], list[str]]:
     dataset's published ones (vireid_lib.data.provenance): a record edited to claim real data,
     or a run on a subset, stays out of the reproduced columns.
     """
-    from ..data.provenance import PUBLISHED, is_published
+    from ..data.provenance import is_published, published
 
     accepted, refused = [], []
     for record in records:
         if record["data_kind"] != "real":
             continue
-        if is_published(record["dataset"], record.get("data_sizes")):
+        reader = benchmark(record["dataset"]).reader
+        if is_published(reader, record.get("data_sizes")):
             accepted.append(record)
         else:
             refused.append(f"{record['_path']}: claims real {DATASETS[record['dataset']]} data, but its split sizes "
-                           f"{record.get('data_sizes')} are not the published {PUBLISHED[record['dataset']]}; left out.")
+                           f"{record.get('data_sizes')} are not the published {published(reader)}; left out.")
     return accepted, refused
 
 
@@ -116,7 +117,7 @@ def _reproduced(records: list[dict], rows_of=lambda record: record["rows"]) -> d
         for row in rows_of(record):
             if row.get("reranked"):
                 continue  # no paper here re-ranks: those rows never stand beside a paper's
-            if record["dataset"] == "regdb":
+            if per_trial(record["dataset"]):
                 latest.setdefault(_key(record, row), {})[record.get("trial")] = (row, record)
             else:
                 latest[_key(record, row)] = {None: (row, record)}
@@ -125,19 +126,19 @@ def _reproduced(records: list[dict], rows_of=lambda record: record["rows"]) -> d
         rows = [row for row, _ in by_trial.values()]
         cell = {"record": by_trial[max(by_trial, key=lambda t: -1 if t is None else t)][1],
                 "checkpoint": _checkpoints([(row, record) for row, record in by_trial.values()])}
-        if key[1] == "regdb":
+        if per_trial(key[1]):
             for metric in ("R1", "mAP", "mINP"):
                 values = [v for v in (_number(r.get(metric)) for r in rows) if v is not None]
                 cell[metric] = (float(np.mean(values)) if values else None,
                                 float(np.std(values, ddof=1)) if len(values) > 1 else None)
-            cell["trials"] = f"{len(rows)} of 10 trials"
+            cell["trials"] = f"{len(rows)} of {len(benchmark(key[1]).training_trials)} trials"
         else:
             row = rows[0]
             for metric in ("R1", "mAP", "mINP"):
                 cell[metric] = (_number(row.get(metric)), _number(row.get(f"{metric}_std")))
             trials = row.get("trials")
             cell["trials"] = (count(int(trials), "trial") if isinstance(trials, (int, float)) else "? trials") \
-                if key[1] in ("sysu", "llcm") else "1 run"
+                if benchmark(key[1]).gallery_trials > 1 else "1 run"
         cells[key] = cell
     return cells
 
@@ -165,7 +166,7 @@ def _latest_rows(records: list[dict], key) -> dict[tuple, tuple[dict, dict]]:
 def _run_cells(row: dict, record: dict) -> str:
     """One run's scores as table cells: R1, mAP, mINP, its trials (RegDB: which one) and checkpoint."""
     trial = record.get("trial")
-    trials = f"trial {trial}" if record["dataset"] == "regdb" and trial is not None else row.get("trials", "—")
+    trials = f"trial {trial}" if per_trial(record["dataset"]) and trial is not None else row.get("trials", "—")
     return (f"| {_cell(_number(row['R1']))} | {_cell(_number(row['mAP']))} | {_cell(_number(row.get('mINP')))} "
             f"| {trials} | {_checkpoints([(row, record)])} |")
 

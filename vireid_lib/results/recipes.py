@@ -13,11 +13,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .. import papers as registry
+from ..benchmarks import benchmark
 from ..interface import Paper, Recipe
 
 START = "<!-- vireid:recipes:start -->"
 END = "<!-- vireid:recipes:end -->"
-from ..data.records import DATASET_NAMES
 TEST_SET_SELECTION = "chooses its reported checkpoint on the test set itself (no validation split)"
 
 
@@ -58,7 +58,7 @@ def describe_reported(recipe: Recipe, datasets: tuple[str, ...]) -> str:
     ties = {k.ties for k in rule.keeps}
     tie_rule = ("the earlier of equal scores (`>`)" if ties == {"first"} else
                 "the later of equal scores (`>=`)" if ties == {"last"} else "per keep")
-    tests = "; ".join(rule.describe_test(d) for d in datasets)
+    tests = "; ".join(benchmark(d).describe_selection(rule) for d in datasets)
     reported = ", ".join(f"{direction} from `{keep}`" for direction, keep in rule.reported) or f"`{rule.keeps[0].name}`"
     return (f"kept: {kept} ({tie_rule}), on {tests}; reported: {reported}. "
             f"The script {TEST_SET_SELECTION}: `selection=\"last\"` reports the last epoch instead")
@@ -78,7 +78,7 @@ def render_recipes() -> str:
                       f"{schedule[0]}, {schedule[1]}, ..., {schedule[-1]} (every {recipe.selection_rule.eval_every})")
             deviations = " ".join(f"{d.what} ({_switch(d)})" for d in paper.deviations) or "none documented"
             lines.append(
-                f"| {paper.title} | {', '.join(DATASET_NAMES[d] for d in datasets)} "
+                f"| {paper.title} | {', '.join(benchmark(d).name for d in datasets)} "
                 f"| {describe_reported(recipe, datasets)} | {tested} | {describe_groups(paper, datasets[0])} "
                 f"| {describe_schedule(recipe)} | {deviations} |")
     return "\n".join(lines)

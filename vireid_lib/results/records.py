@@ -28,9 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..benchmarks import benchmark, benchmarks
+
 SCHEMA = 3
 DATA_KINDS = ("real", "synthetic", "custom")  # see vireid_lib.data.provenance
-DATASETS = ("sysu", "regdb", "vcm")
 DIRECTIONS = ("ir2rgb", "rgb2ir", "v2t", "t2v")
 METRICS = ("R1", "R5", "R10", "R20", "mAP", "mINP")  # percentages: 0..100, as their spread over trials
 # field -> type(s) every record must have
@@ -207,6 +208,11 @@ def write_atomic(tmp: Path, path: Path, text: str, what: str) -> None:
             tmp.unlink()
 
 
+def per_trial(dataset: str) -> bool:
+    """Whether every training trial of ``dataset`` is its own model and record (RegDB's ten)."""
+    return dataset in benchmarks() and bool(benchmark(dataset).training_trials)
+
+
 def write_record(record: dict, results_dir: Path | str = "results") -> Path:
     """Write ``record`` atomically into ``results_dir`` under a name no other record can take.
 
@@ -219,7 +225,7 @@ def write_record(record: dict, results_dir: Path | str = "results") -> Path:
     results_dir.mkdir(parents=True, exist_ok=True)
     stamp = re.sub(r"[^0-9T]", "", record["created"].split("+")[0])
     parts = [record["dataset"], record["method"], record["data_kind"]]
-    if record.get("trial") is not None and record["dataset"] == "regdb":
+    if record.get("trial") is not None and per_trial(record["dataset"]):
         parts.append(f"trial{record['trial']}")
     if record.get("identity"):
         parts.append(str(record["identity"]))
@@ -268,7 +274,7 @@ def validate(record: object, path: Path | str) -> dict:
         if not isinstance(record[name], kind) or isinstance(record[name], bool):
             raise RecordError(f"result record {path}: field {name!r} is a {type(record[name]).__name__}, "
                               f"not a {kind.__name__}.")
-    for name, allowed in (("dataset", DATASETS), ("data_kind", DATA_KINDS)):
+    for name, allowed in (("dataset", tuple(benchmarks())), ("data_kind", DATA_KINDS)):
         if record[name] not in allowed:
             raise RecordError(f"result record {path}: {name}={record[name]!r} must be one of {allowed}.")
     try:
