@@ -15,7 +15,7 @@
 # ---
 
 # %% [markdown]
-# # STAR on HITSZ-VCM: skeleton-guided spatial-temporal features
+# # STAR on HITSZ-VCM (and BUPTCampus): skeleton-guided spatial-temporal features
 #
 # Seed 002, arXiv 2411.11069. STAR's MindSpore release trains **only its baseline**: the skeleton modules are
 # commented out there. `vireid_lib.papers.star` takes them from STAR's public PyTorch model and the losses and
@@ -37,12 +37,15 @@
 # commented out in the code).
 # Keypoints are COCO-17 (x, y, score) for every frame, read from a skeleton store: on real data, make it once with
 # `python -m vireid_lib.skeletons extract vcm ROOT ROOT/skeletons_coco17.h5` (RTMPose through rtmlib, or any
-# estimator). The synthetic twin ships the **ground-truth** keypoints of its rendered people.
+# estimator; `extract bupt` for BUPTCampus). The synthetic twins ship the **ground-truth** keypoints of their rendered
+# people.
 #
-# `papermill notebooks/star_vcm.ipynb out.ipynb -p data_root /data/HITSZ-VCM`. Relative `out_dir` and `results_dir`
-# are taken in the workbook's root.
+# `papermill notebooks/star_vcm.ipynb out.ipynb -p data_root /data/HITSZ-VCM` (`-p dataset bupt -p data_root
+# /data/BUPTCampus`: the same on BUPTCampus, where STAR's code never ran: its recipe, BUPTCampus's test frames and
+# unfiltered rule, no reported row). Relative `out_dir` and `results_dir` are taken in the workbook's root.
 
 # %% tags=["parameters"]
+dataset = "vcm"            # "vcm" (HITSZ-VCM, the paper's) or "bupt" (BUPTCampus: no reported STAR row)
 skeleton_store = ""        # empty: <data_root>/skeletons_coco17.h5
 seq_len = None             # None: STAR's 12 frames per tracklet
 lr = None                  # None: STAR's 0.1, times the one group's 0.1 (every parameter at 0.01 at the peak)
@@ -64,15 +67,15 @@ from vireid_lib.viz import (plot_cmc, plot_frame_attention, plot_graph_attention
 # `out_dir`, `results_dir`, ...), declared once in `vireid_lib.experiments.SHARED` and listed in
 # `notebooks/README.md`: `-p device cuda` works on every notebook.
 given, baseline_parameters = beside(parameters(local=("train_baseline",)), "baseline",
-                                   keep=("lr", "seq_len", "skeleton_store"))
+                                   keep=("dataset", "lr", "seq_len", "skeleton_store"))
 run = prepare("star", **given)
 
 # %%
 if run.data_kind == "synthetic":
-    display(Markdown("> **Synthetic data.** These numbers come from the generated twin of HITSZ-VCM, and its skeletons "
-                     "are the **ground-truth** keypoints of the rendered people, not a pose estimator's: they show that "
-                     "every step runs, and say nothing about the paper. Set `data_root` to the real dataset."))
-print(f"STAR on HITSZ-VCM ({run.data_kind}), {run.params['num_classes']} training identities, device {run.train_config.device}")
+    display(Markdown(f"> **Synthetic data.** These numbers come from the generated twin of {run.dataset_name}, and its "
+                     "skeletons are the **ground-truth** keypoints of the rendered people, not a pose estimator's: they "
+                     "show that every step runs, and say nothing about the paper. Set `data_root` to the real dataset."))
+print(f"STAR on {run.dataset_name} ({run.data_kind}), {run.params['num_classes']} training identities, device {run.train_config.device}")
 print(f"skeletons: {run.skeleton_store}; checkpoints, log and figures: {run.run_dir}")
 display(Markdown(f"**Graph:** {'the code graph, bones in the first frame only' if run.recipe.official_graph else 'bones in every frame (official_graph=False)'}. "
                  f"**Test frames:** {run.recipe.test_frames} frame of each chunk. **Reported checkpoints:** {run.describe_selection()}"))
@@ -151,7 +154,7 @@ if run.params["score_untrained"]:
 table(run.compare_with_paper(others))
 
 # %%
-run.figure(plot_cmc(run.cmc_curves(others), title=f"HITSZ-VCM ({run.data_kind})"), "cmc")
+run.figure(plot_cmc(run.cmc_curves(others), title=f"{run.dataset_name} ({run.data_kind})"), "cmc")
 
 # %% [markdown]
 # ## Ranked tracklet lists

@@ -80,13 +80,14 @@ def check_skeleton_store(path: str | Path, records: Sequence[TrackletRecord], da
     frame of every record; otherwise a :class:`DatasetError` naming the file or frame and the command that
     makes the store. A store older than the fingerprint is accepted with a warning that it cannot be checked."""
     path = Path(path)
+    command = EXTRACT_COMMAND.replace("DATASET", dataset)
     if not path.is_file():
         raise DatasetError(f"skeleton store {path} does not exist: this model reads COCO-17 keypoints for every frame. "
-                           f"Make it with `{EXTRACT_COMMAND}` (or pass skeleton_store=<its path>).")
+                           f"Make it with `{command}` (or pass skeleton_store=<its path>).")
     with SkeletonStore(path) as store:
         if store.dataset not in (None, dataset):
             raise DatasetError(f"skeleton store {path} was made for dataset {store.dataset!r}, not {dataset!r}: make one "
-                               f"for this dataset with `{EXTRACT_COMMAND}`.")
+                               f"for this dataset with `{command}`.")
         # Another copy of the data keeps every frame name, so the key check below cannot see it: re-read the
         # few frames the store sampled, found through their folders (a tracklet lives in one folder).
         sampled = {name for name, _, _ in store.source_sample}
@@ -101,7 +102,7 @@ def check_skeleton_store(path: str | Path, records: Sequence[TrackletRecord], da
                 if skeleton_key(frame) not in store:
                     raise DatasetError(f"skeleton store {path} has no keypoints for frame {frame} "
                                        f"(key {skeleton_key(frame)!r}): it was made for another copy of the data or "
-                                       f"was interrupted; rerun `{EXTRACT_COMMAND}` (it resumes).")
+                                       f"was interrupted; rerun `{command}` (it resumes).")
     return path
 
 

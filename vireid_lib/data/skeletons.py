@@ -51,7 +51,7 @@ COCO17_BONES = (
     (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
 )
 FORMAT = "coco17"
-EXTRACT_COMMAND = "python -m vireid_lib.skeletons extract vcm ROOT OUT.h5"
+EXTRACT_COMMAND = "python -m vireid_lib.skeletons extract DATASET ROOT OUT.h5"  # DATASET: vcm or bupt
 # Rows per HDF5 chunk of an appendable folder: a VCM camera folder holds tens to hundreds of
 # frames, and every started chunk takes its full size on disk, so chunks stay small.
 _CHUNK_ROWS = 32

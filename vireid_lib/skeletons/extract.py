@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.bupt import BUPTCampus
+from ..data.datasets import skeleton_key
 from ..data.errors import DatasetError
 from ..data.io import read_image
 from ..data.skeletons import COCO17_NAMES, SkeletonStore, SkeletonWriter
@@ -60,7 +62,18 @@ def vcm_frames(root: Path | str) -> list[tuple[str, Path]]:
     return list(frames.items())
 
 
-FRAME_LISTS: dict[str, Callable[[Path | str], list[tuple[str, Path]]]] = {"vcm": vcm_frames}
+def bupt_frames(root: Path | str) -> list[tuple[str, Path]]:
+    """Every BUPTCampus frame of the four lists (training, auxiliary, query, gallery; both modalities of each
+    tracklet, the visible remainder the test sampler drops included), as ``(pid/mod/cam/file, image path)``."""
+    reader = BUPTCampus(root)
+    frames: dict[str, Path] = {}
+    for record in reader.used_records():
+        for frame in record.frames:
+            frames.setdefault(skeleton_key(frame), Path(frame))
+    return list(frames.items())
+
+
+FRAME_LISTS: dict[str, Callable[[Path | str], list[tuple[str, Path]]]] = {"vcm": vcm_frames, "bupt": bupt_frames}
 
 
 def read_rgb(path: Path) -> np.ndarray:

@@ -24,9 +24,9 @@ from .render import Identity, Scene, render, sample_identity, sample_pose, walk
 
 MARKER = ".vireid_synthetic.json"
 # Raised when what the writers put on disk changes (2: the VCM skeleton store records its dataset and
-# estimator; 3: and the fingerprint of its frames), so that cached twins made by an older generator are
-# made again rather than reused.
-GENERATOR_VERSION = 3
+# estimator; 3: and the fingerprint of its frames; 4: BUPTCampus's twin has its skeleton store too), so that cached
+# twins made by an older generator are made again rather than reused.
+GENERATOR_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -285,7 +285,8 @@ def write_bupt(root: Path | str, config: SyntheticConfig = SyntheticConfig(ids=2
     ships them. Every tracklet is a pair: the visible and infrared frames of one walk, pixel-aligned as the real
     pairs; the auxiliary identities are seen by one camera each; every test identity has one query tracklet (of one
     modality) and gallery tracklets of both, from its other cameras. Identity numbers run past 9 so that the
-    training labels' string order (``"10"`` before ``"9"``) differs from the numeric one, as in the real lists.
+    training labels' string order (``"10"`` before ``"9"``) differs from the numeric one, as in the real lists. The
+    true COCO-17 keypoints of every frame go to ``skeletons_coco17.h5`` (the store an extraction would write).
     """
     root = Path(root)
     rng, people = _start(config, 6, "BUPTCampus")
@@ -299,6 +300,8 @@ def write_bupt(root: Path | str, config: SyntheticConfig = SyntheticConfig(ids=2
     paths: dict = {}
     lists: dict[str, list[str]] = {"train": [], "auxiliary": [], "query": [], "gallery": []}
     frames = 0
+    skeletons: dict[str, list[tuple[str, np.ndarray]]] = defaultdict(list)  # pid/mod/cam -> (file, keypoints)
+    frame_paths: dict[str, Path] = {}
     for pid in pids:
         person = people[pid - 1]
         count = 1 if pid in aux else int(rng.integers(2, 4))
@@ -311,10 +314,12 @@ def write_bupt(root: Path | str, config: SyntheticConfig = SyntheticConfig(ids=2
                 folder.mkdir(parents=True, exist_ok=True)
                 names = []
                 for k, pose in enumerate(walk_poses):
-                    image, _ = render(person, pose, Scene(cam + 1, modality), config.size, rng)
+                    image, keypoints = render(person, pose, Scene(cam + 1, modality), config.size, rng)
                     name = f"{pid}_{code}_{camera}_{tracklet}_{k:04d}.jpg"
                     image.save(folder / name, quality=92)
                     names.append(f"{pid}/{code}/{camera}/{name}")
+                    skeletons[f"{pid}/{code}/{camera}"].append((name, keypoints))
+                    frame_paths[f"{pid}/{code}/{camera}/{name}"] = folder / name
                     frames += 1
                 paths.setdefault(str(pid), {}).setdefault(code, {}).setdefault(camera, {})[tracklet] = names
             if pid in train:
@@ -329,6 +334,9 @@ def write_bupt(root: Path | str, config: SyntheticConfig = SyntheticConfig(ids=2
     for split, name in (("train", "train.txt"), ("auxiliary", "train_auxiliary.txt"), ("query", "query.txt"),
                         ("gallery", "gallery.txt")):
         (root / name).write_text("\n".join(lists[split]) + "\n")
+    # True keypoints, as for HITSZ-VCM's twin: STAR reads them (keyed pid/modality/camera/file like an extraction)
+    write_skeletons(root / SKELETON_FILE, skeletons, dataset="bupt", estimator="ground truth",
+                    source=source_of(frame_paths))
     summary = {"train_ids": len(train), "auxiliary_ids": len(aux), "test_ids": len(test), "frames": frames}
     _write_marker(root, "bupt", config, summary)
     return summary
