@@ -79,7 +79,7 @@ def smoke_plan(tmp_path_factory: pytest.TempPathFactory) -> SmokePlan:
     notebooks' kernels when it ends or times out (``helpers.run``)."""
     root = Path(__file__).resolve().parents[1]
     out = tmp_path_factory.mktemp("smoke")
-    command = [sys.executable, "-m", "vireid_lib.reproduce", "--smoke", "--out-dir", str(out),
+    command = [sys.executable, "-m", "vireid_lib.reproduce", "--smoke", "--out-dir", str(out), "--jobs", "2",
                "--datasets", *helpers.CI_DATASETS]
     done = helpers.run(command, capture_output=True, text=True, cwd=root, stdin=subprocess.DEVNULL, timeout=3600)
     compare = out / "compare.ipynb"

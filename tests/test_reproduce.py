@@ -30,8 +30,8 @@ def test_the_dry_run_plans_every_paper_with_a_notebook_on_every_dataset(capsys: 
     total = sum(reproduce.estimated_images(m, d) for p in with_notebooks.values() for d in p.datasets
                 for m in (p.method, *p.trains_also) for _ in range(10 if d == "regdb" else 1))
     assert sum(int(row[3].replace(",", "")) for row in per_paper.values()) == total
-    # MMN: SYSU-MM01, each of RegDB's 10 trials and LLCM; STAR: HITSZ-VCM only
-    assert int(per_paper["mmn"][1]) == 1 + 10 + 1 and int(per_paper["star"][1]) == 1
+    # MMN: SYSU-MM01, each of RegDB's 10 trials and LLCM; STAR: HITSZ-VCM and BUPTCampus
+    assert int(per_paper["mmn"][1]) == 1 + 10 + 1 and int(per_paper["star"][1]) == 2
 
 
 def test_the_training_image_estimate_follows_the_recipe() -> None:

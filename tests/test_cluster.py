@@ -1,0 +1,135 @@
+"""``python -m vireid_lib.reproduce --launcher slurm``: the Slurm path end to end on this machine, through submitit and
+a stand-in for Slurm's commands on PATH (tests/fake_slurm.py): submission, the safe re-run (nothing queued, running or
+finished is submitted again), a job killed mid-training and submitted again, Slurm's warning signal that checkpoints
+and requeues a job, ``--status``, and a ledger and records that match a local run's."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests import fake_slurm
+from vireid_lib import reproduce
+
+submitit = pytest.importorskip("submitit", reason="the [cluster] extra (submitit) is part of the test install")
+from vireid_lib import cluster  # noqa: E402  (after the import check: it names submitit lazily)
+
+ROOT = Path(__file__).resolve().parents[1]
+# The smoke plan's IV-ReID on RegDB, long enough (6 epochs of 2 batches) for a job to be stopped between epochs.
+EPOCHS = 6
+
+
+@pytest.fixture
+def slurm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The fake Slurm's commands first on PATH; returns its job folder."""
+    state = tmp_path / "slurm-state"
+    for key, value in fake_slurm.install(tmp_path / "bin", state).items():
+        monkeypatch.setenv(key, value)
+    # the jobs import this checkout whatever the install points at
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    return state
+
+
+def _plan(out: Path) -> reproduce.PlannedRun:
+    (run,) = reproduce.plan({}, smoke=True, only=("ivreid",), datasets=("regdb",), out_dir=str(out / "runs"),
+                            results_dir=str(out / "results"))
+    run.parameters["epochs"] = EPOCHS
+    return run
+
+
+def _wait(condition, what: str, timeout: float = 240.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def _epochs_done(out: Path) -> int:
+    log = out / "runs" / "ivreid_regdb" / "trial1" / "log.csv"
+    return max(0, len(log.read_text().splitlines()) - 1) if log.is_file() else 0
+
+
+def _job(state: Path, job: str) -> dict:
+    return json.loads((state / f"{job}.json").read_text())
+
+
+def test_the_dry_run_prints_what_each_job_asks_for(capsys: pytest.CaptureFixture) -> None:
+    assert reproduce.main(["--dry-run", "--launcher", "slurm", "--partition", "gpu", "--gpus-per-run", "2",
+                           "--hours", "12"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.strip()}
+    # the long run is capped at --hours; the short one asks for its estimate x 1.5, at least an hour
+    assert lines["cst_vcm"].endswith("partition gpu, 2 GPU, 8 CPUs, 64 GB, 12:00 h")
+    assert lines["agw_regdb_trial1"].endswith("partition gpu, 2 GPU, 8 CPUs, 64 GB, 1:00 h")
+
+
+def test_without_submitit_the_slurm_launcher_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "submitit", None)  # what `import submitit` meets when it is not installed
+    with pytest.raises(cluster.ClusterError, match=r'pip install -e "\.\[cluster\]"'):
+        cluster.submit([], Path("."), Path("."), cluster.Resources(), 1000.0)
+
+
+def test_a_killed_job_resubmits_a_signalled_one_requeues_and_both_resume_to_a_local_runs_numbers(
+        slurm: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    out, resources = tmp_path / "cluster", cluster.Resources(partition="debug", gpus_per_run=1, hours=2)
+    run = _plan(out)
+    first = cluster.submit([run], out, out / "results", resources, 1000.0)
+    job = first[run.name]
+    flags = _job(slurm, job)["flags"]
+    assert (flags["partition"], flags["gpus-per-node"], flags["time"], flags["signal"]) == ("debug", "1", "60",
+                                                                                            "USR2@120")
+    # Run again while it runs: nothing is submitted twice
+    _wait(lambda: _job(slurm, job)["state"] == "RUNNING", "the job to start")
+    assert cluster.submit([_plan(out)], out, out / "results", resources, 1000.0) == {}
+    assert f"running as job {job}; not submitted again" in capsys.readouterr().out
+
+    # A node failure: the job dies (SIGKILL to all of it) after two epochs are on disk
+    _wait(lambda: _epochs_done(out) >= 2, "two epochs")
+    fake_slurm._kill_tree(_job(slurm, job)["pid"], signal.SIGKILL)
+    _wait(lambda: _job(slurm, job)["state"] == "FAILED", "the killed job to fail")
+    (row,) = reproduce.run_states([_plan(out)], out, 1000.0)
+    assert row["state"] == "failed (FAILED)" and row["job"] == job
+    killed_at = _epochs_done(out)
+    assert 2 <= killed_at < EPOCHS
+
+    # The same command again: the failed run is submitted again and resumes from its checkpoint
+    again = cluster.submit([_plan(out)], out, out / "results", resources, 1000.0)
+    second = again[run.name]
+    assert second != job and f"(again: job {job} ended FAILED)" in capsys.readouterr().out
+    # Slurm's warning signal before the time limit: the job checkpoints (its notebook stops between epochs) and is
+    # requeued under the same id, then resumes again
+    _wait(lambda: _epochs_done(out) > killed_at, "an epoch after the resume")
+    fake_slurm.os.environ["FAKE_SLURM_DIR"] = str(slurm)
+    assert fake_slurm.scancel(["--signal", "USR2", second]) == 0
+    _wait(lambda: _job(slurm, second)["state"] == "COMPLETED", "the requeued job to complete", timeout=300)
+    assert _job(slurm, second)["runs"] == 2  # requeued once
+    ledger = json.loads((out / "ledger" / f"{run.name}.json").read_text())
+    assert ledger["launcher"] == "slurm" and ledger["job_id"] == second and ledger["restarts"] == 1
+    records = [json.loads(Path(p).read_text()) for p in ledger["records"]]
+    assert [r["method"] for r in records] == ["ivreid"] and records[0]["resumed_from"] >= killed_at
+
+    # Finished at this commit: not submitted again, and --status says so
+    monkeypatch.setattr(reproduce, "git_commit", lambda root: {"sha": ledger["commit"], "dirty": False})
+    assert reproduce.finished(_plan(out), out, {"sha": ledger["commit"], "dirty": False})
+    (row,) = reproduce.run_states([_plan(out)], out, 1000.0)
+    assert row["state"] == "finished" and row["job"] == second and row["left_gpu_hours"] == 0
+
+    # The same run by the local launcher, uninterrupted: the same ledger (but where it ran) and the same numbers
+    local_out = tmp_path / "local"
+    local = _plan(local_out)
+    reproduce.execute(local, local_out, local_out / "results", {"sha": ledger["commit"], "dirty": False})
+    here = json.loads((local_out / "ledger" / f"{run.name}.json").read_text())
+    assert here["parameters"] == {**ledger["parameters"], "out_dir": str(local_out / "runs"),
+                                  "results_dir": str(local_out / "results")}
+    assert set(ledger) - set(here) == {"launcher", "gpus", "job_id", "restarts"}
+    (theirs,) = [json.loads(Path(p).read_text()) for p in here["records"]]
+    assert [(r["protocol"], r["direction"], r["R1"], r["mAP"]) for r in records[0]["rows"]] == \
+        [(r["protocol"], r["direction"], r["R1"], r["mAP"]) for r in theirs["rows"]]
