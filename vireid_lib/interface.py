@@ -33,15 +33,20 @@ class Deviation:
     """One documented difference from the official code: ``what`` it does (and why it matters), and the
     parameter that switches it (``flag``, e.g. ``"fix_dc_head=True"``; empty when none can). ``default``:
     ``"official"`` when the default reproduces the code (a defect included) and the flag holds the fix,
-    ``"workbook"`` when the workbook cannot or does not follow the code by default (the reason in ``what``)."""
+    ``"workbook"`` when the workbook cannot or does not follow the code by default (the reason in ``what``).
+    ``datasets``: where it applies, when not on every dataset (what the code does on a dataset it never read)."""
 
     what: str
     flag: str = ""
     default: str = "official"
+    datasets: tuple[str, ...] = ()  # the datasets it concerns (empty: every one the paper runs on)
 
     def __post_init__(self) -> None:
         if self.default not in ("official", "workbook"):
             raise ValueError(f"Deviation.default={self.default!r} must be 'official' or 'workbook'.")
+
+    def applies_to(self, dataset: str) -> bool:
+        return not self.datasets or dataset in self.datasets
 
 
 class ParameterError(ValueError):

@@ -113,3 +113,11 @@ def test_every_paper_builds_its_criterion_on_every_dataset_it_declares() -> None
         for dataset in paper.datasets:
             assert dataset in benchmarks.benchmarks(), f"{method} declares {dataset!r}, which no benchmark declares"
             paper.criterion(4, paper.recipe_for(dataset), dataset)
+
+
+def test_a_deviation_declared_for_one_dataset_shows_only_on_it() -> None:
+    from vireid_lib.results.recipes import render_recipes
+
+    rows = {tuple(cell.strip() for cell in line.split("|")[1:3]): line for line in render_recipes().splitlines()}
+    assert "STAR's code has no BUPTCampus" in rows[("STAR", "BUPTCampus")]
+    assert "STAR's code has no BUPTCampus" not in rows[("STAR", "HITSZ-VCM")]

@@ -342,7 +342,7 @@ PAPER = Paper(
                   "the kept checkpoint's selection-test scores); the workbook's rows score that checkpoint on the "
                   "standard protocol (galleries 0-9), like every paper.", default="workbook"),
         Deviation("Its code has no LLCM: on LLCM the triplet margin is SYSU-MM01's 0.3 (inferred: LLCM is the other "
-                  "multi-camera set; `margin_llcm` sets it).", default="workbook"),
+                  "multi-camera set; `margin_llcm` sets it).", default="workbook", datasets=("llcm",)),
     ),
     fidelity=("The released ResNet-50 (`model/resnet.py`): no ReLU after the stem's BatchNorm and a bias on every "
               "convolution, the network behind the published 46.3 / 44.2. `stem_relu=True` restores the usual stem. "

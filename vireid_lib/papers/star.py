@@ -526,7 +526,7 @@ _BUPT = {"bupt": replace(STARRecipe(), test_frames="uniform")}
 _BUPT_DEVIATION = Deviation("STAR's code has no BUPTCampus: there it trains with its HITSZ-VCM recipe and tests on "
                             "BUPTCampus test.py's uniform frames (int(i n / S)), as the workbook's CST does; the "
                             "skeletons are a store extracted over BUPTCampus's frames.", 'test_frames="random"',
-                            default="workbook")
+                            default="workbook", datasets=("bupt",))
 
 PAPER = Paper(
     method="star", title="STAR", datasets=("vcm", "bupt"), recipe=STARRecipe(), dataset_recipes=_BUPT,

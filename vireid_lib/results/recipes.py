@@ -76,7 +76,8 @@ def render_recipes() -> str:
             schedule = recipe.selection_rule.schedule(recipe.epochs)
             tested = ("none" if not schedule else ", ".join(map(str, schedule)) if len(schedule) <= 4 else
                       f"{schedule[0]}, {schedule[1]}, ..., {schedule[-1]} (every {recipe.selection_rule.eval_every})")
-            deviations = " ".join(f"{d.what} ({_switch(d)})" for d in paper.deviations) or "none documented"
+            deviations = " ".join(f"{d.what} ({_switch(d)})" for d in paper.deviations
+                                  if any(d.applies_to(dataset) for dataset in datasets)) or "none documented"
             lines.append(
                 f"| {paper.title} | {', '.join(benchmark(d).name for d in datasets)} "
                 f"| {describe_reported(recipe, datasets)} | {tested} | {describe_groups(paper, datasets[0])} "
