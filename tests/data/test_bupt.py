@@ -145,6 +145,8 @@ def test_a_video_paper_trains_and_scores_on_the_twin_through_the_runner(tmp_path
     assert list(summary["direction"]) == ["ir2rgb", "rgb2ir"] and (summary["R1"] >= 0).all()
     assert "BUPTCampus (no filter)" in run.benchmark.describe_selection(run.selection_rule)
     assert len(run.compare_with_paper()) == 1  # no reported row on BUPTCampus: this run alone
+    # test.py's other pairings, which the notebooks show below the reported ones
+    assert list(run.supplementary().summary["direction"]) == ["rgb2rgb", "ir2ir", "all"]
 
 
 def test_the_twin_ships_true_skeletons_keyed_as_an_extraction_keys_them(bupt_root: Path) -> None:

@@ -42,7 +42,8 @@ class Benchmark:
     ``select(reader, extract, rule, trial, metric)`` runs a training script's selection test (``rule``: the
     paper's :class:`vireid_lib.selection.Selection`); ``describe_selection(rule)`` says in one line what that
     test scores; ``example(reader, trial, direction=None)`` is the split the ranked lists show (the first
-    direction by default).
+    direction by default); ``supplementary(reader, extract, trial, metric)``, where the official test scores more
+    than the reported directions (BUPTCampus's same-modality and ``all`` pairings), scores those.
     """
 
     key: str
@@ -58,6 +59,7 @@ class Benchmark:
     training_trials: tuple[int, ...] = ()
     gallery_trials: int = 1
     published_train_source: str = ""
+    supplementary: Callable[..., Any] | None = None
     order: int = 100  # where tables and plans list it among its kind (the field's usual order)
 
     @property

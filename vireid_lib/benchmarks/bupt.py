@@ -24,6 +24,13 @@ def select(reader: BUPTCampus, extract, rule, trial: int | None, metric: str):
         return run_bupt(reader, extract, directions=rule.directions or DIRECTIONS, metric=metric)
 
 
+def supplementary(reader: BUPTCampus, extract, trial: int | None, metric: str):
+    """test.py's other pairings: visible to visible, infrared to infrared, and every tracklet to every other."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return run_bupt(reader, extract, directions=("rgb2rgb", "ir2ir", "all"), metric=metric)
+
+
 def describe_selection(rule) -> str:
     return f"BUPTCampus (no filter), {' and '.join(rule.directions or DIRECTIONS)}"
 
@@ -38,4 +45,5 @@ def example(reader: BUPTCampus, trial: int | None, direction: str | None = None)
 BENCHMARK = Benchmark(
     key="bupt", video=True, reader=BUPTCampus, rule="bupt", directions=DIRECTIONS,
     published_train=(3574, 3574), published_train_source="M3-ReID's count (the official repository states none)",
-    report=report, select=select, describe_selection=describe_selection, example=example, order=20)
+    report=report, select=select, describe_selection=describe_selection, example=example, supplementary=supplementary,
+    order=20)

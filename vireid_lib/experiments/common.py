@@ -105,6 +105,29 @@ class PaperRun:
         """The official script's selection test (the recipe's ``selection_rule``) on this dataset."""
         return self.benchmark.select(self.reader, extract, self.selection_rule, self.trial, metric)
 
+    def supplementary(self) -> Evaluation | None:
+        """The dataset's other official test settings (its benchmark's ``supplementary``: BUPTCampus's same-modality
+        and ``all`` pairings) with the model's current weights and the reported test feature; None where there are
+        none."""
+        if self.benchmark.supplementary is None:
+            return None
+        name = next(iter(self.variants))  # the feature the paper's tables use
+        return self.benchmark.supplementary(self.reader, self.extractor(name), self.trial, self.variants[name].metric)
+
+    def show_other_settings(self, others: tuple = ()) -> None:
+        """The dataset's other official test settings (:meth:`supplementary`) of this run and ``others``, a table
+        each, or one line saying the dataset has none."""
+        from IPython.display import Markdown, display
+
+        from ..viz import table
+
+        for finished in (self, *others):
+            extra = finished.supplementary()
+            if extra is None:
+                display(Markdown(f"{finished.dataset_name} has no other official test setting."))
+                return
+            display(table(extra.readable(), caption=f"{finished.paper}, last epoch"))
+
     def ranking_example(self, direction: str | None = None):
         """(queries, gallery, distances, removed) of the dataset's first test setting (or of ``direction``), for
         ranked lists; ``removed`` marks what the dataset's rule takes out of each query's list."""
@@ -174,7 +197,7 @@ class PaperRun:
         a switch counts as flipped when its recipe field differs from the paper's default for this dataset."""
         default = self.declaration.recipe_for(self.dataset)
         rows = []
-        for deviation in self.declaration.deviations:
+        for deviation in (d for d in self.declaration.deviations if d.applies_to(self.dataset)):
             names = [part.split("=")[0].strip() for part in deviation.flag.split(",") if part.strip()]
             if not names or not all(hasattr(self.recipe, name) for name in names):
                 state = "the workbook's (no switch)" if deviation.default == "workbook" else "as the code (no switch)"
