@@ -42,6 +42,9 @@
 dataset = "sysu"           # "sysu", "regdb" or "llcm"
 lr = None                  # None: the paper's Adam 3.5e-4 (warm-up 10 epochs, x0.1 from epoch 21, x0.01 from 40)
 schedule = None            # None: the paper's warm-up and steps; "constant" for quick experiments
+warmup_epochs = None       # None: the paper's 10
+milestones = None          # None: the paper's (21, 40), the 0-based epochs where the lr drops x gamma
+gamma = None               # None: the paper's 0.1
 kl_weight = None           # None: the paper's 1.2 (train.py --kl)
 ca_weight = None           # None: the paper's 0.4 (--caid, the CA memory loss)
 official_one_channel = None  # None: the official 1-channel non-local blocks; False: the intended width

@@ -92,7 +92,7 @@ def _record(folder: Path) -> dict:
 # below read its executed notebooks and records. Each run's settings are the plan's: the shared tiny ones and what the
 # paper's declaration adds (``Paper.smoke``: MMN and MCE train long enough on SYSU-MM01 to learn).
 
-PLANNED = {run.name: run for run in reproduce.plan({}, smoke=True, datasets=helpers.CI_DATASETS)}
+PLANNED = {run.name: run for run in helpers.ci_plan()}
 
 
 def _pictures(cell: nbformat.NotebookNode) -> int:
@@ -198,12 +198,13 @@ def _selection_scores(record: dict) -> list[dict]:
 
 def test_mce_learns_on_synthetic_sysu_with_its_memories_and_reports_its_kept_checkpoint(smoke_plan) -> None:
     """The plan's MCE run on SYSU-MM01 is long enough to learn (mce.py's smoke): ResNet-18 from scratch, 64 x 32, Adam
-    at a constant 1e-3, 5 epochs of 45 steps of 8 ids x 2 images per modality (x 3 views), tested from epoch 2 on."""
+    at 1e-3 (1e-4 in the last epoch), 6 epochs of 45 steps of 8 ids x 2 images per modality (x 3 views), tested from
+    epoch 2 on."""
     executed, text, (record,) = smoke_plan.run("mce_sysu")
     _learned(record, r1_over_chance=1.4, map_over_chance=4.0, map_over_untrained=5.0)
     _memory_figure_and_selection(executed, record)
     assert "multi-shot (10)" in text and "MCE's 10-shot galleries, last epoch" in text
-    assert "best mAP on the selection test" in text and "last (epoch 5)" in text
+    assert "best mAP on the selection test" in text and "last (epoch 6)" in text
     assert "the memory rebuilds took" in text and "epoch >= 40" in text  # the code-over-PAPERS.md note
 
 
@@ -232,7 +233,7 @@ def test_cst_trains_cst_and_mitml_and_draws_attention_maps(smoke_plan) -> None:
     (cst,) = [r for r in records if r["method"] == "cst"]
     assert cst["selection"]["reported"] == {"ir2rgb": "t2v_rank1", "rgb2ir": "v2t_rank1"}
     assert all(entry["epoch"] == 1 for entry in cst["selection"]["kept"].values())  # the only test of 2 epochs
-    (log,) = [p for p in (smoke_plan.out_dir / "runs").rglob("log.csv") if "modality_accuracy" in p.read_text()]
+    (log,) = [p for p in (smoke_plan.out_dir / "runs" / "mitml_vcm").rglob("log.csv") if "modality_accuracy" in p.read_text()]
     rows = list(csv.DictReader(log.open()))
     assert float(rows[0]["confusion"]) == 0 and float(rows[1]["confusion"]) > 0  # on from (0-based) epoch 1
     for record in records:
@@ -290,3 +291,15 @@ def test_command_line_entry_trains_under_torchrun_with_two_cpu_processes(tmp_pat
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(list((tmp_path / "results").glob("regdb_ivreid_synthetic_*.json"))) == 1  # rank 0 alone wrote it
     assert (tmp_path / "runs/ivreid_regdb/trial1/last.pt").is_file()
+
+
+def test_star_on_buptcampus_reads_the_twins_skeletons_and_shows_the_other_pairings(smoke_plan) -> None:
+    executed, text, records = smoke_plan.run("star_bupt")
+    assert sorted(r["method"] for r in records) == ["star", "star_baseline"]
+    assert all(r["dataset"] == "bupt" and r["config"]["params"]["recipe"]["test_frames"] == "uniform" for r in records)
+    assert "STAR on BUPTCampus (synthetic)" in text and "skeletons_coco17.h5" in text
+    assert "STAR's code has no BUPTCampus" in text  # the deviation shown where it applies
+    shown = _html(_cell(executed, "run.show_other_settings(others)"))
+    assert all(pairing in shown for pairing in ("rgb2rgb", "ir2ir", "all"))
+    star_vcm = smoke_plan.run("star_vcm")[1]
+    assert "HITSZ-VCM has no other official test setting" in star_vcm and "STAR's code has no BUPTCampus" not in star_vcm
