@@ -50,7 +50,7 @@ def test_the_smoke_plan_passes_each_notebook_only_what_it_takes() -> None:
     assert "ivreid_regdb_trial1" in runs and "ivreid_regdb_trial2" not in runs  # one RegDB trial in the smoke plan
     assert runs["cst_vcm"].parameters["tube"] == "(2, 2, 1)" and runs["cst_vcm"].parameters["mitml_confusion_epoch"] == 1
     assert "method" not in runs["mmn_sysu"].parameters and runs["agw_sysu"].parameters["method"] == "agw"
-    assert "dataset" not in runs["star_vcm"].parameters  # its notebook has no dataset parameter: only HITSZ-VCM
+    assert runs["star_vcm"].parameters["dataset"] == "vcm" and runs["star_bupt"].parameters["dataset"] == "bupt"
     assert all(r.parameters["data_root"] == "" and r.parameters["arch"] == "resnet18" for r in runs.values())
     # every setting a declaration adds reaches its notebook (a misspelt one would be dropped), per dataset where given
     for run in runs.values():
@@ -89,8 +89,7 @@ def test_a_run_counts_as_finished_only_at_the_same_clean_commit_with_its_records
 
 def test_the_smoke_plan_runs_every_planned_notebook_once_and_records_every_model(smoke_plan) -> None:
     out = smoke_plan.out_dir
-    planned = reproduce.plan({}, smoke=True, out_dir=str(out / "runs"), results_dir=str(out / "results"),
-                             datasets=helpers.CI_DATASETS)
+    planned = helpers.ci_plan(out_dir=str(out / "runs"), results_dir=str(out / "results"))
     assert smoke_plan.returncode == 0 and f"done: {len(planned)} ran, 0 skipped, 0 failed" in smoke_plan.output, \
         smoke_plan.output[-3000:]
     for number, run in enumerate(planned, 1):
@@ -120,7 +119,7 @@ def test_a_second_invocation_skips_the_finished_runs(smoke_plan, monkeypatch, ca
 
 def test_the_comparison_notebook_puts_every_smoke_record_in_the_synthetic_section(smoke_plan) -> None:
     assert not smoke_plan.compare_error, smoke_plan.compare_error
-    planned = reproduce.plan({}, smoke=True, datasets=helpers.CI_DATASETS)
+    planned = helpers.ci_plan()
     models = [m for run in planned for m in run.models]
     executed = nbformat.read(smoke_plan.compare, as_version=4)
     text = json.dumps([c.get("outputs", []) for c in executed.cells])
@@ -144,3 +143,12 @@ def test_the_readme_gives_the_cst_smoke_parameters_the_plan_passes() -> None:
             continue
         shown = f'"{value}"' if isinstance(value, str) and " " in value else value
         assert f"-p {name} {shown}" in hint, f"-p {name} {shown}"
+
+
+def test_runs_picks_planned_runs_by_name_and_names_a_typo(capsys: pytest.CaptureFixture) -> None:
+    assert reproduce.main(["--dry-run", "--smoke", "--runs", "agw_llcm", "star_bupt"]) == 0
+    lines = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line and not line.startswith(" ")]
+    assert lines[1:3] == ["agw_llcm", "star_bupt"] and "agw_sysu" not in lines
+    with pytest.raises(SystemExit):
+        reproduce.main(["--dry-run", "--smoke", "--runs", "agw_sysuu"])
+    assert "--runs agw_sysuu: not a planned run" in capsys.readouterr().err

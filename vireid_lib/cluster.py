@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .reproduce import job_path, write_json
+
 # Slurm's job states (sacct), grouped by what the launcher does about them.
 ACTIVE = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING",
           "SUSPENDED", "SIGNALING", "STAGE_OUT")
@@ -140,11 +142,8 @@ def _running(pid: int) -> bool:
     return state != "Z"
 
 
-def job_path(out_dir: Path, name: str) -> Path:
-    return out_dir / "jobs" / f"{name}.json"
-
-
 def read_job(out_dir: Path, name: str) -> dict | None:
+    """A run's job entry (None: none); a corrupt one is an error naming the file."""
     path = job_path(out_dir, name)
     if not path.is_file():
         return None
@@ -155,14 +154,6 @@ def read_job(out_dir: Path, name: str) -> dict | None:
     if not isinstance(entry, dict):
         raise ClusterError(f"{path} is not a job entry (cut short or edited); delete it to submit {name} again.")
     return entry
-
-
-def _write_job(out_dir: Path, name: str, entry: dict) -> None:
-    path = job_path(out_dir, name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(entry, indent=1))
-    os.replace(tmp, path)
 
 
 def job_states(out_dir: Path, names: list[str]) -> dict[str, tuple[dict, str]]:
@@ -210,7 +201,7 @@ def submit(runs: list, out_dir: Path, results_dir: Path, resources: Resources, r
         except Exception as err:  # sbatch refused it (a partition that does not exist, a limit): say which run
             raise ClusterError(f"{run.name}: sbatch refused the job: {err}".strip()) from err
         again = f" (again: job {entry['job_id']} ended {state or 'without a state'})" if entry else ""
-        _write_job(out_dir, run.name, {
+        write_json(job_path(out_dir, run.name), {
             "launcher": "slurm", "job_id": job.job_id, "folder": str(folder),
             "submitted": datetime.now(timezone.utc).isoformat(timespec="seconds"), "parameters": run.parameters,
             "resources": asdict(resources), "minutes": resources.minutes(run.training_images, rate),

@@ -242,8 +242,8 @@ def execute(run: PlannedRun, out_dir: Path, results_dir: Path, commit: dict, gpu
     log = log_path(run, out_dir)
     log.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    marker = None if extra is not None else _write_json(
-        out_dir / "jobs" / f"{run.name}.json", {"launcher": "local", "pid": os.getpid(), "host": socket.gethostname(),
+    marker = None if extra is not None else write_json(
+        job_path(out_dir, run.name), {"launcher": "local", "pid": os.getpid(), "host": socket.gethostname(),
                                                 "gpu": gpu, "started": _now()})
     # papermill_environment: the kernel leaves out ipykernel's unencrypted-TCP warning (see vireid_lib.main)
     try:
@@ -272,7 +272,7 @@ def execute(run: PlannedRun, out_dir: Path, results_dir: Path, commit: dict, gpu
     run.status = "done"
     entry = {"commit": commit.get("sha"), "parameters": run.parameters, "records": run.records,
              "notebook": str(executed), "seconds": round(run.seconds, 1), "gpu": gpu, **(extra or {})}
-    _write_json(_ledger(run, out_dir), entry)
+    write_json(_ledger(run, out_dir), entry)
     return run
 
 
@@ -285,7 +285,7 @@ def _written_by(run: PlannedRun, path: Path) -> bool:
             and record.get("trial") in (run.trial, None))
 
 
-def _write_json(path: Path, entry: dict) -> Path:
+def write_json(path: Path, entry: dict) -> Path:
     """``entry`` as ``path``, written atomically (a kill mid-write leaves the old file or none)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -368,8 +368,13 @@ def run_states(runs: list[PlannedRun], out_dir: Path, rate: float) -> list[dict]
     return rows
 
 
+def job_path(out_dir: Path, name: str) -> Path:
+    """Where a run's job entry lives: its Slurm job (kept), or the local process running it (while it runs)."""
+    return out_dir / "jobs" / f"{name}.json"
+
+
 def _job_entry(out_dir: Path, name: str) -> dict | None:
-    path = out_dir / "jobs" / f"{name}.json"
+    path = job_path(out_dir, name)
     try:
         entry = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -378,11 +383,13 @@ def _job_entry(out_dir: Path, name: str) -> dict | None:
 
 
 def _alive(pid: int) -> bool:
+    if pid <= 0:  # kill(0, ...) would signal this whole process group
+        return False
     try:
         os.kill(pid, 0)
-    except (OSError, ValueError):
+    except OSError:
         return False
-    return pid > 0
+    return True
 
 
 def _tail(path: Path, lines: int = 3) -> str:
@@ -594,6 +601,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument(f"--{dataset}", metavar="ROOT", default="", help=f"the {dataset} dataset's folder")
     parser.add_argument("--only", nargs="+", default=(), metavar="METHOD", help="only these papers (method keys)")
     parser.add_argument("--datasets", nargs="+", default=DATASETS, choices=DATASETS, help="only these datasets")
+    parser.add_argument("--runs", nargs="+", default=(), metavar="RUN",
+                        help="only these planned runs, by the names the plan prints (e.g. agw_sysu mmn_regdb_trial3)")
     parser.add_argument("--trials", nargs="+", type=_trial, default=None,
                         help="RegDB trials, 1 to 10 (default all 10; smoke: 1)")
     parser.add_argument("--gpus", default="", help="GPU ids for side-by-side runs, e.g. 0,1,2,3")
@@ -630,8 +639,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if (args.dry_run or args.status) and not any(roots.values()) and not args.smoke:
             roots = {d: f"<{d} root>" for d in DATASETS}  # the real plan, with placeholders for the roots
-        runs = plan(roots, args.smoke, tuple(args.only), tuple(args.trials) if args.trials else None,
-                    str(out_dir / "runs"), str(results_dir), tuple(args.datasets))
+        trials = tuple(args.trials) if args.trials else None
+        runs = plan(roots, args.smoke, tuple(args.only), trials, str(out_dir / "runs"), str(results_dir),
+                    tuple(args.datasets))
+        if args.runs:
+            every = [r.name for r in plan(roots, args.smoke, (), trials)]
+            unknown = [name for name in args.runs if name not in every]
+            if unknown:
+                raise ReproduceError(f"--runs {', '.join(unknown)}: not a planned run; the plan has {', '.join(every)}.")
+            runs = [r for r in runs if r.name in args.runs]
+            if not runs:
+                raise ReproduceError("nothing to run: no run named by --runs is on the datasets and papers selected.")
     except ReproduceError as err:
         parser.error(str(err))
     if args.status:

@@ -121,3 +121,12 @@ def test_a_deviation_declared_for_one_dataset_shows_only_on_it() -> None:
     rows = {tuple(cell.strip() for cell in line.split("|")[1:3]): line for line in render_recipes().splitlines()}
     assert "STAR's code has no BUPTCampus" in rows[("STAR", "BUPTCampus")]
     assert "STAR's code has no BUPTCampus" not in rows[("STAR", "HITSZ-VCM")]
+
+
+def test_the_notebooks_readme_lists_every_dataset_each_notebook_runs_on() -> None:
+    rows = {line.split("|")[1].strip(" `"): line.split("|")[3] for line in
+            (ROOT / "notebooks" / "README.md").read_text().splitlines() if line.startswith("| `")}
+    for method, paper in papers.workbook_papers().items():
+        if paper.notebook:
+            names = [benchmarks.benchmark(d).name for d in paper.datasets]
+            assert all(name in rows[paper.notebook] for name in names), (paper.notebook, names)
