@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
@@ -75,61 +74,25 @@ class SmokePlan:
 
 
 SMOKE_TIMEOUT_S = 3600
-
-
-def _smoke_command(out: Path) -> list[str]:
-    return [sys.executable, "-m", "vireid_lib.reproduce", "--smoke", "--out-dir", str(out), "--jobs", "2",
-            "--runs", *helpers.ci_run_names()]
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The tests that read the smoke plan run last, so that the rest of the suite runs while the plan does."""
-    items.sort(key=lambda item: "smoke_plan" in getattr(item, "fixturenames", ()))
-
-
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """Start the smoke plan in the background as soon as the selected tests are known to need it: it takes minutes
-    and keeps about one and a half cores busy, and the other tests use what is left meanwhile."""
-    if not any("smoke_plan" in getattr(item, "fixturenames", ()) for item in session.items):
-        return
-    out = session.config._tmp_path_factory.mktemp("smoke")  # the session's own temporary folder
-    stack = contextlib.ExitStack()
-    log = stack.enter_context(open(out.parent / "smoke_plan_output.txt", "w+"))
-    command = _smoke_command(out)
-    # one CPU thread per notebook on any machine, so that tests/test_cluster.py's run can match its numbers
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = stack.enter_context(helpers.process_tree(command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
-                                                       stderr=subprocess.STDOUT, env=env))
-    session.config.stash[_SMOKE] = (out, command, process, log, stack)
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    started = session.config.stash.get(_SMOKE, None)
-    if started is not None:
-        started[-1].close()  # kills the plan and its kernels if a test run ended before it did
-
-
-_SMOKE = pytest.StashKey[tuple]()
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
-def smoke_plan(request: pytest.FixtureRequest) -> SmokePlan:
-    """The whole smoke plan, run once per session as a user runs it (started when collection ends, see
-    :func:`pytest_collection_finish`), then the comparison notebook on its records. A subprocess each: under
-    pytest's output capture a kernel's widget messages can stall. Each is killed with the notebooks' kernels when it
-    ends or times out (``helpers.process_tree``, ``helpers.run``)."""
-    out, command, process, log, _ = request.config.stash[_SMOKE]
-    try:
-        process.wait(timeout=SMOKE_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        helpers.kill_tree(process)
-    log.seek(0)
-    output = log.read()
+def smoke_plan(tmp_path_factory: pytest.TempPathFactory) -> SmokePlan:
+    """The smoke plan, run once per session as a user runs it (two notebooks at a time, one CPU thread each, so that
+    tests/test_cluster.py's run can match its numbers on any machine), then the comparison notebook on its records.
+    A subprocess each: under pytest's output capture a kernel's widget messages can stall. Each is killed with the
+    notebooks' kernels when it ends or times out (``helpers.run``). (Run beside the other tests instead, it slowed
+    the two-thread ones four times over: the cores were oversubscribed.)"""
+    out = tmp_path_factory.mktemp("smoke")
+    command = [sys.executable, "-m", "vireid_lib.reproduce", "--smoke", "--out-dir", str(out), "--jobs", "2",
+               "--runs", *helpers.ci_run_names()]
+    done = helpers.run(command, capture_output=True, text=True, cwd=ROOT, stdin=subprocess.DEVNULL,
+                       timeout=SMOKE_TIMEOUT_S, env={**os.environ, "OMP_NUM_THREADS": "1"})
     compare = out / "compare.ipynb"
     compared = helpers.run([sys.executable, "-m", "papermill", str(ROOT / "notebooks" / "compare.ipynb"),
                             str(compare), "-p", "results_dir", str(out / "results"), "--cwd", str(ROOT),
                             "--no-progress-bar", "--log-level", "ERROR"], capture_output=True, text=True,
                            stdin=subprocess.DEVNULL, timeout=600)
-    return SmokePlan(out, command, process.returncode, output, compare,
+    return SmokePlan(out, command, done.returncode, done.stdout + done.stderr, compare,
                      compared.stderr[-3000:] if compared.returncode else "")

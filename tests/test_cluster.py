@@ -100,12 +100,13 @@ def test_a_killed_job_resubmits_a_signalled_one_requeues_and_both_end_with_the_l
     killed_at = _epochs_done(out)
 
     # The same command again: the failed run is submitted again
+    log = out / "logs" / f"{run.name}.txt"  # the killed job's notebook log, rewritten when the next one starts
+    stale = log.stat().st_mtime_ns
     second = cluster.submit([_plan(out)], out, out / "results", resources, 1000.0)[run.name]
     assert second != job and f"(again: job {job} ended FAILED)" in capsys.readouterr().out
-    # Slurm's warning signal before a time limit, once its notebook runs: the job stops it and is requeued under the
-    # same id, and the requeued job resumes from the last checkpoint
-    _wait(lambda: (out / "logs" / f"{run.name}.txt").is_file() and _job(slurm, second)["state"] == "RUNNING",
-          "the notebook to start")
+    # Slurm's warning signal before a time limit, once its notebook runs (submitit's handler is in place by then): the
+    # job stops the notebook and is requeued under the same id, and the requeued job resumes from the last checkpoint
+    _wait(lambda: log.is_file() and log.stat().st_mtime_ns != stale, "the notebook to start")
     assert fake_slurm.scancel(["--signal", "USR2", second]) == 0
     _wait(lambda: _job(slurm, second)["state"] == "COMPLETED", "the requeued job to complete", timeout=300)
     assert _job(slurm, second)["runs"] == 2  # requeued once
