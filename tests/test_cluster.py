@@ -8,17 +8,16 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
 
 import pytest
+import submitit  # noqa: F401  (the test extra installs it: a missing install fails here, it is never skipped)
 
 from tests import fake_slurm
-from vireid_lib import reproduce
-
-submitit = pytest.importorskip("submitit", reason="the [cluster] extra (submitit) is part of the test install")
-from vireid_lib import cluster  # noqa: E402  (after the import check: it names submitit lazily)
+from vireid_lib import cluster, reproduce
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -130,3 +129,33 @@ def test_a_killed_job_resubmits_a_signalled_one_requeues_and_both_end_with_the_l
     (theirs,) = [json.loads(Path(p).read_text()) for p in here["records"]]
     assert [(r["protocol"], r["direction"], r["R1"], r["mAP"], r["mINP"]) for r in record["rows"]] == \
         [(r["protocol"], r["direction"], r["R1"], r["mAP"], r["mINP"]) for r in theirs["rows"]]
+
+
+def test_status_lists_every_state_and_the_gpu_hours(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """--status from the ledger, the job entries and the logs: finished, a local run still running, an interrupted
+    one (its process gone) with its log's last lines, a failed one, and not started."""
+    out = tmp_path / "out"
+    names = {r.name: r for r in reproduce.plan({}, smoke=True, only=("agw",))}
+    finished, running, interrupted = "agw_sysu", "agw_regdb_trial1", "agw_llcm"
+    record = tmp_path / "record.json"
+    record.write_text("{}")
+    reproduce.write_json(out / "ledger" / f"{finished}.json", {"commit": "abc", "records": [str(record)],
+                                                                 "seconds": 7200.0, "gpus": 2})
+    host = socket.gethostname()
+    reproduce.write_json(reproduce.job_path(out, running), {"launcher": "local", "pid": os.getpid(), "host": host})
+    reproduce.write_json(reproduce.job_path(out, interrupted), {"launcher": "local", "pid": 2 ** 22 + 7, "host": host})
+    log = reproduce.log_path(names[interrupted], out)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("epoch 1\nKeyboardInterrupt: stopped in epoch 2\n")
+    rows = {r["run"]: r for r in reproduce.run_states(list(names.values()), out, 1000.0)}
+    assert rows[finished]["state"] == "finished (at another commit)" and rows[finished]["gpu_hours"] == 4.0
+    assert rows[running]["state"] == "running" and rows[running]["job"] == f"local pid {os.getpid()}"
+    assert rows[interrupted]["state"] == "interrupted" and "stopped in epoch 2" in rows[interrupted]["log"]
+    assert {r["state"] for r in reproduce.run_states(list(names.values()), tmp_path / "new", 1000.0)} == {"not started"}
+    assert rows[finished]["left_gpu_hours"] == 0 and rows[running]["left_gpu_hours"] > 0
+    text = reproduce.describe_states(list(rows.values()), 1000.0)
+    assert "1 finished, 1 running, 1 interrupted" in text and "4.0 GPU-hours spent" in text
+    # a Slurm job entry cut short: --status names the file instead of a traceback
+    broken = reproduce.write_json(reproduce.job_path(out, running), {"launcher": "slurm"})
+    assert reproduce.main(["--status", "--smoke", "--only", "agw", "--out-dir", str(out)]) == 2
+    assert f"{broken} is not a job entry" in capsys.readouterr().err

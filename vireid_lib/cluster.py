@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .reproduce import job_path, write_json
+from .reproduce import ReproduceError, job_path, write_json
 
 # Slurm's job states (sacct), grouped by what the launcher does about them.
 ACTIVE = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING",
@@ -36,7 +36,7 @@ ENDED = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "PREEMPTED", "NODE_FAIL"
          "DEADLINE")
 
 
-class ClusterError(ValueError):
+class ClusterError(ReproduceError):
     """The cluster launcher cannot go on (submitit missing, sbatch refused a job); the message says what to do."""
 
 
@@ -151,7 +151,7 @@ def read_job(out_dir: Path, name: str) -> dict | None:
         entry = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError):
         entry = None
-    if not isinstance(entry, dict):
+    if not isinstance(entry, dict) or (entry.get("launcher") == "slurm" and not {"job_id", "folder"} <= set(entry)):
         raise ClusterError(f"{path} is not a job entry (cut short or edited); delete it to submit {name} again.")
     return entry
 

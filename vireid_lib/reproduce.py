@@ -653,7 +653,11 @@ def main(argv: list[str] | None = None) -> int:
     except ReproduceError as err:
         parser.error(str(err))
     if args.status:
-        print(describe_states(run_states(runs, out_dir, args.rate), args.rate))
+        try:
+            print(describe_states(run_states(runs, out_dir, args.rate), args.rate))
+        except ReproduceError as err:  # a corrupt job entry, or Slurm entries without submitit installed
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         return 0
     resources = None
     if args.launcher == "slurm":
