@@ -152,3 +152,10 @@ def test_runs_picks_planned_runs_by_name_and_names_a_typo(capsys: pytest.Capture
     with pytest.raises(SystemExit):
         reproduce.main(["--dry-run", "--smoke", "--runs", "agw_sysuu"])
     assert "--runs agw_sysuu: not a planned run" in capsys.readouterr().err
+
+
+def test_the_dry_run_says_where_an_unpublished_training_size_comes_from(capsys: pytest.CaptureFixture) -> None:
+    assert reproduce.main(["--dry-run", "--datasets", "llcm", "sysu", "--only", "agw"]) == 0
+    text = capsys.readouterr().out
+    assert "LLCM's training size: an estimate from LLCM's README totals" in text
+    assert "SYSU-MM01's training size" not in text  # published: nothing to say

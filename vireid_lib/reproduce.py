@@ -318,6 +318,10 @@ def describe(runs: list[PlannedRun], rate: float, resources=None) -> str:
                      f"{images / rate / 3600:>7.1f} GPU-h")
     lines.append(f"{count(len(runs), 'run')}, {total:,} training images: about {total / rate / 3600:.1f} GPU-hours at an assumed "
                  f"{rate:g} images/s (training only; measure yours with benchmarks/train_bench.py and pass --rate)")
+    for dataset in dict.fromkeys(run.dataset for run in runs):  # a training size the dataset does not publish
+        declared = benchmark(dataset)
+        if declared.published_train_source:
+            lines.append(f"{declared.name}'s training size: {declared.published_train_source}")
     return "\n".join(lines)
 
 
@@ -531,27 +535,26 @@ def interrupted_report(runs: list[PlannedRun], out_dir: Path, argv: list[str]) -
     return "\n".join(lines)
 
 
-def _rate(text: str) -> float:
-    """``--rate``: training images per second, a positive finite number."""
+def _positive(text: str, what: str) -> float:
+    """A positive finite number from the command line, or argparse's error saying it must be ``what``."""
     try:
-        rate = float(text)
+        value = float(text)
     except ValueError:
-        rate = math.nan
-    if not math.isfinite(rate) or rate <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive finite number of training images per second; "
-                                         f"measure it with benchmarks/train_bench.py (default {DEFAULT_RATE:g}).")
-    return rate
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+    return value
+
+
+def _rate(text: str) -> float:
+    """``--rate``: training images per second."""
+    return _positive(text, "a positive finite number of training images per second; measure it with "
+                           f"benchmarks/train_bench.py (default {DEFAULT_RATE:g}).")
 
 
 def _hours(text: str) -> float:
-    """``--hours``: a job's time limit, a positive finite number of hours."""
-    try:
-        hours = float(text)
-    except ValueError:
-        hours = math.nan
-    if not math.isfinite(hours) or hours <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of hours (e.g. 24).")
-    return hours
+    """``--hours``: a job's time limit."""
+    return _positive(text, "a positive number of hours (e.g. 24).")
 
 
 def _jobs(text: str) -> int:
