@@ -12,6 +12,7 @@ declarations; none of them asks "which dataset is this?".
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 from collections.abc import Callable
@@ -110,16 +111,22 @@ def declaring_modules() -> list[str]:
             if not info.name.startswith("_") and not info.ispkg]
 
 
-def benchmarks() -> dict[str, Benchmark]:
-    """Every declared benchmark by its key (the workbook's, then any registered): image benchmarks first, each kind
-    in its declared ``order``."""
-    found = {}
+@functools.lru_cache(maxsize=None)
+def _workbook_benchmarks() -> tuple[tuple[str, Benchmark], ...]:
+    """This package's declarations, found once per process (the runner and the tables ask for them often)."""
+    found: dict[str, Benchmark] = {}
     for name in declaring_modules():
         declared = importlib.import_module(name).BENCHMARK
         if declared.key in found:
             raise ValueError(f"benchmark {declared.key!r} is declared twice ({name} and another module).")
         found[declared.key] = declared
-    found.update(_REGISTERED)
+    return tuple(found.items())
+
+
+def benchmarks() -> dict[str, Benchmark]:
+    """Every declared benchmark by its key (the workbook's, then any registered): image benchmarks first, each kind
+    in its declared ``order``."""
+    found = {**dict(_workbook_benchmarks()), **_REGISTERED}
     return dict(sorted(found.items(), key=lambda item: (item[1].video, item[1].order, item[0])))
 
 
