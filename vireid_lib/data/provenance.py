@@ -1,8 +1,9 @@
 """Whether a dataset is the real one, decided by the data itself.
 
-A folder is the real SYSU-MM01, RegDB, LLCM, HITSZ-VCM or BUPTCampus only when its splits have the sizes the
-dataset publishes (PROTOCOLS.md; each reader's ``PUBLISHED``, measured by its ``sizes``): a copied synthetic twin without its marker file, a subset, or
-a re-made layout is not, however it is named. Three kinds:
+A folder is the real SYSU-MM01, RegDB, LLCM, HITSZ-VCM or BUPTCampus only when its splits have the
+sizes the dataset publishes (PROTOCOLS.md; each reader's ``PUBLISHED``, measured by its ``sizes``):
+a copied synthetic twin without its marker file, a subset, or a re-made layout is not, however it is
+named. Three kinds:
 
 * ``synthetic``: written by this workbook's generator (its marker file is there);
 * ``real``: every published size matches;
